@@ -1,0 +1,30 @@
+// corfs check OVERLAY: exit 0 when the overlay is sound, 1 with one line per
+// problem otherwise.
+
+#include <cstdio>
+
+#include "cli/commands.h"
+#include "overlay/overlay_inspect.h"
+
+namespace corfs::cli {
+
+void AddCheckCommand(CLI::App& app, int* exit_code) {
+  auto overlay_path = std::make_shared<std::string>();
+  CLI::App* cmd = app.add_subcommand("check", "Verify an overlay's header, bitmap, data file and backing chain");
+  cmd->add_option("overlay", *overlay_path, "Path of the overlay's data file")->required();
+  cmd->callback([=] {
+    overlay::CheckReport report;
+    overlay::CheckOverlay(*overlay_path, overlay::OpenImage, &report);
+    for (const std::string& note : report.notes) std::printf("note: %s\n", note.c_str());
+    for (const std::string& problem : report.problems) std::fprintf(stderr, "problem: %s\n", problem.c_str());
+    if (report.sound()) {
+      std::printf("%s: no problems found\n", overlay_path->c_str());
+      *exit_code = 0;
+    } else {
+      std::fprintf(stderr, "%s: %zu problem(s) found\n", overlay_path->c_str(), report.problems.size());
+      *exit_code = 1;
+    }
+  });
+}
+
+}  // namespace corfs::cli

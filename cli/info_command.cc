@@ -1,0 +1,92 @@
+// corfs info OVERLAY [--json]
+
+#include <cinttypes>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
+#include "common/size.h"
+#include "overlay/overlay_inspect.h"
+
+namespace corfs::cli {
+
+namespace {
+
+std::string Hex(uint64_t value) {
+  char text[24];
+  std::snprintf(text, sizeof text, "%016" PRIx64, value);
+  return text;
+}
+
+std::string State(const overlay::OverlayHeader& header) { return header.standalone ? "standalone" : "streaming"; }
+
+double Percent(const overlay::OverlayInfo& info) {
+  return info.header.virtual_size == 0 ? 0.0 : 100.0 * static_cast<double>(info.allocated_bytes) /
+                                                   static_cast<double>(info.header.virtual_size);
+}
+
+void PrintJson(const overlay::OverlayInfo& info) {
+  nlohmann::json chain = nlohmann::json::array();
+  for (const overlay::ChainEntryInfo& entry : info.chain) {
+    chain.push_back({{"path", entry.recorded.path},
+                     {"resolved-path", entry.resolved_path},
+                     {"format", entry.recorded.format},
+                     {"size", entry.recorded.size},
+                     {"fingerprint", Hex(entry.recorded.fingerprint)}});
+  }
+  nlohmann::json out = {{"path", info.path},
+                        {"virtual-size", info.header.virtual_size},
+                        {"cluster-size", info.header.cluster_size()},
+                        {"clusters", info.header.cluster_count()},
+                        {"allocated-clusters", info.allocated_clusters},
+                        {"allocated-bytes", info.allocated_bytes},
+                        {"allocated-percent", Percent(info)},
+                        {"disk-usage", info.data_file_bytes},
+                        {"state", State(info.header)},
+                        {"header-sequence", info.header.sequence},
+                        {"backing-chain", chain}};
+  std::printf("%s\n", out.dump(2).c_str());
+}
+
+void PrintText(const overlay::OverlayInfo& info) {
+  const overlay::OverlayHeader& h = info.header;
+  std::printf("image:          %s\n", info.path.c_str());
+  std::printf("virtual size:   %s (%" PRIu64 " bytes)\n", FormatSize(h.virtual_size).c_str(), h.virtual_size);
+  std::printf("cluster size:   %s\n", FormatSize(h.cluster_size()).c_str());
+  std::printf("allocated:      %s (%.1f%%, %" PRIu64 " of %" PRIu64 " clusters)\n",
+              FormatSize(info.allocated_bytes).c_str(), Percent(info), info.allocated_clusters, h.cluster_count());
+  std::printf("disk usage:     %s\n", FormatSize(info.data_file_bytes).c_str());
+  std::printf("state:          %s\n", State(h).c_str());
+  if (info.chain.empty()) {
+    std::printf("backing chain:  none\n");
+    return;
+  }
+  std::printf("backing chain:\n");
+  for (size_t i = 0; i < info.chain.size(); ++i) {
+    const overlay::BackingRef& ref = info.chain[i].recorded;
+    std::printf("  %zu. %s (%s, %s, fingerprint %s)\n", i + 1, ref.path.c_str(), ref.format.c_str(),
+                FormatSize(ref.size).c_str(), Hex(ref.fingerprint).c_str());
+  }
+}
+
+}  // namespace
+
+void AddInfoCommand(CLI::App& app, int* exit_code) {
+  auto overlay_path = std::make_shared<std::string>();
+  auto json = std::make_shared<bool>(false);
+  CLI::App* cmd = app.add_subcommand("info", "Show an overlay's size, allocation, state and backing chain");
+  cmd->add_option("overlay", *overlay_path, "Path of the overlay's data file")->required();
+  cmd->add_flag("--json", *json, "Print JSON");
+  cmd->callback([=] {
+    overlay::OverlayInfo info;
+    Status status = overlay::InspectOverlay(*overlay_path, &info);
+    if (!status.ok()) {
+      *exit_code = Fail(status.message());
+      return;
+    }
+    *json ? PrintJson(info) : PrintText(info);
+    *exit_code = 0;
+  });
+}
+
+}  // namespace corfs::cli

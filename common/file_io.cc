@@ -1,0 +1,71 @@
+#include "common/file_io.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+#include "common/unique_fd.h"
+
+namespace corfs {
+
+Status PreadFull(int fd, std::span<char> buf, uint64_t offset, const std::string& what) {
+  size_t done = 0;
+  while (done < buf.size()) {
+    ssize_t n = ::pread(fd, buf.data() + done, buf.size() - done, static_cast<off_t>(offset + done));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Status::FromErrno("read " + what);
+    }
+    if (n == 0) {  // end of file: the rest reads as zeros
+      std::memset(buf.data() + done, 0, buf.size() - done);
+      break;
+    }
+    done += static_cast<size_t>(n);
+  }
+  return Status::Ok();
+}
+
+Status PwriteFull(int fd, std::span<const char> data, uint64_t offset, const std::string& what) {
+  size_t done = 0;
+  while (done < data.size()) {
+    ssize_t n = ::pwrite(fd, data.data() + done, data.size() - done, static_cast<off_t>(offset + done));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Status::FromErrno("write " + what);
+    }
+    done += static_cast<size_t>(n);
+  }
+  return Status::Ok();
+}
+
+Status SyncData(int fd, const std::string& what) {
+  while (::fdatasync(fd) != 0) {
+    if (errno != EINTR) return Status::FromErrno("sync " + what);
+  }
+  return Status::Ok();
+}
+
+Status SyncParentDirectory(const std::string& path) {
+  std::filesystem::path parent = std::filesystem::path(path).parent_path();
+  if (parent.empty()) parent = ".";
+  UniqueFd dir(::open(parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!dir.valid()) return Status::FromErrno("open folder " + parent.string());
+  if (::fsync(dir.get()) != 0) return Status::FromErrno("sync folder " + parent.string());
+  return Status::Ok();
+}
+
+bool IsAllZero(std::span<const char> data) {
+  // Check the first 16 bytes by hand, then compare the buffer with itself
+  // shifted by 16: memcmp is vectorised, a byte loop is not.
+  size_t head = data.size() < 16 ? data.size() : 16;
+  for (size_t i = 0; i < head; ++i) {
+    if (data[i] != 0) return false;
+  }
+  if (data.size() <= 16) return true;
+  return std::memcmp(data.data(), data.data() + 16, data.size() - 16) == 0;
+}
+
+}  // namespace corfs

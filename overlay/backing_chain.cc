@@ -1,0 +1,69 @@
+#include "overlay/backing_chain.h"
+
+#include <algorithm>
+#include <cstring>
+
+namespace corfs::overlay {
+
+BackingChain::BackingChain(std::vector<std::unique_ptr<BlockDriver>> layers, uint64_t disk_size) {
+  uint64_t visible = disk_size;
+  for (auto& driver : layers) {
+    visible = std::min(visible, driver->size());
+    layers_.push_back({std::move(driver), visible});
+  }
+}
+
+Status BackingChain::Read(uint64_t offset, std::span<char> buf, size_t end_layer) {
+  return ReadFrom(0, std::min(end_layer, depth()), offset, buf);
+}
+
+Status BackingChain::ReadFrom(size_t layer, size_t end_layer, uint64_t offset, std::span<char> buf) {
+  uint64_t pos = 0;
+  while (pos < buf.size()) {
+    const uint64_t at = offset + pos;
+    std::span<char> rest = buf.subspan(pos);
+    if (layer >= end_layer || at >= layers_[layer].visible_size) {
+      std::memset(rest.data(), 0, rest.size());
+      return Status::Ok();
+    }
+    BlockDriver& driver = *layers_[layer].driver;
+    const uint64_t limit = std::min<uint64_t>(rest.size(), layers_[layer].visible_size - at);
+    BlockStatus status;
+    CORFS_RETURN_IF_ERROR(driver.GetBlockStatus(at, limit, &status));
+    std::span<char> run = rest.first(std::min<uint64_t>(status.length, limit));
+    switch (status.allocation) {
+      case Allocation::kData:
+        CORFS_RETURN_IF_ERROR(driver.Read(at, run));
+        break;
+      case Allocation::kZero:
+        std::memset(run.data(), 0, run.size());
+        break;
+      case Allocation::kUnallocated:
+        CORFS_RETURN_IF_ERROR(ReadFrom(layer + 1, end_layer, at, run));
+        break;
+    }
+    pos += run.size();
+  }
+  return Status::Ok();
+}
+
+Status BackingChain::GetBlockStatus(uint64_t offset, uint64_t length, size_t end_layer, BlockStatus* out) {
+  end_layer = std::min(end_layer, depth());
+  for (size_t i = 0; i < end_layer; ++i) {
+    if (offset >= layers_[i].visible_size) break;  // past this layer's end: zeros
+    length = std::min(length, layers_[i].visible_size - offset);
+    BlockStatus status;
+    CORFS_RETURN_IF_ERROR(layers_[i].driver->GetBlockStatus(offset, length, &status));
+    if (status.allocation != Allocation::kUnallocated) {
+      *out = status;
+      return Status::Ok();
+    }
+    // Nothing here for status.length bytes: the answer for that run comes
+    // from the layers below.
+    length = std::min(length, status.length);
+  }
+  *out = {Allocation::kUnallocated, length};
+  return Status::Ok();
+}
+
+}  // namespace corfs::overlay

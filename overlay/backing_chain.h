@@ -1,0 +1,48 @@
+#pragma once
+// BackingChain: the read-only images below an overlay, top first.
+//
+// A read asks the top layer; what it does not hold (kUnallocated) falls
+// through to the next layer, and what no layer holds reads as zeros. Each
+// layer is seen only up to its own size and the size of every layer above it:
+// past the end of a backing image the disk reads zeros, whatever lies below,
+// as in QEMU.
+
+#include <memory>
+#include <vector>
+
+#include "overlay/block_driver.h"
+
+namespace corfs::overlay {
+
+class BackingChain {
+ public:
+  BackingChain() = default;  // no backing: everything reads as zeros
+  BackingChain(std::vector<std::unique_ptr<BlockDriver>> layers, uint64_t disk_size);
+
+  size_t depth() const { return layers_.size(); }
+  BlockDriver& layer(size_t i) const { return *layers_[i].driver; }
+
+  // Reads the merged content of the top `end_layer` layers (all by default).
+  Status Read(uint64_t offset, std::span<char> buf) { return Read(offset, buf, depth()); }
+  Status Read(uint64_t offset, std::span<char> buf, size_t end_layer);
+
+  // Allocation of the merged view: kData if some layer holds the range,
+  // kZero if a layer says it is zero, kUnallocated if none of the top
+  // `end_layer` layers holds it.
+  Status GetBlockStatus(uint64_t offset, uint64_t length, BlockStatus* out) {
+    return GetBlockStatus(offset, length, depth(), out);
+  }
+  Status GetBlockStatus(uint64_t offset, uint64_t length, size_t end_layer, BlockStatus* out);
+
+ private:
+  struct Layer {
+    std::unique_ptr<BlockDriver> driver;
+    uint64_t visible_size;  // min(disk size, size of this layer and of all above)
+  };
+
+  Status ReadFrom(size_t layer, size_t end_layer, uint64_t offset, std::span<char> buf);
+
+  std::vector<Layer> layers_;
+};
+
+}  // namespace corfs::overlay

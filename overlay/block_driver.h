@@ -1,0 +1,46 @@
+#pragma once
+// BlockDriver: the small interface every image format implements.
+//
+// A driver presents one image as a flat array of bytes of size() bytes. Reads
+// never fail for being past the end of the underlying file: such bytes read as
+// zeros. GetBlockStatus tells, for a range, whether the image itself holds the
+// data (kData), knows it is zero (kZero), or holds nothing so that a lower
+// layer of a chain shows through (kUnallocated), and how long that run is.
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+
+#include "common/status.h"
+
+namespace corfs::overlay {
+
+enum class Allocation { kData, kZero, kUnallocated };
+
+struct BlockStatus {
+  Allocation allocation = Allocation::kUnallocated;
+  uint64_t length = 0;  // bytes from the queried offset with this allocation; > 0
+};
+
+class BlockDriver {
+ public:
+  virtual ~BlockDriver() = default;
+
+  // The image's virtual size in bytes.
+  virtual uint64_t size() const = 0;
+  // The file the driver reads, for messages.
+  virtual const std::string& path() const = 0;
+  // "raw", "qcow2", ...
+  virtual std::string format() const = 0;
+
+  virtual Status Read(uint64_t offset, std::span<char> buf) = 0;
+  virtual Status Write(uint64_t offset, std::span<const char> data) = 0;
+  virtual Status Flush() = 0;
+  // Makes [offset, offset+length) read as zeros, releasing space if it can.
+  virtual Status Discard(uint64_t offset, uint64_t length) = 0;
+  // Allocation of [offset, offset+length); `length` > 0 and within size().
+  virtual Status GetBlockStatus(uint64_t offset, uint64_t length, BlockStatus* out) = 0;
+};
+
+}  // namespace corfs::overlay

@@ -1,0 +1,156 @@
+#pragma once
+// Overlay: one virtual disk of corfs, the native two-file overlay of
+// design.md over a backing chain.
+//
+//   NAME      sparse raw data file of the virtual size; cluster i of the disk
+//             lives at the same offset once allocated
+//   NAME.cor  header (two checksummed slots) + allocation bitmap
+//
+// Reads of allocated clusters go straight to NAME, without locks. Other
+// clusters are faulted in from the chain (copy-on-read) or, with
+// copy_on_read off, read from the chain and left there (a thin clone).
+// Writes go to NAME; a partial write to a cluster the overlay lacks first
+// merges the backing data (copy-on-write). Clusters that are all zeros stay
+// holes in NAME.
+//
+// Durability: a bitmap bit reaches NAME.cor only after the data of its
+// cluster was synced (Commit). Flush commits; a background thread commits
+// about once a second; closing commits.
+//
+// All methods are thread-safe.
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/unique_fd.h"
+#include "overlay/allocation_bitmap.h"
+#include "overlay/backing_chain.h"
+#include "overlay/cluster_claims.h"
+#include "overlay/image_opener.h"
+#include "overlay/overlay_header.h"
+
+namespace corfs::overlay {
+
+// A backing image named by a user: a path and a format ("" = detect).
+struct ImageSpec {
+  std::string path;
+  std::string format;
+};
+
+struct CreateOptions {
+  std::vector<ImageSpec> backing;  // top first; relative paths are relative to the current folder
+  uint64_t size = 0;               // 0: the size of the top backing image
+  uint64_t cluster_size = uint64_t{1} << kDefaultClusterBits;
+  bool force = false;              // replace an existing overlay
+  ImageOpener opener = OpenImage;
+};
+
+struct OpenOptions {
+  bool read_only = false;
+  bool copy_on_read = true;
+  // Period of the background metadata commit; zero turns it off.
+  std::chrono::milliseconds commit_interval{1000};
+  // The backing images the caller expects (a YAML file's chain). When set,
+  // these are opened instead of the paths in the header and must have the
+  // recorded identities.
+  std::optional<std::vector<ImageSpec>> expected_backing;
+  ImageOpener opener = OpenImage;
+};
+
+// The metadata file of the overlay whose data file is `path`.
+std::string MetadataPath(const std::string& path);
+
+// Checks a cluster size given by a user: a power of two in [4 KiB, 2 MiB].
+Status ValidateClusterSize(uint64_t cluster_size);
+
+class Overlay {
+ public:
+  // Creates a new overlay. Every argument is checked before anything is
+  // written, so a failure leaves the disk as it was.
+  static Status Create(const std::string& path, const CreateOptions& options);
+  static Status Open(const std::string& path, const OpenOptions& options, std::unique_ptr<Overlay>* out);
+
+  Overlay(const Overlay&) = delete;
+  Overlay& operator=(const Overlay&) = delete;
+  // Commits and closes; use Close() to see whether the last commit worked.
+  ~Overlay();
+  Status Close();
+
+  const std::string& path() const { return path_; }
+  uint64_t size() const { return size_; }
+  uint64_t cluster_size() const { return uint64_t{1} << cluster_bits_; }
+  uint64_t cluster_count() const { return bitmap_.clusters(); }
+  uint64_t allocated_clusters() const { return bitmap_.CountSet(); }
+  bool read_only() const { return read_only_; }
+  OverlayHeader header() const;
+
+  Status Read(uint64_t offset, std::span<char> buf);
+  Status Write(uint64_t offset, std::span<const char> data);
+  // Makes the range read as zeros (discard and write-zeroes alike).
+  Status Discard(uint64_t offset, uint64_t length);
+  // Commits: data synced, then the bitmap written and synced.
+  Status Flush() { return Commit(); }
+
+  // Allocation of the disk as a whole (overlay, then chain): kData, kZero, or
+  // kUnallocated where no image holds the range (it reads as zeros).
+  Status GetBlockStatus(uint64_t offset, uint64_t length, BlockStatus* out);
+
+  // Copies the clusters of [offset, offset+length) that the overlay lacks
+  // from the chain, as a read would, without returning the data. Clusters
+  // claimed by someone else are skipped when `wait` is false. Used by the
+  // stream job.
+  Status Populate(uint64_t offset, uint64_t length, bool wait);
+
+ private:
+  explicit Overlay(uint64_t clusters) : bitmap_(clusters), claims_(bitmap_) {}
+
+  std::shared_ptr<BackingChain> chain() const;
+  Status Commit();
+
+  uint64_t ClusterStart(uint64_t cluster) const { return cluster << cluster_bits_; }
+  uint64_t ClusterEnd(uint64_t cluster) const { return std::min(size_, (cluster + 1) << cluster_bits_); }
+
+  // Fills the claimed clusters from the chain. `bytes` is scratch of the
+  // run's length, left holding the run's data.
+  Status FillClaimed(const ClaimedRun& run, std::span<char> bytes);
+  // Stores whole clusters starting at `first`: all-zero clusters become
+  // holes, the others are written; then marks them allocated.
+  Status StoreClusters(uint64_t first, std::span<const char> bytes);
+  // Copy-on-write of one cluster the overlay lacks: chain data merged with
+  // `data` at `offset` (or zeros when `data` is empty and `zero_length` > 0).
+  Status MergeIntoCluster(uint64_t cluster, uint64_t offset, std::span<const char> data, uint64_t zero_length,
+                          bool* done);
+  Status PunchData(uint64_t offset, uint64_t length);
+
+  std::string path_;
+  std::string meta_path_;
+  uint64_t size_ = 0;
+  uint32_t cluster_bits_ = kDefaultClusterBits;
+  bool read_only_ = false;
+  bool copy_on_read_ = true;
+  UniqueFd data_fd_;
+  UniqueFd meta_fd_;  // also holds the flock that keeps a second writer out
+
+  mutable std::mutex header_mutex_;
+  OverlayHeader header_;
+  std::shared_ptr<BackingChain> chain_;
+
+  AllocationBitmap bitmap_;
+  ClusterClaims claims_;
+
+  std::mutex commit_mutex_;
+  bool closed_ = false;
+
+  std::mutex committer_mutex_;
+  std::condition_variable_any committer_wakeup_;
+  std::jthread committer_;  // last member: stopped before the others go
+};
+
+}  // namespace corfs::overlay

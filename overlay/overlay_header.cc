@@ -1,0 +1,194 @@
+#include "overlay/overlay_header.h"
+
+#include <xxhash.h>
+
+#include <cstring>
+
+#include "common/file_io.h"
+
+namespace corfs::overlay {
+
+namespace {
+
+constexpr char kMagic[8] = {'C', 'O', 'R', 'F', 'S', 'H', 'D', 'R'};
+constexpr uint32_t kVersion = 1;
+constexpr size_t kPrefixSize = 8 + 4 + 4 + 8;  // magic, version, length, checksum
+constexpr size_t kMaxPathLength = 4096;
+
+class Writer {
+ public:
+  template <typename T>
+  void Int(T value) {
+    for (size_t i = 0; i < sizeof(T); ++i) out_.push_back(static_cast<char>((value >> (8 * i)) & 0xff));
+  }
+  void String(const std::string& s) {
+    Int<uint16_t>(static_cast<uint16_t>(s.size()));
+    out_.append(s);
+  }
+  std::string& bytes() { return out_; }
+
+ private:
+  std::string out_;
+};
+
+class Reader {
+ public:
+  explicit Reader(std::string_view in) : in_(in) {}
+  template <typename T>
+  bool Int(T* value) {
+    if (in_.size() < sizeof(T)) return false;
+    T v = 0;
+    for (size_t i = 0; i < sizeof(T); ++i) v |= static_cast<T>(static_cast<unsigned char>(in_[i])) << (8 * i);
+    in_.remove_prefix(sizeof(T));
+    *value = v;
+    return true;
+  }
+  bool String(std::string* s) {
+    uint16_t length = 0;
+    if (!Int(&length) || in_.size() < length) return false;
+    s->assign(in_.substr(0, length));
+    in_.remove_prefix(length);
+    return true;
+  }
+  bool empty() const { return in_.empty(); }
+
+ private:
+  std::string_view in_;
+};
+
+uint64_t Checksum(std::string_view version_and_payload) {
+  return XXH3_64bits(version_and_payload.data(), version_and_payload.size());
+}
+
+}  // namespace
+
+Status OverlayHeader::Validate() const {
+  if (cluster_bits < kMinClusterBits || cluster_bits > kMaxClusterBits) {
+    return Status::Invalid("cluster size 2^" + std::to_string(cluster_bits) + " is outside 4 KiB .. 2 MiB");
+  }
+  if (virtual_size == 0) return Status::Invalid("virtual size is zero");
+  if (virtual_size > (uint64_t{1} << 60)) return Status::Invalid("virtual size is larger than 1 EiB");
+  if (chain.size() > kMaxChainLength) {
+    return Status::Invalid("backing chain has " + std::to_string(chain.size()) + " images (at most " +
+                           std::to_string(kMaxChainLength) + ")");
+  }
+  if (standalone && !chain.empty()) return Status::Invalid("a standalone overlay lists a backing chain");
+  for (const BackingRef& ref : chain) {
+    if (ref.path.empty() || ref.path.size() > kMaxPathLength) return Status::Invalid("backing path length is invalid");
+    if (ref.path.find('\0') != std::string::npos) return Status::Invalid("backing path contains a NUL byte");
+    if (ref.format.empty() || ref.format.size() > 16) return Status::Invalid("backing format name is invalid");
+  }
+  return Status::Ok();
+}
+
+Status EncodeHeaderSlot(const OverlayHeader& header, std::string* slot) {
+  CORFS_RETURN_IF_ERROR(header.Validate());
+  Writer payload;
+  payload.Int<uint64_t>(header.sequence);
+  payload.Int<uint64_t>(header.virtual_size);
+  payload.Int<uint32_t>(header.cluster_bits);
+  payload.Int<uint32_t>(header.standalone ? 1 : 0);
+  payload.Int<uint32_t>(static_cast<uint32_t>(header.chain.size()));
+  for (const BackingRef& ref : header.chain) {
+    payload.String(ref.path);
+    payload.String(ref.format);
+    payload.Int<uint64_t>(ref.size);
+    payload.Int<uint64_t>(ref.fingerprint);
+  }
+  if (payload.bytes().size() + kPrefixSize > kHeaderSlotSize) {
+    return Status::Invalid("the backing chain's paths are too long to fit the overlay header");
+  }
+  Writer summed;  // version | length | payload: what the checksum covers
+  summed.Int<uint32_t>(kVersion);
+  summed.Int<uint32_t>(static_cast<uint32_t>(payload.bytes().size()));
+  summed.bytes().append(payload.bytes());
+
+  Writer out;
+  out.bytes().append(kMagic, sizeof kMagic);
+  out.bytes().append(summed.bytes(), 0, 8);
+  out.Int<uint64_t>(Checksum(summed.bytes()));
+  out.bytes().append(payload.bytes());
+  out.bytes().resize(kHeaderSlotSize, '\0');
+  *slot = std::move(out.bytes());
+  return Status::Ok();
+}
+
+Status DecodeHeaderSlot(std::string_view slot, OverlayHeader* out) {
+  if (slot.size() < kPrefixSize || std::memcmp(slot.data(), kMagic, sizeof kMagic) != 0) {
+    return Status::Corrupt("bad magic (not a corfs overlay metadata file)");
+  }
+  Reader prefix(slot.substr(8));
+  uint32_t version = 0, length = 0;
+  uint64_t checksum = 0;
+  prefix.Int(&version);
+  prefix.Int(&length);
+  prefix.Int(&checksum);
+  if (length > slot.size() - kPrefixSize) return Status::Corrupt("header length " + std::to_string(length) + " is past the slot");
+  std::string summed(slot.substr(8, 8));
+  summed.append(slot.substr(kPrefixSize, length));
+  if (Checksum(summed) != checksum) return Status::Corrupt("bad header checksum");
+  if (version != kVersion) return Status::Corrupt("unsupported header version " + std::to_string(version));
+
+  Reader payload(slot.substr(kPrefixSize, length));
+  OverlayHeader header;
+  uint32_t flags = 0, chain_length = 0;
+  bool ok = payload.Int(&header.sequence) && payload.Int(&header.virtual_size) &&
+            payload.Int(&header.cluster_bits) && payload.Int(&flags) && payload.Int(&chain_length);
+  if (ok && chain_length > kMaxChainLength) return Status::Corrupt("backing chain length " + std::to_string(chain_length) + " is too large");
+  for (uint32_t i = 0; ok && i < chain_length; ++i) {
+    BackingRef ref;
+    ok = payload.String(&ref.path) && payload.String(&ref.format) && payload.Int(&ref.size) &&
+         payload.Int(&ref.fingerprint);
+    header.chain.push_back(std::move(ref));
+  }
+  if (!ok || !payload.empty()) return Status::Corrupt("header fields do not match their length");
+  if ((flags & ~1u) != 0) return Status::Corrupt("unknown header flags " + std::to_string(flags));
+  header.standalone = (flags & 1u) != 0;
+  Status valid = header.Validate();
+  if (!valid.ok()) return Status::Corrupt("invalid header: " + valid.message());
+  *out = std::move(header);
+  return Status::Ok();
+}
+
+Status ReadHeaderSlots(int fd, const std::string& path, HeaderSlots* out) {
+  std::string bytes(kBitmapOffset, '\0');
+  CORFS_RETURN_IF_ERROR(PreadFull(fd, bytes, 0, path));
+  for (int i = 0; i < 2; ++i) {
+    std::string_view slot = std::string_view(bytes).substr(i * kHeaderSlotSize, kHeaderSlotSize);
+    out->slot_status[i] = DecodeHeaderSlot(slot, &out->slot_header[i]);
+    if (out->slot_status[i].ok() && out->slot_header[i].sequence % 2 != static_cast<uint64_t>(i)) {
+      out->slot_status[i] = Status::Corrupt("sequence " + std::to_string(out->slot_header[i].sequence) +
+                                            " does not belong in slot " + std::to_string(i));
+    }
+  }
+  out->active = -1;
+  for (int i = 0; i < 2; ++i) {
+    if (!out->slot_status[i].ok()) continue;
+    if (out->active < 0 || out->slot_header[i].sequence > out->slot_header[out->active].sequence) out->active = i;
+  }
+  return Status::Ok();
+}
+
+Status ReadHeader(int fd, const std::string& path, OverlayHeader* out) {
+  HeaderSlots slots;
+  CORFS_RETURN_IF_ERROR(ReadHeaderSlots(fd, path, &slots));
+  if (slots.active < 0) {
+    // Both slots are bad; the first slot's reason is the telling one (bad
+    // magic means "not an overlay at all").
+    return Status::Corrupt(path + ": " + slots.slot_status[0].message() +
+                           (slots.slot_status[1].message() != slots.slot_status[0].message()
+                                ? "; second header slot: " + slots.slot_status[1].message()
+                                : ""));
+  }
+  *out = slots.slot_header[slots.active];
+  return Status::Ok();
+}
+
+Status WriteHeaderSlot(int fd, const std::string& path, const OverlayHeader& header) {
+  std::string slot;
+  CORFS_RETURN_IF_ERROR(EncodeHeaderSlot(header, &slot));
+  CORFS_RETURN_IF_ERROR(PwriteFull(fd, slot, (header.sequence % 2) * kHeaderSlotSize, path));
+  return SyncData(fd, path);
+}
+
+}  // namespace corfs::overlay

@@ -1,0 +1,95 @@
+#pragma once
+// The header of a native overlay's metadata file, NAME.cor.
+//
+// Layout of NAME.cor:
+//
+//   [0, 64 KiB)       header slot 0
+//   [64 KiB, 128 KiB) header slot 1
+//   [128 KiB, ...)    allocation bitmap: bit i (LSB first) = cluster i is in
+//                     the overlay; its length is rounded up to 4 KiB
+//
+// A header update writes the slot the current header is *not* in, with the
+// next sequence number, then syncs. Each slot carries a checksum, so a torn
+// update leaves one valid slot (the old header) and opening takes the valid
+// slot with the highest sequence: the chain is either the old or the new one,
+// never a mix. Header sequence N lives in slot N % 2.
+//
+// Slot encoding, little-endian:
+//   magic "CORFSHDR" | u32 version | u32 payload length | u64 checksum
+//   (XXH3-64 of version, length and payload) | payload
+// Payload:
+//   u64 sequence | u64 virtual size | u32 cluster bits | u32 flags
+//   | u32 chain length | per backing image: u16 path length, path,
+//   u16 format length, format, u64 size, u64 fingerprint
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+
+namespace corfs::overlay {
+
+inline constexpr uint64_t kHeaderSlotSize = 64 * 1024;
+inline constexpr uint64_t kBitmapOffset = 2 * kHeaderSlotSize;
+inline constexpr uint64_t kBitmapPageSize = 4096;
+inline constexpr uint32_t kMinClusterBits = 12;  // 4 KiB
+inline constexpr uint32_t kMaxClusterBits = 21;  // 2 MiB
+inline constexpr uint32_t kDefaultClusterBits = 16;  // 64 KiB
+inline constexpr size_t kMaxChainLength = 64;
+
+// One image of the backing chain as the header records it.
+struct BackingRef {
+  std::string path;    // as stored: relative paths are relative to the overlay's folder
+  std::string format;  // "raw", "qcow2"
+  uint64_t size = 0;
+  uint64_t fingerprint = 0;
+
+  bool operator==(const BackingRef&) const = default;
+};
+
+struct OverlayHeader {
+  uint64_t sequence = 0;
+  uint64_t virtual_size = 0;
+  uint32_t cluster_bits = kDefaultClusterBits;
+  bool standalone = false;  // streaming finished: no backing chain any more
+  std::vector<BackingRef> chain;  // top first
+
+  uint64_t cluster_size() const { return uint64_t{1} << cluster_bits; }
+  uint64_t cluster_count() const { return (virtual_size + cluster_size() - 1) >> cluster_bits; }
+  // Bytes of bitmap on disk: one bit per cluster, rounded up to whole pages.
+  uint64_t bitmap_bytes() const {
+    uint64_t bytes = (cluster_count() + 7) / 8;
+    return (bytes + kBitmapPageSize - 1) / kBitmapPageSize * kBitmapPageSize;
+  }
+  uint64_t metadata_file_size() const { return kBitmapOffset + bitmap_bytes(); }
+
+  // Checks field ranges; a decoded header passed this.
+  Status Validate() const;
+};
+
+// Encodes `header` into a slot of kHeaderSlotSize bytes.
+Status EncodeHeaderSlot(const OverlayHeader& header, std::string* slot);
+
+// Decodes one slot; fails with a message saying what is wrong (bad magic,
+// bad checksum, unsupported version, fields out of range).
+Status DecodeHeaderSlot(std::string_view slot, OverlayHeader* out);
+
+// What a metadata file's two slots hold; used by open and by `corfs check`.
+struct HeaderSlots {
+  Status slot_status[2];
+  OverlayHeader slot_header[2];
+  int active = -1;  // the valid slot with the highest sequence, or -1
+};
+
+// Reads both slots of the metadata file open as `fd` (named `path` in messages).
+Status ReadHeaderSlots(int fd, const std::string& path, HeaderSlots* out);
+
+// Reads the active header: fails if neither slot is valid.
+Status ReadHeader(int fd, const std::string& path, OverlayHeader* out);
+
+// Writes `header` into slot header.sequence % 2 and syncs.
+Status WriteHeaderSlot(int fd, const std::string& path, const OverlayHeader& header);
+
+}  // namespace corfs::overlay

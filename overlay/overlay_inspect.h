@@ -1,0 +1,41 @@
+#pragma once
+// Looking at an overlay without opening its chain: what `corfs info` shows
+// and what `corfs check` verifies.
+
+#include <string>
+#include <vector>
+
+#include "overlay/image_opener.h"
+#include "overlay/overlay_header.h"
+
+namespace corfs::overlay {
+
+struct ChainEntryInfo {
+  BackingRef recorded;       // as the header has it
+  std::string resolved_path; // where it is looked for
+};
+
+struct OverlayInfo {
+  std::string path;
+  OverlayHeader header;
+  uint64_t allocated_clusters = 0;
+  uint64_t allocated_bytes = 0;   // clusters held, capped at the disk size
+  uint64_t data_file_bytes = 0;   // space the data file takes on disk
+  std::vector<ChainEntryInfo> chain;
+};
+
+// Reads the header and counts the bitmap; fails only if the overlay cannot
+// be read at all.
+Status InspectOverlay(const std::string& path, OverlayInfo* out);
+
+struct CheckReport {
+  std::vector<std::string> problems;  // each makes the overlay unsound
+  std::vector<std::string> notes;     // worth knowing, not harmful
+  bool sound() const { return problems.empty(); }
+};
+
+// Verifies header checksums, the bitmap's length and padding, the data
+// file's size, and the identity of every image of the chain.
+void CheckOverlay(const std::string& path, const ImageOpener& opener, CheckReport* report);
+
+}  // namespace corfs::overlay

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs every Debian 12 package that corfs needs to build, test, demo and
+# benchmark. Safe to run again: apt-get skips what is already installed.
+set -euo pipefail
+
+packages=(
+  # build
+  build-essential cmake ninja-build pkg-config
+  # libraries
+  libfuse3-dev fuse3 libtbb-dev libyaml-cpp-dev nlohmann-json3-dev
+  libcli11-dev libspdlog-dev zlib1g-dev libzstd-dev libxxhash-dev
+  libgtest-dev libgmock-dev
+  # peer tools that verify what corfs presents, and the demo's tools
+  qemu-utils qemu-system-common fio e2fsprogs socat
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all packages present"
+  exit 0
+fi
+
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q
+$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"

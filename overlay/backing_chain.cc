@@ -5,12 +5,23 @@
 
 namespace corfs::overlay {
 
-BackingChain::BackingChain(std::vector<std::unique_ptr<BlockDriver>> layers, uint64_t disk_size) {
+BackingChain::BackingChain(std::vector<std::unique_ptr<BlockDriver>> layers, uint64_t disk_size)
+    : BackingChain(std::vector<std::shared_ptr<BlockDriver>>(std::make_move_iterator(layers.begin()),
+                                                             std::make_move_iterator(layers.end())),
+                   disk_size) {}
+
+BackingChain::BackingChain(std::vector<std::shared_ptr<BlockDriver>> layers, uint64_t disk_size) {
   uint64_t visible = disk_size;
   for (auto& driver : layers) {
     visible = std::min(visible, driver->size());
     layers_.push_back({std::move(driver), visible});
   }
+}
+
+std::shared_ptr<BackingChain> BackingChain::Suffix(size_t first, uint64_t disk_size) const {
+  std::vector<std::shared_ptr<BlockDriver>> rest;
+  for (size_t i = first; i < layers_.size(); ++i) rest.push_back(layers_[i].driver);
+  return std::make_shared<BackingChain>(std::move(rest), disk_size);
 }
 
 Status BackingChain::Read(uint64_t offset, std::span<char> buf, size_t end_layer) {

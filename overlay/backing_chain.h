@@ -18,9 +18,16 @@ class BackingChain {
  public:
   BackingChain() = default;  // no backing: everything reads as zeros
   BackingChain(std::vector<std::unique_ptr<BlockDriver>> layers, uint64_t disk_size);
+  BackingChain(std::vector<std::shared_ptr<BlockDriver>> layers, uint64_t disk_size);
+
+  // The chain from layer `first` down, as the chain of a disk of `disk_size`
+  // (what is left when the layers above `first` are streamed into the overlay).
+  std::shared_ptr<BackingChain> Suffix(size_t first, uint64_t disk_size) const;
 
   size_t depth() const { return layers_.size(); }
   BlockDriver& layer(size_t i) const { return *layers_[i].driver; }
+  // Bytes of layer i that show: its size, cut at the size of every layer above.
+  uint64_t visible_size(size_t i) const { return layers_[i].visible_size; }
 
   // Reads the merged content of the top `end_layer` layers (all by default).
   Status Read(uint64_t offset, std::span<char> buf) { return Read(offset, buf, depth()); }
@@ -36,7 +43,7 @@ class BackingChain {
 
  private:
   struct Layer {
-    std::unique_ptr<BlockDriver> driver;
+    std::shared_ptr<BlockDriver> driver;  // shared: images over one template open it once
     uint64_t visible_size;  // min(disk size, size of this layer and of all above)
   };
 

@@ -85,6 +85,18 @@ Status OpenVerifiedChain(const std::vector<ImageSpec>& specs, const std::vector<
   return Status::Ok();
 }
 
+// Counts a guest request in flight for as long as it lives.
+class GuestIo {
+ public:
+  explicit GuestIo(std::atomic<int64_t>& counter) : counter_(counter) { counter_.fetch_add(1, std::memory_order_relaxed); }
+  ~GuestIo() { counter_.fetch_sub(1, std::memory_order_relaxed); }
+  GuestIo(const GuestIo&) = delete;
+  GuestIo& operator=(const GuestIo&) = delete;
+
+ private:
+  std::atomic<int64_t>& counter_;
+};
+
 }  // namespace
 
 std::string MetadataPath(const std::string& path) { return path + ".cor"; }
@@ -314,34 +326,64 @@ Status Overlay::PunchData(uint64_t offset, uint64_t length) {
   return Status::Ok();
 }
 
-Status Overlay::StoreClusters(uint64_t first, std::span<const char> bytes) {
-  const uint64_t base = ClusterStart(first);
-  const uint64_t csize = cluster_size();
+Status Overlay::StoreBytes(uint64_t offset, std::span<const char> bytes) {
+  // Zero detection in 4 KiB blocks aligned to the disk: a template that is
+  // not sparse on disk still makes a sparse overlay.
+  constexpr uint64_t kBlock = 4096;
+  auto block_end = [&](uint64_t pos) {
+    return std::min<uint64_t>(bytes.size(), (offset + pos) / kBlock * kBlock + kBlock - offset);
+  };
   uint64_t pos = 0;
   while (pos < bytes.size()) {
-    // One run of all-zero clusters or of clusters with data, written at once.
-    const bool zero = IsAllZero(bytes.subspan(pos, std::min<uint64_t>(csize, bytes.size() - pos)));
-    uint64_t end = pos;
-    do {
-      end = std::min<uint64_t>(bytes.size(), end + csize);
-    } while (end < bytes.size() &&
-             IsAllZero(bytes.subspan(end, std::min<uint64_t>(csize, bytes.size() - end))) == zero);
+    uint64_t end = block_end(pos);
+    const bool zero = IsAllZero(bytes.subspan(pos, end - pos));
+    while (end < bytes.size()) {
+      uint64_t next = block_end(end);
+      if (IsAllZero(bytes.subspan(end, next - end)) != zero) break;
+      end = next;
+    }
     if (zero) {
       // Punch even over a hole: the file may hold data a crash left behind
       // in a cluster whose bit never reached the disk.
-      CORFS_RETURN_IF_ERROR(PunchData(base + pos, end - pos));
+      CORFS_RETURN_IF_ERROR(PunchData(offset + pos, end - pos));
     } else {
-      CORFS_RETURN_IF_ERROR(PwriteFull(data_fd_.get(), bytes.subspan(pos, end - pos), base + pos, path_));
+      CORFS_RETURN_IF_ERROR(PwriteFull(data_fd_.get(), bytes.subspan(pos, end - pos), offset + pos, path_));
     }
     pos = end;
   }
-  bitmap_.SetRange(first, (bytes.size() + csize - 1) / csize);
   return Status::Ok();
 }
 
-Status Overlay::FillClaimed(const ClaimedRun& run, std::span<char> bytes) {
-  CORFS_RETURN_IF_ERROR(chain()->Read(ClusterStart(run.first()), bytes));
-  return StoreClusters(run.first(), bytes);
+Status Overlay::FillClaimed(const ClaimedRun& run, std::span<char> out) {
+  const uint64_t start = ClusterStart(run.first());
+  const uint64_t end = ClusterEnd(run.first() + run.count() - 1);
+  std::shared_ptr<BackingChain> backing = chain();
+  constexpr uint64_t kMaxPiece = 4 << 20;  // scratch bound when the caller wants no data
+  std::unique_ptr<Scratch> scratch;
+  uint64_t pos = start;
+  while (pos < end) {
+    BlockStatus status;
+    CORFS_RETURN_IF_ERROR(backing->GetBlockStatus(pos, end - pos, &status));
+    uint64_t length = std::min(status.length, end - pos);
+    if (status.allocation != Allocation::kData) {
+      if (!out.empty()) std::memset(out.data() + (pos - start), 0, length);
+      CORFS_RETURN_IF_ERROR(PunchData(pos, length));
+    } else {
+      std::span<char> piece;
+      if (!out.empty()) {
+        piece = out.subspan(pos - start, length);
+      } else {
+        length = std::min(length, kMaxPiece);
+        if (!scratch) scratch = std::make_unique<Scratch>(std::min(kMaxPiece, end - start));
+        piece = scratch->span().first(length);
+      }
+      CORFS_RETURN_IF_ERROR(backing->Read(pos, piece));
+      CORFS_RETURN_IF_ERROR(StoreBytes(pos, piece));
+    }
+    pos += length;
+  }
+  bitmap_.SetRange(run.first(), run.count());
+  return Status::Ok();
 }
 
 Status Overlay::MergeIntoCluster(uint64_t cluster, uint64_t offset, std::span<const char> data,
@@ -358,7 +400,9 @@ Status Overlay::MergeIntoCluster(uint64_t cluster, uint64_t offset, std::span<co
   } else {
     std::memcpy(bytes.data() + (offset - start), data.data(), data.size());
   }
-  return StoreClusters(cluster, bytes);
+  CORFS_RETURN_IF_ERROR(StoreBytes(start, bytes));
+  bitmap_.SetRange(cluster, 1);
+  return Status::Ok();
 }
 
 // ---------------------------------------------------------------------------
@@ -366,6 +410,7 @@ Status Overlay::MergeIntoCluster(uint64_t cluster, uint64_t offset, std::span<co
 
 Status Overlay::Read(uint64_t offset, std::span<char> buf) {
   CORFS_RETURN_IF_ERROR(RangeCheck(offset, buf.size(), size_, "read"));
+  GuestIo in_flight(guest_io_);
   const uint64_t end = offset + buf.size();
   uint64_t pos = offset;
   while (pos < end) {
@@ -414,6 +459,7 @@ Status Overlay::Read(uint64_t offset, std::span<char> buf) {
 Status Overlay::Write(uint64_t offset, std::span<const char> data) {
   if (read_only_) return Status::Error(EROFS, path_ + " is read-only");
   CORFS_RETURN_IF_ERROR(RangeCheck(offset, data.size(), size_, "write"));
+  GuestIo in_flight(guest_io_);
   const uint64_t end = offset + data.size();
   uint64_t pos = offset;
   while (pos < end) {
@@ -458,6 +504,7 @@ Status Overlay::Write(uint64_t offset, std::span<const char> data) {
 Status Overlay::Discard(uint64_t offset, uint64_t length) {
   if (read_only_) return Status::Error(EROFS, path_ + " is read-only");
   CORFS_RETURN_IF_ERROR(RangeCheck(offset, length, size_, "discard"));
+  GuestIo in_flight(guest_io_);
   const uint64_t end = offset + length;
   uint64_t pos = offset;
   while (pos < end) {
@@ -528,11 +575,113 @@ Status Overlay::Populate(uint64_t offset, uint64_t length, bool wait) {
       ++cluster;  // in use or just allocated: the other party fills it
       continue;
     }
-    Scratch scratch(ClusterEnd(cluster + run.count() - 1) - ClusterStart(cluster));
-    CORFS_RETURN_IF_ERROR(FillClaimed(run, scratch.span()));
+    CORFS_RETURN_IF_ERROR(FillClaimed(run, {}));
     cluster += run.count();
   }
   return Status::Ok();
+}
+
+
+// ---------------------------------------------------------------------------
+// Streaming support: planning, and changing the chain
+
+Status Overlay::PlanStream(uint64_t offset, uint64_t length, size_t end_layer, StreamRun* out) {
+  CORFS_RETURN_IF_ERROR(RangeCheck(offset, length, size_, "stream"));
+  if (length == 0) return Status::Invalid("stream plan of an empty range");
+  const uint64_t cluster = offset >> cluster_bits_;
+  const uint64_t clusters_left = ((offset + length - 1) >> cluster_bits_) - cluster + 1;
+  const bool allocated = bitmap_.Test(cluster);
+  const uint64_t n = bitmap_.RunLength(cluster, clusters_left, allocated);
+  const uint64_t run = std::min(offset + length, ClusterStart(cluster + n)) - offset;
+  if (allocated) {
+    *out = {StreamWork::kLocal, run};
+    return Status::Ok();
+  }
+  std::shared_ptr<BackingChain> backing = chain();
+  end_layer = std::min(end_layer, backing->depth());
+  if (end_layer < backing->depth()) {
+    // Past the end of an image above the base the disk reads zeros, while
+    // the base may hold data there: once the base is the backing image it
+    // would show. Record those zeros in the overlay.
+    const uint64_t hidden_from = end_layer == 0 ? size_ : backing->visible_size(end_layer - 1);
+    const uint64_t base_end = backing->visible_size(end_layer);
+    if (offset >= hidden_from && offset < base_end) {
+      *out = {StreamWork::kZero, std::min(run, base_end - offset)};
+      return Status::Ok();
+    }
+  }
+  BlockStatus status;
+  CORFS_RETURN_IF_ERROR(backing->GetBlockStatus(offset, run, end_layer, &status));
+  switch (status.allocation) {
+    case Allocation::kData:
+      *out = {StreamWork::kCopy, status.length};
+      break;
+    case Allocation::kZero:
+      *out = {StreamWork::kZero, status.length};
+      break;
+    case Allocation::kUnallocated:
+      // Above a base, what no upper image holds stays with the base; in a
+      // whole-image stream it is zeros to record.
+      *out = {end_layer < backing->depth() ? StreamWork::kBelowBase : StreamWork::kZero, status.length};
+      break;
+  }
+  return Status::Ok();
+}
+
+Status Overlay::FindBackingLayer(const std::string& path, size_t* index) const {
+  OverlayHeader current = header();
+  std::string names;
+  for (size_t i = 0; i < current.chain.size(); ++i) {
+    const std::string resolved = ResolveBackingPath(path_, current.chain[i].path);
+    std::error_code ec;
+    if (current.chain[i].path == path || resolved == path || fs::equivalent(resolved, path, ec)) {
+      *index = i;
+      return Status::Ok();
+    }
+    names += (i ? ", " : "") + current.chain[i].path;
+  }
+  return Status::NotFound("'" + path + "' is not in the backing chain of " + path_ +
+                          (names.empty() ? " (it has none)" : " (" + names + ")"));
+}
+
+Status Overlay::UpdateHeader(OverlayHeader next, std::shared_ptr<BackingChain> new_chain) {
+  next.sequence += 1;
+  CORFS_RETURN_IF_ERROR(WriteHeaderSlot(meta_fd_.get(), meta_path_, next));
+  std::lock_guard lock(header_mutex_);
+  header_ = std::move(next);
+  chain_ = std::move(new_chain);  // the old chain closes once no reader holds it
+  return Status::Ok();
+}
+
+Status Overlay::DropBacking() {
+  if (read_only_) return Status::Error(EROFS, path_ + " is read-only");
+  std::lock_guard lock(header_update_mutex_);
+  OverlayHeader next = header();
+  if (next.standalone) return Status::Ok();
+  if (allocated_clusters() != cluster_count()) {
+    return Status::Invalid(path_ + " still lacks " + std::to_string(cluster_count() - allocated_clusters()) +
+                           " clusters; the backing chain is still needed");
+  }
+  // Data and bitmap durable first: a crash after this point finds either
+  // the old header over a complete overlay, or the standalone header.
+  CORFS_RETURN_IF_ERROR(Commit());
+  next.standalone = true;
+  next.chain.clear();
+  return UpdateHeader(std::move(next), std::make_shared<BackingChain>());
+}
+
+Status Overlay::ShortenChain(size_t new_top) {
+  if (read_only_) return Status::Error(EROFS, path_ + " is read-only");
+  std::lock_guard lock(header_update_mutex_);
+  OverlayHeader next = header();
+  if (new_top == 0) return Status::Ok();
+  if (next.standalone || new_top >= next.chain.size()) {
+    return Status::Invalid("cannot make layer " + std::to_string(new_top) + " the top of a chain of " +
+                           std::to_string(next.chain.size()));
+  }
+  CORFS_RETURN_IF_ERROR(Commit());
+  next.chain.erase(next.chain.begin(), next.chain.begin() + static_cast<long>(new_top));
+  return UpdateHeader(std::move(next), chain()->Suffix(new_top, size_));
 }
 
 }  // namespace corfs::overlay

@@ -19,6 +19,7 @@
 //
 // All methods are thread-safe.
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -37,6 +38,19 @@
 #include "overlay/overlay_header.h"
 
 namespace corfs::overlay {
+
+// What a stream job has to do with a run of the disk (Overlay::PlanStream).
+enum class StreamWork {
+  kLocal,      // the overlay holds it already
+  kCopy,       // an image of the chain holds data: copy it
+  kZero,       // it reads as zeros: record that, no reading needed
+  kBelowBase,  // only the base or images below it hold it: leave it there
+};
+
+struct StreamRun {
+  StreamWork work = StreamWork::kLocal;
+  uint64_t length = 0;
+};
 
 // A backing image named by a user: a path and a format ("" = detect).
 struct ImageSpec {
@@ -108,6 +122,26 @@ class Overlay {
   // stream job.
   Status Populate(uint64_t offset, uint64_t length, bool wait);
 
+  // What a stream down to layer `end_layer` of the chain (the base; the
+  // chain's depth for a whole-image stream) has to do with the run at
+  // `offset`, and how long that run is.
+  Status PlanStream(uint64_t offset, uint64_t length, size_t end_layer, StreamRun* out);
+
+  // The index in the chain of the image at `path`.
+  Status FindBackingLayer(const std::string& path, size_t* index) const;
+
+  // Once every cluster is local: data and bitmap durable, then the header
+  // says standalone (atomically), then the backing files are closed. Reads
+  // are served throughout; from then on they never touch the chain.
+  Status DropBacking();
+
+  // After everything above layer `new_top` was copied: the chain starts at
+  // `new_top` (the base of a stream), committed the same way.
+  Status ShortenChain(size_t new_top);
+
+  // Guest requests being served right now; background jobs yield to them.
+  int64_t guest_io_in_flight() const { return guest_io_.load(std::memory_order_relaxed); }
+
  private:
   explicit Overlay(uint64_t clusters) : bitmap_(clusters), claims_(bitmap_) {}
 
@@ -117,12 +151,15 @@ class Overlay {
   uint64_t ClusterStart(uint64_t cluster) const { return cluster << cluster_bits_; }
   uint64_t ClusterEnd(uint64_t cluster) const { return std::min(size_, (cluster + 1) << cluster_bits_); }
 
-  // Fills the claimed clusters from the chain. `bytes` is scratch of the
-  // run's length, left holding the run's data.
-  Status FillClaimed(const ClaimedRun& run, std::span<char> bytes);
-  // Stores whole clusters starting at `first`: all-zero clusters become
-  // holes, the others are written; then marks them allocated.
-  Status StoreClusters(uint64_t first, std::span<const char> bytes);
+  // Fills the claimed clusters from the chain and marks them allocated.
+  // Runs no image holds, or that read as zeros, become holes without being
+  // read. `out`, if not empty, has the run's length and receives its data.
+  Status FillClaimed(const ClaimedRun& run, std::span<char> out);
+  // Writes `bytes` at `offset` of the data file; 4 KiB blocks of zeros
+  // become holes instead.
+  Status StoreBytes(uint64_t offset, std::span<const char> bytes);
+  // Replaces the header with `next` (sequence bumped) and the chain with `chain`.
+  Status UpdateHeader(OverlayHeader next, std::shared_ptr<BackingChain> chain);
   // Copy-on-write of one cluster the overlay lacks: chain data merged with
   // `data` at `offset` (or zeros when `data` is empty and `zero_length` > 0).
   Status MergeIntoCluster(uint64_t cluster, uint64_t offset, std::span<const char> data, uint64_t zero_length,
@@ -146,7 +183,9 @@ class Overlay {
   ClusterClaims claims_;
 
   std::mutex commit_mutex_;
+  std::mutex header_update_mutex_;
   bool closed_ = false;
+  std::atomic<int64_t> guest_io_{0};
 
   std::mutex committer_mutex_;
   std::condition_variable_any committer_wakeup_;

@@ -1,0 +1,299 @@
+#include "fuse/fuse_operations.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "fuse/image_table.h"
+
+namespace corfs::fuse {
+
+namespace {
+
+constexpr double kAttrTimeout = 1.0;  // st_blocks changes as the overlay fills
+constexpr unsigned kMaxIo = 1 << 20;
+
+ImageTable& Table(fuse_req_t req) { return *static_cast<ImageTable*>(fuse_req_userdata(req)); }
+
+int Errno(const Status& status) { return status.code() > 0 ? status.code() : EIO; }
+
+int64_t NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+struct timespec ToTimespec(int64_t ns) { return {static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)}; }
+
+void ImageAttr(const MountedImage& image, uint64_t ino, struct stat* st) {
+  std::memset(st, 0, sizeof *st);
+  const overlay::Overlay& ovl = *image.overlay;
+  st->st_ino = ino;
+  st->st_mode = S_IFREG | image.mode.load(std::memory_order_relaxed);
+  st->st_nlink = 1;
+  st->st_uid = image.uid;
+  st->st_gid = image.gid;
+  st->st_size = static_cast<off_t>(ovl.size());
+  // st_blocks counts what the overlay holds, so `du` shows local allocation.
+  uint64_t held = std::min(ovl.size(), ovl.allocated_clusters() * ovl.cluster_size());
+  st->st_blocks = static_cast<blkcnt_t>((held + 511) / 512);
+  st->st_blksize = static_cast<blksize_t>(std::min<uint64_t>(ovl.cluster_size(), kMaxIo));
+  st->st_mtim = st->st_ctim = st->st_atim = ToTimespec(image.mtime_ns.load(std::memory_order_relaxed));
+}
+
+void RootAttr(struct stat* st) {
+  std::memset(st, 0, sizeof *st);
+  st->st_ino = ImageTable::kRootInode;
+  st->st_mode = S_IFDIR | 0755;
+  st->st_nlink = 2;
+  st->st_uid = ::getuid();
+  st->st_gid = ::getgid();
+}
+
+// Fills `st` for inode `ino`; false if there is no such inode.
+bool Attr(ImageTable& table, fuse_ino_t ino, struct stat* st) {
+  if (ino == ImageTable::kRootInode) {
+    RootAttr(st);
+    return true;
+  }
+  MountedImage* image = table.ByInode(ino);
+  if (image == nullptr) return false;
+  ImageAttr(*image, ino, st);
+  return true;
+}
+
+void OnInit(void*, fuse_conn_info* conn) {
+  conn->max_write = kMaxIo;
+  conn->max_readahead = kMaxIo;
+  // Every change to an image passes through this mount, so the kernel's
+  // page cache stays valid; no need to drop it when times change.
+  conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
+}
+
+void OnLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  ImageTable& table = Table(req);
+  if (parent != ImageTable::kRootInode) return (void)fuse_reply_err(req, ENOTDIR);
+  long index = table.IndexOf(name);
+  if (index < 0) return (void)fuse_reply_err(req, ENOENT);
+  fuse_entry_param entry{};
+  entry.ino = ImageTable::InodeOf(static_cast<size_t>(index));
+  entry.generation = 1;
+  entry.attr_timeout = kAttrTimeout;
+  entry.entry_timeout = kAttrTimeout;
+  ImageAttr(table.at(static_cast<size_t>(index)), entry.ino, &entry.attr);
+  fuse_reply_entry(req, &entry);
+}
+
+void OnGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
+  struct stat st {};
+  if (!Attr(Table(req), ino, &st)) return (void)fuse_reply_err(req, ENOENT);
+  fuse_reply_attr(req, &st, kAttrTimeout);
+}
+
+void OnSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info*) {
+  ImageTable& table = Table(req);
+  MountedImage* image = table.ByInode(ino);
+  if (image == nullptr) return (void)fuse_reply_err(req, ino == ImageTable::kRootInode ? EPERM : ENOENT);
+  // A virtual disk has a fixed size and owner; its mode and times may change.
+  if ((to_set & FUSE_SET_ATTR_SIZE) && static_cast<uint64_t>(attr->st_size) != image->overlay->size()) {
+    return (void)fuse_reply_err(req, EPERM);
+  }
+  if (((to_set & FUSE_SET_ATTR_UID) && attr->st_uid != image->uid) ||
+      ((to_set & FUSE_SET_ATTR_GID) && attr->st_gid != image->gid)) {
+    return (void)fuse_reply_err(req, EPERM);
+  }
+  if (to_set & FUSE_SET_ATTR_MODE) image->mode.store(attr->st_mode & 07777, std::memory_order_relaxed);
+  if (to_set & FUSE_SET_ATTR_MTIME_NOW) {
+    image->mtime_ns.store(NowNs(), std::memory_order_relaxed);
+  } else if (to_set & FUSE_SET_ATTR_MTIME) {
+    image->mtime_ns.store(int64_t{attr->st_mtim.tv_sec} * 1000000000 + attr->st_mtim.tv_nsec,
+                          std::memory_order_relaxed);
+  }
+  struct stat st {};
+  ImageAttr(*image, ino, &st);
+  fuse_reply_attr(req, &st, kAttrTimeout);
+}
+
+void OnReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset, fuse_file_info*) {
+  ImageTable& table = Table(req);
+  if (ino != ImageTable::kRootInode) return (void)fuse_reply_err(req, ENOTDIR);
+  std::vector<char> buf(size);
+  size_t used = 0;
+  const size_t entries = table.size() + 2;
+  for (size_t i = static_cast<size_t>(offset); i < entries; ++i) {
+    struct stat st {};
+    std::string name;
+    if (i < 2) {
+      name = i == 0 ? "." : "..";
+      st.st_ino = ImageTable::kRootInode;
+      st.st_mode = S_IFDIR;
+    } else {
+      name = table.at(i - 2).name;
+      st.st_ino = ImageTable::InodeOf(i - 2);
+      st.st_mode = S_IFREG;
+    }
+    size_t need = fuse_add_direntry(req, buf.data() + used, size - used, name.c_str(), &st, static_cast<off_t>(i + 1));
+    if (need > size - used) break;
+    used += need;
+  }
+  fuse_reply_buf(req, buf.data(), used);
+}
+
+void OnOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  MountedImage* image = Table(req).ByInode(ino);
+  if (image == nullptr) return (void)fuse_reply_err(req, ino == ImageTable::kRootInode ? EISDIR : ENOENT);
+  if ((fi->flags & O_ACCMODE) != O_RDONLY && image->read_only) return (void)fuse_reply_err(req, EROFS);
+  // All changes pass through this mount, so cached pages stay valid across
+  // opens. O_DIRECT opens bypass the page cache in the kernel anyway.
+  fi->keep_cache = 1;
+  fuse_reply_open(req, fi);
+}
+
+void OnRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset, fuse_file_info*) {
+  MountedImage* image = Table(req).ByInode(ino);
+  if (image == nullptr) return (void)fuse_reply_err(req, ENOENT);
+  const uint64_t disk = image->overlay->size();
+  const uint64_t off = static_cast<uint64_t>(offset);
+  if (off >= disk) return (void)fuse_reply_buf(req, nullptr, 0);
+  const size_t length = static_cast<size_t>(std::min<uint64_t>(size, disk - off));
+  thread_local std::vector<char> buf;
+  if (buf.size() < length) buf.resize(std::max<size_t>(length, kMaxIo));
+  Status status = image->overlay->Read(off, std::span(buf.data(), length));
+  if (!status.ok()) return (void)fuse_reply_err(req, Errno(status));
+  fuse_reply_buf(req, buf.data(), length);
+}
+
+void OnWrite(fuse_req_t req, fuse_ino_t ino, const char* data, size_t size, off_t offset, fuse_file_info*) {
+  MountedImage* image = Table(req).ByInode(ino);
+  if (image == nullptr) return (void)fuse_reply_err(req, ENOENT);
+  if (image->read_only) return (void)fuse_reply_err(req, EROFS);
+  const uint64_t disk = image->overlay->size();
+  const uint64_t off = static_cast<uint64_t>(offset);
+  // Like a block device: a write reaching past the end is cut short there,
+  // and one starting at the end has no space.
+  if (off >= disk) return (void)fuse_reply_err(req, ENOSPC);
+  const size_t length = static_cast<size_t>(std::min<uint64_t>(size, disk - off));
+  Status status = image->overlay->Write(off, std::span(data, length));
+  if (!status.ok()) return (void)fuse_reply_err(req, Errno(status));
+  image->mtime_ns.store(NowNs(), std::memory_order_relaxed);
+  fuse_reply_write(req, length);
+}
+
+void FlushImage(fuse_req_t req, fuse_ino_t ino) {
+  MountedImage* image = Table(req).ByInode(ino);
+  if (image == nullptr) return (void)fuse_reply_err(req, ino == ImageTable::kRootInode ? 0 : ENOENT);
+  if (image->read_only) return (void)fuse_reply_err(req, 0);
+  Status status = image->overlay->Flush();
+  fuse_reply_err(req, status.ok() ? 0 : Errno(status));
+}
+
+// close() and fsync() both commit, as QEMU's FUSE export does: a guest that
+// closes its disk expects what it wrote to be there.
+void OnFlush(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) { FlushImage(req, ino); }
+void OnFsync(fuse_req_t req, fuse_ino_t ino, int, fuse_file_info*) { FlushImage(req, ino); }
+
+void OnFallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length, fuse_file_info*) {
+  MountedImage* image = Table(req).ByInode(ino);
+  if (image == nullptr) return (void)fuse_reply_err(req, ENOENT);
+  if (image->read_only) return (void)fuse_reply_err(req, EROFS);
+  const uint64_t disk = image->overlay->size();
+  const uint64_t off = static_cast<uint64_t>(offset);
+  const uint64_t end = off + static_cast<uint64_t>(length);
+  const bool keep_size = mode & FALLOC_FL_KEEP_SIZE;
+  if (end > disk && !keep_size) return (void)fuse_reply_err(req, EPERM);  // would grow the disk
+  const int op = mode & ~FALLOC_FL_KEEP_SIZE;
+  if (op == 0) return (void)fuse_reply_err(req, 0);  // preallocation: a disk is always all there
+  if (op != FALLOC_FL_PUNCH_HOLE && op != FALLOC_FL_ZERO_RANGE) return (void)fuse_reply_err(req, EOPNOTSUPP);
+  if (off >= disk) return (void)fuse_reply_err(req, 0);
+  Status status = image->overlay->Discard(off, std::min(end, disk) - off);
+  if (status.ok()) image->mtime_ns.store(NowNs(), std::memory_order_relaxed);
+  fuse_reply_err(req, status.ok() ? 0 : Errno(status));
+}
+
+// SEEK_DATA / SEEK_HOLE over the whole chain, so `cp --sparse` and
+// `qemu-img convert` skip what no image holds.
+void OnLseek(fuse_req_t req, fuse_ino_t ino, off_t offset, int whence, fuse_file_info*) {
+  MountedImage* image = Table(req).ByInode(ino);
+  if (image == nullptr) return (void)fuse_reply_err(req, ENOENT);
+  if (whence != SEEK_DATA && whence != SEEK_HOLE) return (void)fuse_reply_err(req, EINVAL);
+  const uint64_t disk = image->overlay->size();
+  uint64_t pos = static_cast<uint64_t>(offset);
+  if (offset < 0 || pos >= disk) return (void)fuse_reply_err(req, ENXIO);
+  while (pos < disk) {
+    overlay::BlockStatus status;
+    Status got = image->overlay->GetBlockStatus(pos, disk - pos, &status);
+    if (!got.ok()) return (void)fuse_reply_err(req, Errno(got));
+    const bool data = status.allocation == overlay::Allocation::kData;
+    if (data == (whence == SEEK_DATA)) return (void)fuse_reply_lseek(req, static_cast<off_t>(pos));
+    pos += status.length;
+  }
+  if (whence == SEEK_DATA) return (void)fuse_reply_err(req, ENXIO);
+  fuse_reply_lseek(req, static_cast<off_t>(disk));
+}
+
+void OnStatfs(fuse_req_t req, fuse_ino_t) {
+  ImageTable& table = Table(req);
+  struct statvfs st {};
+  // Space is what the overlays' folder has: that is where faulted-in data goes.
+  if (table.size() > 0) {
+    std::string dir = std::filesystem::path(table.at(0).overlay->path()).parent_path().string();
+    if (::statvfs(dir.empty() ? "." : dir.c_str(), &st) != 0) std::memset(&st, 0, sizeof st);
+  }
+  st.f_files = table.size() + 1;
+  st.f_ffree = 0;
+  st.f_namemax = 255;
+  fuse_reply_statfs(req, &st);
+}
+
+// The folder holds exactly the images of the YAML file.
+void RefuseEntry(fuse_req_t req) { fuse_reply_err(req, EPERM); }
+void OnMknod(fuse_req_t req, fuse_ino_t, const char*, mode_t, dev_t) { RefuseEntry(req); }
+void OnMkdir(fuse_req_t req, fuse_ino_t, const char*, mode_t) { RefuseEntry(req); }
+void OnUnlink(fuse_req_t req, fuse_ino_t, const char*) { RefuseEntry(req); }
+void OnRmdir(fuse_req_t req, fuse_ino_t, const char*) { RefuseEntry(req); }
+void OnSymlink(fuse_req_t req, const char*, fuse_ino_t, const char*) { RefuseEntry(req); }
+void OnRename(fuse_req_t req, fuse_ino_t, const char*, fuse_ino_t, const char*, unsigned) { RefuseEntry(req); }
+void OnLink(fuse_req_t req, fuse_ino_t, fuse_ino_t, const char*) { RefuseEntry(req); }
+void OnCreate(fuse_req_t req, fuse_ino_t, const char*, mode_t, fuse_file_info*) { RefuseEntry(req); }
+
+fuse_lowlevel_ops MakeOperations() {
+  fuse_lowlevel_ops ops{};
+  ops.init = OnInit;
+  ops.lookup = OnLookup;
+  ops.getattr = OnGetattr;
+  ops.setattr = OnSetattr;
+  ops.readdir = OnReaddir;
+  ops.open = OnOpen;
+  ops.read = OnRead;
+  ops.write = OnWrite;
+  ops.flush = OnFlush;
+  ops.fsync = OnFsync;
+  ops.fallocate = OnFallocate;
+  ops.lseek = OnLseek;
+  ops.statfs = OnStatfs;
+  ops.mknod = OnMknod;
+  ops.mkdir = OnMkdir;
+  ops.unlink = OnUnlink;
+  ops.rmdir = OnRmdir;
+  ops.symlink = OnSymlink;
+  ops.rename = OnRename;
+  ops.link = OnLink;
+  ops.create = OnCreate;
+  return ops;
+}
+
+}  // namespace
+
+const fuse_lowlevel_ops& CorfsOperations() {
+  static const fuse_lowlevel_ops ops = MakeOperations();
+  return ops;
+}
+
+}  // namespace corfs::fuse

@@ -1,0 +1,146 @@
+#include "jobs/stream_job.h"
+
+#include <algorithm>
+#include <thread>
+#include <vector>
+
+namespace corfs::jobs {
+
+namespace {
+
+// A run that needs no reading (zeros) is handed out in pieces this large.
+constexpr uint64_t kMaxZeroChunk = 256ull << 20;
+// Progress is reported at least every this many bytes walked.
+constexpr uint64_t kMaxBatchWalk = 1ull << 30;
+
+bool IsWriteError(const Status& status) {
+  return status.code() == ENOSPC || status.code() == EDQUOT || status.code() == EROFS;
+}
+
+}  // namespace
+
+Status StreamJob::Make(overlay::Overlay& overlay, const std::string& device, const StreamOptions& options,
+                       WorkerPool& pool, EventBus& events, std::unique_ptr<StreamJob>* out) {
+  if (overlay.read_only()) return Status::Error(EROFS, "image '" + device + "' is read-only");
+  if (options.chunk_size < overlay.cluster_size()) {
+    return Status::Invalid("chunk size " + std::to_string(options.chunk_size) + " is smaller than a cluster (" +
+                           std::to_string(overlay.cluster_size()) + ")");
+  }
+  size_t end_layer = overlay.header().chain.size();
+  if (options.base) {
+    if (options.range_offset || options.range_length) {
+      return Status::Invalid("a stream down to a base covers the whole image; give either a base or a range");
+    }
+    CORFS_RETURN_IF_ERROR(overlay.FindBackingLayer(*options.base, &end_layer));
+  }
+  uint64_t start = 0;
+  uint64_t end = overlay.size();
+  if (options.range_offset || options.range_length) {
+    start = options.range_offset.value_or(0);
+    uint64_t length = options.range_length.value_or(overlay.size() - std::min(start, overlay.size()));
+    if (start >= overlay.size() || length == 0 || length > overlay.size() - start) {
+      return Status::Invalid("range " + std::to_string(start) + "+" + std::to_string(length) +
+                             " is not inside the disk (" + std::to_string(overlay.size()) + " bytes)");
+    }
+    end = std::min(overlay.size(), (start + length + overlay.cluster_size() - 1) / overlay.cluster_size() *
+                                       overlay.cluster_size());
+    start = start / overlay.cluster_size() * overlay.cluster_size();
+  }
+  out->reset(new StreamJob(overlay, device, options, pool, events, end_layer, start, end));
+  return Status::Ok();
+}
+
+StreamJob::StreamJob(overlay::Overlay& overlay, const std::string& device, const StreamOptions& options,
+                     WorkerPool& pool, EventBus& events, size_t end_layer, uint64_t start, uint64_t end)
+    : Job(options.job_id.empty() ? device : options.job_id, "stream", device, options.on_error, options.speed,
+          events),
+      overlay_(overlay),
+      pool_(pool),
+      options_(options),
+      end_layer_(end_layer),
+      base_mode_(options.base.has_value()),
+      start_(start),
+      end_(end),
+      next_offset_(start) {
+  SetRange(end - start);
+}
+
+StreamJob::~StreamJob() {
+  // Stop the driver before the members it uses go away.
+  CancelAndJoin();
+}
+
+Status StreamJob::Run() {
+  CORFS_RETURN_IF_ERROR(Pass(/*wait_for_busy=*/false));
+  if (cancel_requested()) return Status::Ok();
+  // Clusters that guest I/O held while the first pass went by were filled by
+  // that I/O, unless it failed; a second pass waits for them and catches those.
+  return Pass(/*wait_for_busy=*/true);
+}
+
+Status StreamJob::Pass(bool wait_for_busy) {
+  const bool first_pass = !wait_for_busy;
+  uint64_t pos = start_;
+  std::vector<std::pair<uint64_t, uint64_t>> chunks;
+  while (pos < end_) {
+    if (!Checkpoint()) return Status::Ok();
+    // Yield to guest I/O: a request in flight goes first.
+    if (overlay_.guest_io_in_flight() > 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+
+    chunks.clear();
+    uint64_t walked = 0;
+    uint64_t to_copy = 0;
+    while (pos < end_ && chunks.size() < pool_.workers() * 2 && walked < kMaxBatchWalk) {
+      overlay::StreamRun run;
+      Status planned = overlay_.PlanStream(pos, end_ - pos, end_layer_, &run);
+      if (!planned.ok()) {
+        ErrorAction action = OnStepError(planned, /*is_read=*/true);
+        if (action == ErrorAction::kFail) return planned;
+        if (action == ErrorAction::kRetry) continue;
+        run = {overlay::StreamWork::kLocal, std::min<uint64_t>(end_ - pos, overlay_.cluster_size())};
+      }
+      uint64_t length = run.length;
+      if (run.work == overlay::StreamWork::kCopy) {
+        length = std::min(length, options_.chunk_size);
+        chunks.emplace_back(pos, length);
+        to_copy += length;
+      } else if (run.work == overlay::StreamWork::kZero) {
+        length = std::min(length, kMaxZeroChunk);
+        chunks.emplace_back(pos, length);
+      }
+      pos += length;
+      walked += length;
+    }
+    if (!Throttle(to_copy)) return Status::Ok();
+    CORFS_RETURN_IF_ERROR(CopyBatch(chunks, wait_for_busy));
+    if (first_pass) Advance(walked, to_copy);
+    next_offset_.store(pos);
+  }
+  return Status::Ok();
+}
+
+Status StreamJob::CopyBatch(const std::vector<std::pair<uint64_t, uint64_t>>& chunks, bool wait_for_busy) {
+  std::vector<Status> results(chunks.size());
+  pool_.ParallelFor(chunks.size(), [&](size_t i) {
+    results[i] = overlay_.Populate(chunks[i].first, chunks[i].second, wait_for_busy);
+  });
+  for (size_t i = 0; i < chunks.size(); ++i) {
+    while (!results[i].ok()) {
+      ErrorAction action = OnStepError(results[i], !IsWriteError(results[i]));
+      if (action == ErrorAction::kFail) return results[i];
+      if (action == ErrorAction::kSkip) break;
+      results[i] = overlay_.Populate(chunks[i].first, chunks[i].second, wait_for_busy);
+    }
+  }
+  return Status::Ok();
+}
+
+Status StreamJob::Prepare() {
+  // What was skipped after an error is still in the chain: keep the link.
+  if (errors_ignored()) return overlay_.Flush();
+  if (base_mode_) return overlay_.ShortenChain(end_layer_);
+  if (overlay_.allocated_clusters() == overlay_.cluster_count()) return overlay_.DropBacking();
+  return overlay_.Flush();  // a range: make its progress durable
+}
+
+}  // namespace corfs::jobs

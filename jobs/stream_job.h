@@ -40,7 +40,10 @@ class StreamJob final : public Job {
                      WorkerPool& pool, EventBus& events, std::unique_ptr<StreamJob>* out);
   ~StreamJob() override;
 
-  // For range mode: the offset the next range should start at.
+  // Where the job's range ends: for a range, the offset the next range
+  // should start at.
+  uint64_t range_end() const { return end_; }
+  // How far the job has got.
   uint64_t next_offset() const { return next_offset_.load(); }
 
  protected:

@@ -382,7 +382,7 @@ Status Overlay::FillClaimed(const ClaimedRun& run, std::span<char> out) {
     }
     pos += length;
   }
-  bitmap_.SetRange(run.first(), run.count());
+  MarkAllocated(run.first(), run.count());
   return Status::Ok();
 }
 
@@ -401,7 +401,7 @@ Status Overlay::MergeIntoCluster(uint64_t cluster, uint64_t offset, std::span<co
     std::memcpy(bytes.data() + (offset - start), data.data(), data.size());
   }
   CORFS_RETURN_IF_ERROR(StoreBytes(start, bytes));
-  bitmap_.SetRange(cluster, 1);
+  MarkAllocated(cluster, 1);
   return Status::Ok();
 }
 
@@ -487,7 +487,7 @@ Status Overlay::Write(uint64_t offset, std::span<const char> data) {
       if (run.count() == 0) continue;
       uint64_t run_end = ClusterEnd(cluster + run.count() - 1);
       CORFS_RETURN_IF_ERROR(PwriteFull(data_fd_.get(), rest.first(run_end - pos), pos, path_));
-      bitmap_.SetRange(cluster, run.count());
+      MarkAllocated(cluster, run.count());
       pos = run_end;
       continue;
     }
@@ -528,7 +528,7 @@ Status Overlay::Discard(uint64_t offset, uint64_t length) {
       if (run.count() == 0) continue;
       uint64_t run_end = ClusterEnd(cluster + run.count() - 1);
       CORFS_RETURN_IF_ERROR(PunchData(pos, run_end - pos));
-      bitmap_.SetRange(cluster, run.count());
+      MarkAllocated(cluster, run.count());
       pos = run_end;
       continue;
     }
@@ -642,6 +642,28 @@ Status Overlay::FindBackingLayer(const std::string& path, size_t* index) const {
   }
   return Status::NotFound("'" + path + "' is not in the backing chain of " + path_ +
                           (names.empty() ? " (it has none)" : " (" + names + ")"));
+}
+
+void Overlay::MarkAllocated(uint64_t first, uint64_t count) {
+  bitmap_.SetRange(first, count);
+  uint64_t threshold = write_threshold_.load(std::memory_order_relaxed);
+  if (threshold == 0 || allocated_bytes() <= threshold) return;
+  // One-shot: whoever swaps the threshold to 0 reports it.
+  if (!write_threshold_.compare_exchange_strong(threshold, 0)) return;
+  ThresholdHandler handler;
+  {
+    std::lock_guard lock(threshold_mutex_);
+    handler = threshold_handler_;
+  }
+  if (handler) handler(threshold, allocated_bytes() - threshold);
+}
+
+void Overlay::SetWriteThreshold(uint64_t bytes, ThresholdHandler on_exceeded) {
+  {
+    std::lock_guard lock(threshold_mutex_);
+    threshold_handler_ = std::move(on_exceeded);
+  }
+  write_threshold_.store(bytes, std::memory_order_relaxed);
 }
 
 Status Overlay::UpdateHeader(OverlayHeader next, std::shared_ptr<BackingChain> new_chain) {

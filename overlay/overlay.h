@@ -23,6 +23,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -139,6 +140,15 @@ class Overlay {
   // `new_top` (the base of a stream), committed the same way.
   Status ShortenChain(size_t new_top);
 
+  // A one-shot alarm, like QEMU's write threshold: once the overlay holds
+  // more than `bytes` (by writes, copy-on-read or streaming), `on_exceeded`
+  // is called once with the threshold and the amount over it, and the
+  // threshold goes back to 0 (off). It runs on the I/O thread: keep it short.
+  using ThresholdHandler = std::function<void(uint64_t threshold, uint64_t exceeded)>;
+  void SetWriteThreshold(uint64_t bytes, ThresholdHandler on_exceeded);
+  uint64_t write_threshold() const { return write_threshold_.load(std::memory_order_relaxed); }
+  uint64_t allocated_bytes() const { return std::min(size_, allocated_clusters() * cluster_size()); }
+
   // Guest requests being served right now; background jobs yield to them.
   int64_t guest_io_in_flight() const { return guest_io_.load(std::memory_order_relaxed); }
 
@@ -160,6 +170,8 @@ class Overlay {
   Status StoreBytes(uint64_t offset, std::span<const char> bytes);
   // Replaces the header with `next` (sequence bumped) and the chain with `chain`.
   Status UpdateHeader(OverlayHeader next, std::shared_ptr<BackingChain> chain);
+  // Marks clusters allocated and fires the write threshold if it is passed.
+  void MarkAllocated(uint64_t first, uint64_t count);
   // Copy-on-write of one cluster the overlay lacks: chain data merged with
   // `data` at `offset` (or zeros when `data` is empty and `zero_length` > 0).
   Status MergeIntoCluster(uint64_t cluster, uint64_t offset, std::span<const char> data, uint64_t zero_length,
@@ -186,6 +198,9 @@ class Overlay {
   std::mutex header_update_mutex_;
   bool closed_ = false;
   std::atomic<int64_t> guest_io_{0};
+  std::atomic<uint64_t> write_threshold_{0};
+  std::mutex threshold_mutex_;
+  ThresholdHandler threshold_handler_;
 
   std::mutex committer_mutex_;
   std::condition_variable_any committer_wakeup_;

@@ -1,0 +1,228 @@
+#include "control/block_commands.h"
+
+#include "control/version.h"
+
+namespace corfs::control {
+
+namespace {
+
+const ControlledImage* FindImage(const ControlContext& context, const std::string& name) {
+  for (const ControlledImage& image : context.images) {
+    if (image.name == name) return &image;
+  }
+  return nullptr;
+}
+
+QmpResult NoSuchImage(const std::string& name) {
+  return QmpResult::Error("DeviceNotFound", "Image '" + name + "' not found");
+}
+
+QmpResult NoSuchJob(const std::string& id) {
+  return QmpResult::Error("DeviceNotActive", "No active block job with id '" + id + "'");
+}
+
+QmpResult Failed(const QmpError& error) { return QmpResult::Error(error.error_class, error.desc); }
+
+nlohmann::json ImageJson(const ControlledImage& image, jobs::JobManager& jobs) {
+  const overlay::Overlay& ovl = *image.overlay;
+  overlay::OverlayHeader header = ovl.header();
+  nlohmann::json chain = nlohmann::json::array();
+  for (const overlay::BackingRef& ref : header.chain) {
+    chain.push_back({{"filename", ref.path}, {"format", ref.format}, {"virtual-size", ref.size}});
+  }
+  nlohmann::json job = nullptr;
+  for (const jobs::JobInfo& info : jobs.List()) {
+    if (info.device == image.name) job = info.id;
+  }
+  return {{"name", image.name},
+          {"filename", ovl.path()},
+          {"virtual-size", ovl.size()},
+          {"cluster-size", ovl.cluster_size()},
+          {"allocated-bytes", ovl.allocated_bytes()},
+          {"allocated-clusters", ovl.allocated_clusters()},
+          {"clusters", ovl.cluster_count()},
+          {"backing-chain", chain},
+          {"state", header.standalone ? "standalone" : "streaming"},
+          {"read-only", ovl.read_only()},
+          {"write-threshold", ovl.write_threshold()},
+          {"job", job}};
+}
+
+nlohmann::json JobJson(const jobs::JobInfo& info) {
+  return {{"type", info.type},
+          {"device", info.id},
+          {"image", info.device},
+          {"len", info.len},
+          {"offset", info.offset},
+          {"copied", info.copied},
+          {"speed", info.speed},
+          {"rate", info.rate},
+          {"eta-seconds", info.eta_seconds},
+          {"status", jobs::ToString(info.state)},
+          {"paused", info.state == jobs::JobState::kPaused},
+          {"busy", info.state == jobs::JobState::kRunning},
+          {"ready", info.state == jobs::JobState::kReady},
+          {"io-status", "ok"}};
+}
+
+QmpResult BlockStream(ControlContext& context, const nlohmann::json& args) {
+  Arguments a(args);
+  QmpError error;
+  if (!a.OnlyKnown({"device", "job-id", "base", "speed", "on-error", "offset", "length"}, &error)) return Failed(error);
+  std::string device;
+  if (!a.String("device", &device, &error)) return Failed(error);
+  const ControlledImage* image = FindImage(context, device);
+  if (image == nullptr) return NoSuchImage(device);
+  jobs::StreamOptions options = image->stream_defaults;
+  options.base.reset();
+  std::string text;
+  uint64_t number = 0;
+  if (a.Has("job-id")) {
+    if (!a.String("job-id", &options.job_id, &error)) return Failed(error);
+    if (options.job_id.empty()) return QmpResult::Generic("Parameter 'job-id' must not be empty");
+  }
+  if (a.Has("base")) {
+    if (!a.String("base", &text, &error)) return Failed(error);
+    options.base = text;
+  }
+  if (a.Has("speed")) {
+    if (!a.Unsigned("speed", &options.speed, &error)) return Failed(error);
+  }
+  if (a.Has("on-error")) {
+    if (!a.String("on-error", &text, &error)) return Failed(error);
+    if (!jobs::ParseOnError(text, &options.on_error)) {
+      return QmpResult::Generic("Parameter 'on-error' does not accept value '" + text +
+                                "' (expected report, ignore or stop)");
+    }
+  }
+  if (a.Has("offset")) {
+    if (!a.Unsigned("offset", &number, &error)) return Failed(error);
+    options.range_offset = number;
+  }
+  if (a.Has("length")) {
+    if (!a.Unsigned("length", &number, &error)) return Failed(error);
+    options.range_length = number;
+  }
+  std::string id;
+  Status started = context.jobs->StartStream(*image->overlay, device, options, &id);
+  if (!started.ok()) return QmpResult::Generic(started.message());
+  nlohmann::json result = {{"job-id", id}};
+  if (options.range_offset || options.range_length) {
+    if (auto job = std::dynamic_pointer_cast<jobs::StreamJob>(context.jobs->Find(id))) {
+      result["next-offset"] = job->range_end();
+    }
+  }
+  return QmpResult::Ok(result);
+}
+
+// The job named by the "device" argument (QMP's name for a job id).
+QmpResult WithJob(ControlContext& context, const nlohmann::json& args, std::initializer_list<const char*> known,
+                  const std::function<QmpResult(jobs::Job&)>& act) {
+  Arguments a(args);
+  QmpError error;
+  if (!a.OnlyKnown(known, &error)) return Failed(error);
+  std::string id;
+  if (!a.String("device", &id, &error)) return Failed(error);
+  std::shared_ptr<jobs::Job> job = context.jobs->Find(id);
+  if (job == nullptr) return NoSuchJob(id);
+  return act(*job);
+}
+
+QmpResult SetWriteThreshold(ControlContext& context, const nlohmann::json& args) {
+  Arguments a(args);
+  QmpError error;
+  if (!a.OnlyKnown({"node-name", "device", "write-threshold", "percent-thousandths"}, &error)) return Failed(error);
+  std::string name;
+  if (a.Has("node-name") ? !a.String("node-name", &name, &error) : !a.String("device", &name, &error)) {
+    return Failed(error);
+  }
+  const ControlledImage* image = FindImage(context, name);
+  if (image == nullptr) return NoSuchImage(name);
+  uint64_t bytes = 0;
+  if (a.Has("write-threshold") == a.Has("percent-thousandths")) {
+    return QmpResult::Generic("give exactly one of 'write-threshold' (bytes) and 'percent-thousandths'");
+  }
+  if (a.Has("write-threshold")) {
+    if (!a.Unsigned("write-threshold", &bytes, &error)) return Failed(error);
+  } else {
+    uint64_t thousandths = 0;
+    if (!a.Unsigned("percent-thousandths", &thousandths, &error)) return Failed(error);
+    if (thousandths > 100000) return QmpResult::Generic("'percent-thousandths' is at most 100000 (100%)");
+    // Thousandths of a percent, as libvirt's virDomainSetBlockThreshold takes.
+    bytes = static_cast<uint64_t>(static_cast<long double>(image->overlay->size()) * thousandths / 100000);
+  }
+  if (bytes > image->overlay->size()) {
+    return QmpResult::Generic("write threshold " + std::to_string(bytes) + " is larger than the disk");
+  }
+  ArmWriteThreshold(*image, bytes, *context.events);
+  return QmpResult::Ok({{"write-threshold", bytes}});
+}
+
+}  // namespace
+
+void ArmWriteThreshold(const ControlledImage& image, uint64_t bytes, EventBus& events) {
+  const std::string name = image.name;
+  EventBus* bus = &events;
+  image.overlay->SetWriteThreshold(bytes, [bus, name](uint64_t threshold, uint64_t exceeded) {
+    bus->Publish({"BLOCK_WRITE_THRESHOLD",
+                  {{"node-name", name}, {"write-threshold", threshold}, {"amount-exceeded", exceeded}}});
+  });
+}
+
+CommandTable MakeBlockCommands(ControlContext& context) {
+  CommandTable table;
+  ControlContext* ctx = &context;
+  table.Add("query-version", [](const nlohmann::json&) { return QmpResult::Ok(VersionJson()); });
+  table.Add("query-commands", [ctx](const nlohmann::json&) {
+    nlohmann::json names = nlohmann::json::array({{{"name", "qmp_capabilities"}}});
+    for (const char* name : {"query-version", "query-commands", "query-images", "block-stream", "query-block-jobs",
+                             "block-job-set-speed", "block-job-pause", "block-job-resume", "block-job-cancel",
+                             "block-set-write-threshold"}) {
+      names.push_back({{"name", name}});
+    }
+    (void)ctx;
+    return QmpResult::Ok(names);
+  });
+  table.Add("query-images", [ctx](const nlohmann::json&) {
+    nlohmann::json list = nlohmann::json::array();
+    for (const ControlledImage& image : ctx->images) list.push_back(ImageJson(image, *ctx->jobs));
+    return QmpResult::Ok(list);
+  });
+  table.Add("block-stream", [ctx](const nlohmann::json& args) { return BlockStream(*ctx, args); });
+  table.Add("query-block-jobs", [ctx](const nlohmann::json&) {
+    nlohmann::json list = nlohmann::json::array();
+    for (const jobs::JobInfo& info : ctx->jobs->List()) list.push_back(JobJson(info));
+    return QmpResult::Ok(list);
+  });
+  table.Add("block-job-set-speed", [ctx](const nlohmann::json& args) {
+    return WithJob(*ctx, args, {"device", "speed"}, [&](jobs::Job& job) {
+      QmpError error;
+      uint64_t speed = 0;
+      if (!Arguments(args).Unsigned("speed", &speed, &error)) return Failed(error);
+      job.SetSpeed(speed);
+      return QmpResult::Ok();
+    });
+  });
+  table.Add("block-job-pause", [ctx](const nlohmann::json& args) {
+    return WithJob(*ctx, args, {"device"}, [](jobs::Job& job) {
+      job.Pause();
+      return QmpResult::Ok();
+    });
+  });
+  table.Add("block-job-resume", [ctx](const nlohmann::json& args) {
+    return WithJob(*ctx, args, {"device"}, [](jobs::Job& job) {
+      job.Resume();
+      return QmpResult::Ok();
+    });
+  });
+  table.Add("block-job-cancel", [ctx](const nlohmann::json& args) {
+    return WithJob(*ctx, args, {"device", "force"}, [](jobs::Job& job) {
+      job.Cancel();
+      return QmpResult::Ok();
+    });
+  });
+  table.Add("block-set-write-threshold", [ctx](const nlohmann::json& args) { return SetWriteThreshold(*ctx, args); });
+  return table;
+}
+
+}  // namespace corfs::control

@@ -1,0 +1,37 @@
+#pragma once
+// The commands of a corfs control socket, named as QEMU's where the meaning
+// matches: query-version, query-images, block-stream, query-block-jobs,
+// block-job-set-speed, block-job-pause, block-job-resume, block-job-cancel,
+// block-set-write-threshold.
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "common/event_bus.h"
+#include "control/qmp_command.h"
+#include "jobs/job_manager.h"
+#include "overlay/overlay.h"
+
+namespace corfs::control {
+
+struct ControlledImage {
+  std::string name;
+  overlay::Overlay* overlay = nullptr;
+  jobs::StreamOptions stream_defaults;  // speed, on-error, chunk size from the YAML file
+};
+
+struct ControlContext {
+  std::vector<ControlledImage> images;
+  jobs::JobManager* jobs = nullptr;
+  EventBus* events = nullptr;
+};
+
+// `context` must outlive the table.
+CommandTable MakeBlockCommands(ControlContext& context);
+
+// Arms the one-shot write threshold of `image`, reporting on `events` as
+// BLOCK_WRITE_THRESHOLD. 0 disarms it.
+void ArmWriteThreshold(const ControlledImage& image, uint64_t bytes, EventBus& events);
+
+}  // namespace corfs::control

@@ -20,6 +20,8 @@ int main(int argc, char** argv) {
   corfs::cli::AddCreateCommand(app, &exit_code);
   corfs::cli::AddInfoCommand(app, &exit_code);
   corfs::cli::AddCheckCommand(app, &exit_code);
+  corfs::cli::AddMountCommand(app, &exit_code);
+  corfs::cli::AddJobCommands(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -73,6 +73,9 @@ Status Listen(const std::string& path, UniqueFd* out) {
 
 }  // namespace
 
+QmpServer::QmpServer(std::string socket_path, const CommandTable& commands, const QmpServerOptions& options)
+    : socket_path_(std::move(socket_path)), commands_(commands), options_(options) {}
+
 Status QmpServer::Start(const std::string& socket_path, const CommandTable& commands, EventBus& events,
                         const QmpServerOptions& options, std::unique_ptr<QmpServer>* out) {
   std::unique_ptr<QmpServer> server(new QmpServer(socket_path, commands, options));

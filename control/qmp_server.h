@@ -48,8 +48,7 @@ class QmpServer {
  private:
   struct Client;
 
-  QmpServer(std::string socket_path, const CommandTable& commands, const QmpServerOptions& options)
-      : socket_path_(std::move(socket_path)), commands_(commands), options_(options) {}
+  QmpServer(std::string socket_path, const CommandTable& commands, const QmpServerOptions& options);
 
   void Loop();
   void Wake();

@@ -1,8 +1,10 @@
 #include "fuse/fuse_mount.h"
 
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 
 #include <cerrno>
+#include <csignal>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -41,7 +43,12 @@ bool IsMountPoint(const std::string& path) {
 
 Status CheckMountpoint(const std::string& mountpoint) {
   struct stat st {};
-  if (::stat(mountpoint.c_str(), &st) != 0) {
+  // statfs first: FUSE never caches it, so a mount whose daemon was killed
+  // answers ENOTCONN at once, where stat may still answer from the
+  // attribute cache for a moment.
+  struct statvfs vfs {};
+  int probe = ::statvfs(mountpoint.c_str(), &vfs);
+  if (probe != 0 || ::stat(mountpoint.c_str(), &st) != 0) {
     if (errno == ENOTCONN) {
       return Status::Error(ENOTCONN, "mountpoint " + mountpoint +
                                          " is a stale mount left by a corfs that was killed; unmount it with "
@@ -80,6 +87,10 @@ Status FuseMount::Mount(const MountOptions& options, ImageTable* table, std::uni
   mount->session_ = fuse_session_new(&fargs, &ops, sizeof ops, table);
   fuse_opt_free_args(&fargs);
   if (mount->session_ == nullptr) return Status::Error(EIO, "could not start a FUSE session (see the message above)");
+  // A daemon started in the background of a script inherits SIGINT ignored,
+  // and libfuse keeps an ignored signal ignored. `kill -INT` must stop a
+  // mount wherever it was started, so start from the default disposition.
+  for (int signal : {SIGINT, SIGTERM, SIGHUP}) std::signal(signal, SIG_DFL);
   if (fuse_set_signal_handlers(mount->session_) != 0) return Status::Error(EIO, "could not set signal handlers");
   mount->signal_handlers_ = true;
   if (fuse_session_mount(mount->session_, options.mountpoint.c_str()) != 0) {

@@ -71,6 +71,7 @@ bool Attr(ImageTable& table, fuse_ino_t ino, struct stat* st) {
 
 void OnInit(void*, fuse_conn_info* conn) {
   conn->max_write = kMaxIo;
+  conn->max_read = kMaxIo;  // must equal the max_read mount option
   conn->max_readahead = kMaxIo;
   // Every change to an image passes through this mount, so the kernel's
   // page cache stays valid; no need to drop it when times change.

@@ -29,15 +29,15 @@ class RateLimiter {
     return speed_;
   }
 
-  // Books `bytes` and returns the time at which they may be sent.
+  // Books `bytes` and returns the time at which they may be sent: the end
+  // of their slot, so that what has been sent never runs ahead of the rate.
   Clock::time_point Book(uint64_t bytes) {
     std::lock_guard lock(mutex_);
     const Clock::time_point now = Clock::now();
     if (speed_ == 0) return now;
     if (next_ < now - kBurst) next_ = now - kBurst;
-    const Clock::time_point start = next_;
     next_ += std::chrono::nanoseconds(static_cast<int64_t>(static_cast<long double>(bytes) * 1e9L / speed_));
-    return start;
+    return next_;
   }
 
  private:

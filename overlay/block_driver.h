@@ -41,6 +41,10 @@ class BlockDriver {
   virtual Status Discard(uint64_t offset, uint64_t length) = 0;
   // Allocation of [offset, offset+length); `length` > 0 and within size().
   virtual Status GetBlockStatus(uint64_t offset, uint64_t length, BlockStatus* out) = 0;
+
+  // The driver whose content defines the image's identity: itself, except
+  // for wrappers (fault injection) that present another image.
+  virtual BlockDriver& identity_source() { return *this; }
 };
 
 }  // namespace corfs::overlay

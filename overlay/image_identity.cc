@@ -21,7 +21,8 @@ std::string ImageIdentity::ToString() const {
   return text;
 }
 
-Status ComputeIdentity(BlockDriver& image, ImageIdentity* out) {
+Status ComputeIdentity(BlockDriver& driver, ImageIdentity* out) {
+  BlockDriver& image = driver.identity_source();
   const uint64_t size = image.size();
   XXH3_state_t* state = XXH3_createState();
   if (state == nullptr) return Status::Error(ENOMEM, "out of memory hashing " + image.path());

@@ -7,6 +7,7 @@
 
 #include "common/file_io.h"
 #include "common/unique_fd.h"
+#include "overlay/fault_injection_driver.h"
 #include "overlay/raw_driver.h"
 
 namespace corfs::overlay {
@@ -35,6 +36,7 @@ Status OpenImage(const std::string& path, const std::string& format, std::unique
     *out = std::move(raw);
     return Status::Ok();
   }
+  if (actual == "blkdebug") return FaultInjectionDriver::Open(path, OpenImage, out);
   if (actual == "corfs") {
     return Status::Invalid(path + " is a corfs metadata file; name the overlay's data file instead");
   }

@@ -64,19 +64,24 @@ struct OpenedChain {
 // in `refs`; the error names both images when they differ.
 Status OpenVerifiedChain(const std::vector<ImageSpec>& specs, const std::vector<BackingRef>& refs,
                          const ImageOpener& opener, OpenedChain* out) {
-  if (specs.size() != refs.size()) {
+  // A stream down to a base shortens the overlay's chain: the caller's
+  // chain (as a YAML file names it) may then be longer, and its bottom part
+  // is what the overlay still uses.
+  if (specs.size() < refs.size()) {
     return Status::Invalid("the backing chain has " + std::to_string(specs.size()) +
                            " images, but the overlay was made over " + std::to_string(refs.size()));
   }
-  for (size_t i = 0; i < specs.size(); ++i) {
+  const size_t skip = specs.size() - refs.size();
+  for (size_t i = 0; i < refs.size(); ++i) {
+    const ImageSpec& spec = specs[skip + i];
     std::unique_ptr<BlockDriver> driver;
-    Status opened = opener(specs[i].path, specs[i].format.empty() ? refs[i].format : specs[i].format, &driver);
-    if (!opened.ok()) return opened.WithContext("backing image '" + specs[i].path + "'");
+    Status opened = opener(spec.path, spec.format.empty() ? refs[i].format : spec.format, &driver);
+    if (!opened.ok()) return opened.WithContext("backing image '" + spec.path + "'");
     ImageIdentity found;
     CORFS_RETURN_IF_ERROR(ComputeIdentity(*driver, &found));
     ImageIdentity recorded{refs[i].size, refs[i].fingerprint};
     if (found != recorded) {
-      return Status::Invalid("backing image '" + specs[i].path + "' (" + found.ToString() +
+      return Status::Invalid("backing image '" + spec.path + "' (" + found.ToString() +
                              ") is not the image this overlay was made over: '" + refs[i].path + "' (" +
                              recorded.ToString() + ")");
     }
@@ -603,8 +608,15 @@ Status Overlay::PlanStream(uint64_t offset, uint64_t length, size_t end_layer, S
     // Past the end of an image above the base the disk reads zeros, while
     // the base may hold data there: once the base is the backing image it
     // would show. Record those zeros in the overlay.
-    const uint64_t hidden_from = end_layer == 0 ? size_ : backing->visible_size(end_layer - 1);
-    const uint64_t base_end = backing->visible_size(end_layer);
+    //
+    // Today the base shows up to visible_size(end_layer), which is already
+    // cut at the end of every image above it; once those are dropped it
+    // shows up to its own size (cut at the disk's). The zeros to record are
+    // in between. (This used to compare visible_size(end_layer - 1) with
+    // visible_size(end_layer), which can never form a non-empty range, so
+    // ShortenChain exposed the base's hidden tail to the guest.)
+    const uint64_t hidden_from = backing->visible_size(end_layer);
+    const uint64_t base_end = std::min(size_, backing->layer(end_layer).size());
     if (offset >= hidden_from && offset < base_end) {
       *out = {StreamWork::kZero, std::min(run, base_end - offset)};
       return Status::Ok();

@@ -1,0 +1,74 @@
+#include "cli/image_loader.h"
+
+#include <chrono>
+#include <filesystem>
+
+#include "common/size.h"
+
+namespace corfs::cli {
+
+namespace {
+
+int64_t NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+Status OpenImage(const config::ImageConfig& image, std::unique_ptr<fuse::MountedImage>* out) {
+  overlay::OpenOptions options;
+  options.read_only = image.read_only;
+  options.copy_on_read = image.copy_on_read;
+  if (!image.backing.empty()) options.expected_backing = image.backing;
+  auto mounted = std::make_unique<fuse::MountedImage>();
+  Status opened = overlay::Overlay::Open(image.overlay_path, options, &mounted->overlay);
+  if (!opened.ok()) return opened.WithContext("image '" + image.name + "'");
+  if (image.size != 0 && image.size != mounted->overlay->size()) {
+    return Status::Invalid("image '" + image.name + "': the overlay " + image.overlay_path + " has " +
+                           FormatSize(mounted->overlay->size()) + ", the YAML file says " + FormatSize(image.size));
+  }
+  mounted->name = image.name;
+  mounted->read_only = image.read_only;
+  mounted->uid = image.uid;
+  mounted->gid = image.gid;
+  mounted->mode.store(image.mode);
+  mounted->mtime_ns.store(NowNs());
+  *out = std::move(mounted);
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status OpenConfiguredImages(const config::MountConfig& cfg, std::vector<std::unique_ptr<fuse::MountedImage>>* out) {
+  std::vector<std::unique_ptr<fuse::MountedImage>> images(cfg.images.size());
+  std::vector<size_t> to_create;
+  for (size_t i = 0; i < cfg.images.size(); ++i) {
+    const config::ImageConfig& image = cfg.images[i];
+    if (std::filesystem::exists(overlay::MetadataPath(image.overlay_path))) {
+      CORFS_RETURN_IF_ERROR(OpenImage(image, &images[i]));
+    } else if (!image.create) {
+      return Status::NotFound("image '" + image.name + "': overlay " + image.overlay_path +
+                              " does not exist and `create` is false");
+    } else if (image.read_only) {
+      return Status::NotFound("image '" + image.name + "': overlay " + image.overlay_path +
+                              " does not exist, and a read-only image cannot be created");
+    } else {
+      to_create.push_back(i);
+    }
+  }
+  for (size_t i : to_create) {
+    const config::ImageConfig& image = cfg.images[i];
+    overlay::CreateOptions options;
+    options.backing = image.backing;
+    options.size = image.size;
+    options.cluster_size = image.cluster_size;
+    std::error_code ec;
+    std::filesystem::create_directories(std::filesystem::path(image.overlay_path).parent_path(), ec);
+    Status created = overlay::Overlay::Create(image.overlay_path, options);
+    if (!created.ok()) return created.WithContext("image '" + image.name + "'");
+    CORFS_RETURN_IF_ERROR(OpenImage(image, &images[i]));
+  }
+  *out = std::move(images);
+  return Status::Ok();
+}
+
+}  // namespace corfs::cli

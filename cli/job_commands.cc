@@ -1,0 +1,320 @@
+// The CLI side of the control socket: corfs stream, jobs, pause, resume,
+// cancel, set-speed, threshold, events, status.
+
+#include <unistd.h>
+
+#include <cinttypes>
+#include <cstdio>
+#include <thread>
+
+#include "cli/commands.h"
+#include "cli/progress_display.h"
+#include "cli/qmp_client.h"
+#include "common/size.h"
+
+namespace corfs::cli {
+
+namespace {
+
+struct Target {
+  std::string socket;
+  std::string mountpoint;
+  bool json = false;
+};
+
+void AddTargetOptions(CLI::App* cmd, Target* target, bool with_json = true) {
+  cmd->add_option("-m,--mountpoint", target->mountpoint, "The mount to steer (its socket is MOUNTPOINT.sock)");
+  cmd->add_option("-S,--socket", target->socket, "The mount's control socket");
+  if (with_json) cmd->add_flag("--json", target->json, "Print JSON");
+}
+
+Status Connect(const Target& target, QmpClient* client) {
+  std::string path;
+  CORFS_RETURN_IF_ERROR(ResolveSocket(target.socket, target.mountpoint, &path));
+  return QmpClient::Connect(path, client);
+}
+
+// Connects, runs one command, prints its result as JSON when asked.
+int RunSimple(const Target& target, const std::string& command, const nlohmann::json& args, const char* done) {
+  QmpClient client;
+  Status status = Connect(target, &client);
+  nlohmann::json result;
+  if (status.ok()) status = client.Execute(command, args, &result);
+  if (!status.ok()) return Fail(status.message());
+  if (target.json) {
+    std::printf("%s\n", result.dump().c_str());
+  } else if (done != nullptr) {
+    std::printf("%s\n", done);
+  }
+  return 0;
+}
+
+// Follows job `id` until it concludes: a bar on a terminal, lines otherwise.
+// Returns the exit code: 0 when it completed without error.
+int WaitForJob(QmpClient& client, const std::string& id, bool json) {
+  const bool tty = !json && ::isatty(STDOUT_FILENO);
+  auto last_line = std::chrono::steady_clock::now() - std::chrono::hours(1);
+  while (true) {
+    std::optional<nlohmann::json> event;
+    Status status = client.NextEvent(std::chrono::milliseconds(500), &event);
+    if (!status.ok()) return Fail(status.message());
+    if (event && (*event)["data"].value("device", std::string()) == id) {
+      const std::string name = (*event)["event"].get<std::string>();
+      if (name == "BLOCK_JOB_COMPLETED" || name == "BLOCK_JOB_CANCELLED") {
+        if (tty) std::printf("\n");
+        if (json) {
+          std::printf("%s\n", event->dump().c_str());
+        } else if (name == "BLOCK_JOB_CANCELLED") {
+          std::printf("job %s cancelled\n", id.c_str());
+        } else if ((*event)["data"].contains("error")) {
+          std::printf("job %s failed: %s\n", id.c_str(), (*event)["data"]["error"].get<std::string>().c_str());
+        } else {
+          std::printf("job %s completed\n", id.c_str());
+        }
+        std::fflush(stdout);
+        return name == "BLOCK_JOB_COMPLETED" && !(*event)["data"].contains("error") ? 0 : 1;
+      }
+      if (name == "BLOCK_JOB_ERROR" && !tty) std::printf("event=%s %s\n", name.c_str(), (*event)["data"].dump().c_str());
+      continue;
+    }
+    nlohmann::json jobs;
+    status = client.Execute("query-block-jobs", nlohmann::json::object(), &jobs);
+    if (!status.ok()) return Fail(status.message());
+    for (const nlohmann::json& job : jobs) {
+      if (job.value("device", std::string()) != id) continue;
+      if (tty) {
+        std::printf("\r%s\033[K", ProgressBar(job, 30).c_str());
+      } else if (std::chrono::steady_clock::now() - last_line >= std::chrono::seconds(1)) {
+        std::printf("%s\n", json ? job.dump().c_str() : ProgressLine(job).c_str());
+        last_line = std::chrono::steady_clock::now();
+      }
+      std::fflush(stdout);
+    }
+  }
+}
+
+struct StreamArgs {
+  Target target;
+  std::string image, speed, base, range, on_error, job_id;
+  bool wait = false;
+};
+
+int RunStream(const StreamArgs& a) {
+  nlohmann::json args = {{"device", a.image}};
+  if (!a.job_id.empty()) args["job-id"] = a.job_id;
+  if (!a.base.empty()) args["base"] = a.base;
+  if (!a.on_error.empty()) args["on-error"] = a.on_error;
+  if (!a.speed.empty()) {
+    uint64_t speed = 0;
+    Status parsed = ParseSize(a.speed, &speed);
+    if (!parsed.ok()) return Fail("--speed: " + parsed.message());
+    args["speed"] = speed;
+  }
+  if (!a.range.empty()) {
+    size_t colon = a.range.find(':');
+    uint64_t offset = 0, length = 0;
+    Status parsed = colon == std::string::npos ? Status::Invalid("expected OFFSET:LENGTH, e.g. 0:1G")
+                                               : ParseSize(a.range.substr(0, colon), &offset);
+    if (parsed.ok()) parsed = ParseSize(a.range.substr(colon + 1), &length);
+    if (!parsed.ok()) return Fail("--range: " + parsed.message());
+    args["offset"] = offset;
+    args["length"] = length;
+  }
+  QmpClient client;
+  Status status = Connect(a.target, &client);
+  nlohmann::json result;
+  if (status.ok()) status = client.Execute("block-stream", args, &result);
+  if (!status.ok()) return Fail(status.message());
+  const std::string id = result.value("job-id", a.image);
+  if (!a.wait) {
+    if (a.target.json) {
+      std::printf("%s\n", result.dump().c_str());
+    } else {
+      std::printf("started job %s", id.c_str());
+      if (result.contains("next-offset")) std::printf(" (next range starts at %" PRIu64 ")", result["next-offset"].get<uint64_t>());
+      std::printf("\n");
+    }
+    return 0;
+  }
+  return WaitForJob(client, id, a.target.json);
+}
+
+int RunJobs(const Target& target, bool watch) {
+  QmpClient client;
+  Status status = Connect(target, &client);
+  if (!status.ok()) return Fail(status.message());
+  const bool tty = !target.json && ::isatty(STDOUT_FILENO);
+  int drawn = 0;
+  while (true) {
+    nlohmann::json jobs;
+    status = client.Execute("query-block-jobs", nlohmann::json::object(), &jobs);
+    if (!status.ok()) return Fail(status.message());
+    if (tty && drawn > 0) std::printf("\033[%dA", drawn);  // redraw in place
+    drawn = 0;
+    if (target.json) {
+      std::printf("%s\n", jobs.dump().c_str());
+    } else if (jobs.empty() && !watch) {
+      std::printf("no jobs\n");
+    }
+    for (const nlohmann::json& job : jobs) {
+      if (target.json) break;
+      std::printf("%s\033[K\n", tty ? ProgressBar(job, 30).c_str() : ProgressLine(job).c_str());
+      ++drawn;
+    }
+    std::fflush(stdout);
+    if (!watch || jobs.empty()) return 0;
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+  }
+}
+
+int RunThreshold(const Target& target, const std::string& image, const std::string& value) {
+  nlohmann::json args = {{"node-name", image}};
+  if (!value.empty() && value.back() == '%') {
+    double percent = 0;
+    try {
+      size_t used = 0;
+      percent = std::stod(value.substr(0, value.size() - 1), &used);
+      if (used != value.size() - 1) throw std::invalid_argument(value);
+    } catch (const std::exception&) {
+      return Fail("threshold '" + value + "' is not a percentage like 80%");
+    }
+    if (percent < 0 || percent > 100) return Fail("threshold '" + value + "' is not between 0% and 100%");
+    args["percent-thousandths"] = static_cast<uint64_t>(percent * 1000 + 0.5);
+  } else {
+    uint64_t bytes = 0;
+    Status parsed = ParseSize(value, &bytes);
+    if (!parsed.ok()) return Fail("threshold: " + parsed.message());
+    args["write-threshold"] = bytes;
+  }
+  return RunSimple(target, "block-set-write-threshold", args, "write threshold set");
+}
+
+int RunEvents(const Target& target) {
+  QmpClient client;
+  Status status = Connect(target, &client);
+  if (!status.ok()) return Fail(status.message());
+  while (true) {
+    std::optional<nlohmann::json> event;
+    status = client.NextEvent(std::chrono::milliseconds(-1), &event);
+    if (!status.ok()) return Fail(status.message());
+    if (!event) continue;
+    if (target.json) {
+      std::printf("%s\n", event->dump().c_str());
+    } else {
+      std::printf("%s %s\n", (*event)["event"].get<std::string>().c_str(), (*event)["data"].dump().c_str());
+    }
+    std::fflush(stdout);
+  }
+}
+
+int RunStatus(const Target& target) {
+  QmpClient client;
+  Status status = Connect(target, &client);
+  nlohmann::json images, jobs;
+  if (status.ok()) status = client.Execute("query-images", nlohmann::json::object(), &images);
+  if (status.ok()) status = client.Execute("query-block-jobs", nlohmann::json::object(), &jobs);
+  if (!status.ok()) return Fail(status.message());
+  if (target.json) {
+    std::printf("%s\n", nlohmann::json({{"images", images}, {"jobs", jobs}}).dump().c_str());
+    return 0;
+  }
+  std::printf("%-20s %10s %7s %-11s %s\n", "IMAGE", "SIZE", "LOCAL", "STATE", "JOB");
+  for (const nlohmann::json& image : images) {
+    const uint64_t size = image.value("virtual-size", uint64_t{0});
+    const double local = size == 0 ? 0 : 100.0 * static_cast<double>(image.value("allocated-bytes", uint64_t{0})) / static_cast<double>(size);
+    std::string job = "-";
+    for (const nlohmann::json& j : jobs) {
+      if (j.value("image", std::string()) == image.value("name", std::string())) {
+        char text[96];
+        std::snprintf(text, sizeof text, "%s %s %.1f%%", j.value("device", std::string()).c_str(),
+                      j.value("status", std::string()).c_str(),
+                      j.value("len", uint64_t{0}) == 0 ? 100.0 : 100.0 * static_cast<double>(j.value("offset", uint64_t{0})) / static_cast<double>(j.value("len", uint64_t{1})));
+        job = text;
+      }
+    }
+    std::printf("%-20s %10s %6.1f%% %-11s %s\n", image.value("name", std::string()).c_str(), FormatSize(size).c_str(),
+                local, image.value("state", std::string()).c_str(), job.c_str());
+  }
+  return 0;
+}
+
+}  // namespace
+
+void AddJobCommands(CLI::App& app, int* exit_code) {
+  {
+    auto a = std::make_shared<StreamArgs>();
+    CLI::App* cmd = app.add_subcommand("stream", "Start streaming an image of a running mount (block-stream)");
+    cmd->add_option("image", a->image, "Image name in the mount")->required();
+    cmd->add_option("--speed", a->speed, "Speed limit per second, e.g. 100M (0 = none)");
+    cmd->add_option("--base", a->base, "Copy only what lies above this backing image; it becomes the backing image");
+    cmd->add_option("--range", a->range, "Copy only OFFSET:LENGTH, e.g. 0:1G");
+    cmd->add_option("--on-error", a->on_error, "report, ignore or stop");
+    cmd->add_option("--job-id", a->job_id, "Job id (default: the image name)");
+    cmd->add_flag("--wait", a->wait, "Follow the job until it ends; exit 0 if it completed");
+    AddTargetOptions(cmd, &a->target);
+    cmd->callback([a, exit_code] { *exit_code = RunStream(*a); });
+  }
+  {
+    auto target = std::make_shared<Target>();
+    auto watch = std::make_shared<bool>(false);
+    CLI::App* cmd = app.add_subcommand("jobs", "List the jobs of a running mount");
+    cmd->add_flag("--watch", *watch, "Redraw every second until no job is left");
+    AddTargetOptions(cmd, target.get());
+    cmd->callback([=] { *exit_code = RunJobs(*target, *watch); });
+  }
+  struct JobVerb {
+    const char* name;
+    const char* command;
+    const char* help;
+    const char* done;
+  };
+  for (const JobVerb& verb : {JobVerb{"pause", "block-job-pause", "Pause a job", "paused"},
+                              JobVerb{"resume", "block-job-resume", "Resume a paused job", "resumed"},
+                              JobVerb{"cancel", "block-job-cancel", "Cancel a job", "cancel requested"}}) {
+    auto target = std::make_shared<Target>();
+    auto job = std::make_shared<std::string>();
+    CLI::App* cmd = app.add_subcommand(verb.name, verb.help);
+    cmd->add_option("job", *job, "Job id")->required();
+    AddTargetOptions(cmd, target.get());
+    cmd->callback([=] { *exit_code = RunSimple(*target, verb.command, {{"device", *job}}, verb.done); });
+  }
+  {
+    auto target = std::make_shared<Target>();
+    auto job = std::make_shared<std::string>();
+    auto speed = std::make_shared<std::string>();
+    CLI::App* cmd = app.add_subcommand("set-speed", "Change a job's speed limit");
+    cmd->add_option("job", *job, "Job id")->required();
+    cmd->add_option("speed", *speed, "Bytes per second, e.g. 50M (0 = unlimited)")->required();
+    AddTargetOptions(cmd, target.get());
+    cmd->callback([=] {
+      uint64_t bytes = 0;
+      Status parsed = ParseSize(*speed, &bytes);
+      *exit_code = parsed.ok() ? RunSimple(*target, "block-job-set-speed", {{"device", *job}, {"speed", bytes}}, "speed set")
+                               : Fail("speed: " + parsed.message());
+    });
+  }
+  {
+    auto target = std::make_shared<Target>();
+    auto image = std::make_shared<std::string>();
+    auto value = std::make_shared<std::string>();
+    CLI::App* cmd = app.add_subcommand("threshold", "Set a one-shot write threshold (event when the overlay holds more)");
+    cmd->add_option("image", *image, "Image name")->required();
+    cmd->add_option("value", *value, "Bytes (10G) or percent of the disk (80%); 0 disables")->required();
+    AddTargetOptions(cmd, target.get());
+    cmd->callback([=] { *exit_code = RunThreshold(*target, *image, *value); });
+  }
+  {
+    auto target = std::make_shared<Target>();
+    CLI::App* cmd = app.add_subcommand("events", "Print the mount's events as they happen");
+    AddTargetOptions(cmd, target.get());
+    cmd->callback([=] { *exit_code = RunEvents(*target); });
+  }
+  {
+    auto target = std::make_shared<Target>();
+    CLI::App* cmd = app.add_subcommand("status", "A table of the mount's images: size, local %, state, job");
+    AddTargetOptions(cmd, target.get());
+    cmd->callback([=] { *exit_code = RunStatus(*target); });
+  }
+}
+
+}  // namespace corfs::cli

@@ -1,0 +1,101 @@
+#include "cli/mount_session.h"
+
+#include <cstdio>
+#include <filesystem>
+
+#include "cli/image_loader.h"
+#include "cli/socket_path.h"
+
+namespace corfs::cli {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+jobs::StreamOptions StreamDefaults(const config::ImageConfig& image) {
+  jobs::StreamOptions options;
+  options.speed = image.stream.speed;
+  options.chunk_size = image.stream.chunk_size;
+  switch (image.stream.on_error) {
+    case config::StreamPolicy::OnError::kReport: options.on_error = jobs::OnError::kReport; break;
+    case config::StreamPolicy::OnError::kIgnore: options.on_error = jobs::OnError::kIgnore; break;
+    case config::StreamPolicy::OnError::kStop: options.on_error = jobs::OnError::kStop; break;
+  }
+  if (image.stream.base) options.base = *image.stream.base;
+  return options;
+}
+
+}  // namespace
+
+Status MountSession::Start(const config::MountConfig& cfg, const SessionOptions& options,
+                           std::unique_ptr<MountSession>* out) {
+  std::unique_ptr<MountSession> session(new MountSession());
+  session->mountpoint_ = !options.mountpoint.empty() ? options.mountpoint : cfg.mountpoint.value_or("");
+  if (session->mountpoint_.empty()) {
+    return Status::Invalid("no mountpoint: name one on the command line or as `mountpoint:` in " + cfg.source_file);
+  }
+  session->socket_path_ = cfg.control_socket.value_or(DefaultSocketPath(session->mountpoint_));
+  // A busy or stale mountpoint is refused before any overlay is created.
+  CORFS_RETURN_IF_ERROR(fuse::CheckMountpoint(session->mountpoint_));
+
+  std::vector<std::unique_ptr<fuse::MountedImage>> images;
+  CORFS_RETURN_IF_ERROR(OpenConfiguredImages(cfg, &images));
+  session->table_ = std::make_unique<fuse::ImageTable>(std::move(images));
+
+  unsigned workers = 0;
+  for (const config::ImageConfig& image : cfg.images) workers = std::max(workers, image.stream.workers);
+  session->jobs_ = std::make_unique<jobs::JobManager>(workers, session->events_);
+
+  control::ControlContext& context = session->control_context_;
+  context.jobs = session->jobs_.get();
+  context.events = &session->events_;
+  for (size_t i = 0; i < cfg.images.size(); ++i) {
+    context.images.push_back({cfg.images[i].name, session->table_->at(i).overlay.get(), StreamDefaults(cfg.images[i])});
+  }
+  session->commands_ = control::MakeBlockCommands(context);
+  CORFS_RETURN_IF_ERROR(control::QmpServer::Start(session->socket_path_, session->commands_, session->events_, {},
+                                                  &session->server_));
+  session->log_subscription_ = session->events_.Subscribe([](const Event& event) {
+    std::fprintf(stderr, "corfs: event %s %s\n", event.name.c_str(), event.data.dump().c_str());
+  });
+
+  for (size_t i = 0; i < cfg.images.size(); ++i) {
+    const config::ImageConfig& image = cfg.images[i];
+    const control::ControlledImage& controlled = context.images[i];
+    uint64_t threshold = image.write_threshold.Bytes(controlled.overlay->size());
+    if (threshold != 0) control::ArmWriteThreshold(controlled, threshold, session->events_);
+    if (image.stream.auto_start && !image.read_only && !controlled.overlay->header().standalone) {
+      std::string id;
+      Status started = session->jobs_->StartStream(*controlled.overlay, image.name, controlled.stream_defaults, &id);
+      if (!started.ok()) return started.WithContext("image '" + image.name + "': auto stream");
+    }
+  }
+
+  fuse::MountOptions mount_options;
+  mount_options.mountpoint = session->mountpoint_;
+  mount_options.allow_other = options.allow_other || cfg.allow_other;
+  mount_options.debug = options.debug;
+  CORFS_RETURN_IF_ERROR(fuse::FuseMount::Mount(mount_options, session->table_.get(), &session->mount_));
+  *out = std::move(session);
+  return Status::Ok();
+}
+
+Status MountSession::Run() {
+  Status served = mount_->Run();
+  Status down = Shutdown();
+  return served.ok() ? down : served;
+}
+
+Status MountSession::Shutdown() {
+  if (shut_down_) return Status::Ok();
+  shut_down_ = true;
+  server_.reset();
+  jobs_.reset();  // cancels and waits for every job
+  Status flushed = table_ ? table_->FlushAll() : Status::Ok();
+  mount_.reset();  // unmount
+  return flushed.ok() ? Status::Ok() : flushed.WithContext("committing metadata at unmount");
+}
+
+MountSession::~MountSession() { (void)Shutdown(); }
+
+}  // namespace corfs::cli

@@ -1,0 +1,59 @@
+#pragma once
+// MountSession: everything one `corfs mount` runs, put together in the
+// order it must start and stopped in the reverse order:
+//   overlays -> job pool -> control socket -> auto-started streams -> FUSE.
+// On the way down: the FUSE loop ends, the control socket closes, jobs are
+// cancelled (a stream resumes at the next mount from the committed bitmap),
+// every overlay commits, then the filesystem is unmounted.
+
+#include <memory>
+#include <string>
+
+#include "common/event_bus.h"
+#include "config/mount_config.h"
+#include "control/block_commands.h"
+#include "control/qmp_server.h"
+#include "fuse/fuse_mount.h"
+#include "fuse/image_table.h"
+#include "jobs/job_manager.h"
+
+namespace corfs::cli {
+
+struct SessionOptions {
+  std::string mountpoint;      // overrides the YAML file's
+  bool allow_other = false;
+  bool debug = false;
+};
+
+class MountSession {
+ public:
+  // Opens and mounts; on failure nothing stays mounted.
+  static Status Start(const config::MountConfig& cfg, const SessionOptions& options,
+                      std::unique_ptr<MountSession>* out);
+  ~MountSession();
+
+  // Serves until unmounted or signalled; then shuts down in order.
+  Status Run();
+
+  const std::string& mountpoint() const { return mountpoint_; }
+  const std::string& socket_path() const { return socket_path_; }
+  size_t image_count() const { return table_ ? table_->size() : 0; }
+
+ private:
+  MountSession() = default;
+  Status Shutdown();
+
+  std::string mountpoint_;
+  std::string socket_path_;
+  EventBus events_;
+  std::unique_ptr<fuse::ImageTable> table_;
+  std::unique_ptr<jobs::JobManager> jobs_;
+  control::ControlContext control_context_;
+  control::CommandTable commands_;
+  std::unique_ptr<control::QmpServer> server_;
+  std::unique_ptr<fuse::FuseMount> mount_;
+  EventBus::Subscription log_subscription_;
+  bool shut_down_ = false;
+};
+
+}  // namespace corfs::cli

@@ -1,0 +1,99 @@
+#pragma once
+// ChainResolver: turns `backing:` values and `templates:` into chains of
+// backing images, top first.
+//
+// An entry of a chain is written as
+//   NAME                       a template (if one is called NAME), else a path
+//   {path: P, format: F}       a path, with a format ("" or "auto" = detect)
+//   {template: NAME}           a template, explicitly
+// and a chain as one entry or a list of entries. A template expands to its
+// own chain, so templates may stack (a delta over a base template). Every
+// file must exist (stat); a template that reaches itself, or a chain that
+// holds one file twice (same device and inode, so links and symlinks count
+// as the same file), is refused.
+
+#include <sys/types.h>
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "config/yaml_reader.h"
+#include "overlay/overlay.h"
+
+namespace corfs::config {
+
+// What stat() says about a file: which file it is.
+struct FileIdentity {
+  dev_t device = 0;
+  ino_t inode = 0;
+  bool operator==(const FileIdentity&) const = default;
+};
+
+// One image of a resolved chain.
+struct ChainLink {
+  overlay::ImageSpec spec;  // absolute, lexically normal path; format "" = detect
+  FileIdentity identity;
+  YAML::Mark mark;          // where the path was written
+  // Set when the file does not exist: the message to report. The caller
+  // reports it unless the chain is no longer needed (a standalone overlay,
+  // whose template may be deleted).
+  std::string missing;
+};
+
+class ChainResolver {
+ public:
+  ChainResolver(std::string base_dir, Diagnostics& diag) : base_dir_(std::move(base_dir)), diag_(diag) {}
+
+  // Takes the entries of the `templates:` map and expands each one, so that
+  // a mistake in a template is reported once, even if no image uses it.
+  void AddTemplates(const std::vector<MapEntry>& templates);
+
+  // The chain of a `backing:` value. An empty value or list is an empty
+  // chain. Returns false when something was wrong (already reported).
+  bool Resolve(const Field& backing, std::vector<ChainLink>* out);
+
+  // stat() of `path`: false, with an error at `field`, when it fails or is
+  // neither a regular file nor a block device.
+  bool Identify(const std::string& path, const Field& field, FileIdentity* out);
+
+  bool HasTemplate(const std::string& name) const { return templates_.count(name) != 0; }
+
+  // Reports the missing files of templates that no image used (those of
+  // used templates were the images' to report).
+  void ReportMissingInUnusedTemplates();
+
+ private:
+  enum class State { kPending, kExpanding, kDone, kFailed };
+  struct Template {
+    Field definition;
+    State state = State::kPending;
+    bool used_by_image = false;
+    std::vector<ChainLink> links;
+  };
+  struct StatResult {
+    bool known = false;
+    int error = 0;  // errno of stat, or EISDIR / EINVAL for a wrong kind of file
+    FileIdentity identity;
+  };
+
+  // The chain of a value; `stack` is the templates being expanded around it.
+  bool ResolveValue(const Field& value, std::vector<std::string>& stack, std::vector<ChainLink>* out);
+  // The links of one entry of a chain.
+  bool ResolveEntry(const Field& entry, std::vector<std::string>& stack, std::vector<ChainLink>* out);
+  bool ExpandTemplate(const std::string& name, const Field& reference, std::vector<std::string>& stack,
+                      std::vector<ChainLink>* out);
+  bool AddPath(const std::string& text, const std::string& format, const Field& field, bool maybe_template,
+               std::vector<ChainLink>* out);
+  // "; templates: a, b" (or "; no templates are defined"), to end a message.
+  std::string TemplateNames() const;
+
+  std::string base_dir_;
+  bool resolving_image_ = false;  // inside Resolve: templates met are used
+  Diagnostics& diag_;
+  std::map<std::string, Template> templates_;
+  std::map<std::string, StatResult> stat_cache_;
+};
+
+}  // namespace corfs::config

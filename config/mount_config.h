@@ -1,0 +1,83 @@
+#pragma once
+// MountConfig: what a YAML file describes, validated and typed. A mount is a
+// folder (the mountpoint) in which every image is a file; each image is an
+// overlay over a chain of backing images, with its own settings.
+//
+// config/config_loader.h builds it; everything in it has been checked (types,
+// ranges, chains, that backing files exist), and every path is absolute and
+// lexically normal. The schema is documented in docs/config.md.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "overlay/overlay.h"
+
+namespace corfs::config {
+
+// The background stream job of an image (`stream:`).
+struct StreamPolicy {
+  enum class OnError { kReport, kIgnore, kStop };
+
+  bool auto_start = false;              // start streaming at mount time (`auto:`)
+  uint64_t speed = 0;                   // bytes per second, 0 = unlimited
+  unsigned workers = 0;                 // 0 = one per core
+  uint64_t chunk_size = 512 * 1024;     // at least the cluster size
+  std::optional<std::string> base;      // stream down to this image; it is the
+                                        // `path` of one entry of the chain
+  OnError on_error = OnError::kReport;
+};
+
+// A one-shot alarm when the overlay holds more than a given amount
+// (`write_threshold:`), either in bytes or as a share of the disk.
+struct WriteThreshold {
+  enum class Kind { kNone, kBytes, kPercent };
+
+  Kind kind = Kind::kNone;
+  uint64_t bytes = 0;          // kBytes
+  uint32_t milli_percent = 0;  // kPercent, in thousandths of a percent: 80% = 80000, 12.5% = 12500
+
+  static constexpr uint32_t kFullDisk = 100'000;  // 100%
+
+  // The threshold in bytes for a disk of `disk_size` bytes; 0 = off.
+  uint64_t Bytes(uint64_t disk_size) const {
+    switch (kind) {
+      case Kind::kNone: return 0;
+      case Kind::kBytes: return bytes;
+      case Kind::kPercent:
+        // disk_size * milli_percent / 100000 without overflow.
+        return disk_size / kFullDisk * milli_percent + disk_size % kFullDisk * milli_percent / kFullDisk;
+    }
+    return 0;
+  }
+  bool operator==(const WriteThreshold&) const = default;
+};
+
+// One file of the mount.
+struct ImageConfig {
+  std::string name;                      // the file name in the mount
+  std::string overlay_path;              // the overlay's data file (its metadata is overlay::MetadataPath)
+  std::vector<overlay::ImageSpec> backing;  // top first; empty: a blank disk
+  uint64_t size = 0;                     // 0: the size of the top backing image
+  uint64_t cluster_size = uint64_t{64} * 1024;
+  bool copy_on_read = true;              // false: a thin clone, reads leave data in the chain
+  bool read_only = false;
+  bool create = true;                    // create the overlay when it does not exist
+  uint32_t mode = 0644;                  // permission bits of the file
+  uint32_t uid = 0;                      // owner; default: the user that loads the file
+  uint32_t gid = 0;
+  WriteThreshold write_threshold;
+  StreamPolicy stream;
+};
+
+struct MountConfig {
+  std::string source_file;                    // the YAML file (absolute) or the name given to ParseMountConfig
+  std::optional<std::string> mountpoint;      // may be given on the command line instead
+  std::optional<std::string> control_socket;  // unset: the user of the config puts it beside the
+                                              // mountpoint, "<mountpoint>.sock"
+  bool allow_other = false;
+  std::vector<ImageConfig> images;            // in the order of the file
+};
+
+}  // namespace corfs::config

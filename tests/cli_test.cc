@@ -1,0 +1,181 @@
+// The `corfs` command line, run as a program (no shell): create refuses bad
+// arguments with a message and creates nothing; info --json is valid JSON
+// and shows what was written; check tells a sound overlay from a damaged one.
+
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "overlay/overlay.h"
+#include "tests/test_support.h"
+
+#ifndef CORFS_BINARY
+#error "CORFS_BINARY must name the corfs executable"
+#endif
+
+namespace corfs {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::CommandResult;
+using testing::RunCommand;
+using testing::TempDir;
+
+std::string Describe(const CommandResult& r) {
+  return "exit " + std::to_string(r.exit_code) + "\nstdout: " + r.out + "\nstderr: " + r.err;
+}
+
+class CliTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::mt19937_64 rng(11);
+    backing_ = testing::MakeRandomSparseLayer(dir_.File("template.raw"), kBackingSize, rng, 0.5);
+  }
+
+  CommandResult Corfs(std::vector<std::string> args) {
+    args.insert(args.begin(), CORFS_BINARY);
+    return RunCommand(args);
+  }
+
+  // `corfs create` fails with a message and leaves the folder as it was.
+  void ExpectCreateRefused(const std::vector<std::string>& extra, const std::string& what) {
+    SCOPED_TRACE(what);
+    const std::vector<std::string> names = testing::ListDir(dir_.path());
+    std::vector<std::string> args = {"create", dir_.File("new.img")};
+    args.insert(args.end(), extra.begin(), extra.end());
+    CommandResult r = Corfs(args);
+    EXPECT_NE(r.exit_code, 0) << Describe(r);
+    EXPECT_NE(r.exit_code, -1) << "crashed: " << Describe(r);
+    EXPECT_FALSE(r.err.empty()) << Describe(r);
+    EXPECT_EQ(testing::ListDir(dir_.path()), names) << "a file appeared: " << Describe(r);
+  }
+
+  static constexpr uint64_t kBackingSize = 1024 * 1024;
+  TempDir dir_;
+  testing::SparseLayer backing_;
+};
+
+TEST_F(CliTest, CreateRefusesBadSizes) {
+  for (std::string size : {"-1", "abc", "0", "10X", ""}) {
+    ExpectCreateRefused({"--backing", backing_.path, "--size=" + size}, "--size=" + size);
+  }
+  ExpectCreateRefused({"--backing", backing_.path, "--size", "abc"}, "--size abc");
+  ExpectCreateRefused({"--backing", backing_.path, "--size", "-1"}, "--size -1");
+  // Without a backing image, --size is required.
+  ExpectCreateRefused({}, "no backing, no size");
+}
+
+TEST_F(CliTest, CreateRefusesBadClusterSizes) {
+  for (std::string size : {"3K", "1K", "2048", "4M", "abc", "0", "-64K", "96K"}) {
+    ExpectCreateRefused({"--backing", backing_.path, "--cluster-size=" + size}, "--cluster-size=" + size);
+  }
+}
+
+TEST_F(CliTest, CreateRefusesAMissingBacking) {
+  ExpectCreateRefused({"--backing", dir_.File("nope.raw")}, "missing backing");
+  ExpectCreateRefused({"--backing", backing_.path, "--backing", dir_.File("nope.raw")}, "missing second backing");
+  CommandResult r = Corfs({"create", dir_.File("new.img"), "--backing", dir_.File("nope.raw")});
+  EXPECT_NE(r.err.find("nope.raw"), std::string::npos) << Describe(r);
+}
+
+TEST_F(CliTest, CreateRefusesToReplaceWithoutForce) {
+  const std::string path = dir_.File("disk.img");
+  CommandResult r = Corfs({"create", path, "--backing", backing_.path});
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  testing::FilesSnapshot before({path, overlay::MetadataPath(path)});
+  r = Corfs({"create", path, "--backing", backing_.path, "--cluster-size", "4K"});
+  EXPECT_NE(r.exit_code, 0) << Describe(r);
+  EXPECT_NE(r.err.find("exists"), std::string::npos) << Describe(r);
+  EXPECT_EQ(before.Differences(), "");
+  r = Corfs({"create", path, "--backing", backing_.path, "--cluster-size", "4K", "--force"});
+  EXPECT_EQ(r.exit_code, 0) << Describe(r);
+}
+
+TEST_F(CliTest, InfoJsonShowsAllocatedBytesAfterWrites) {
+  const std::string path = dir_.File("disk.img");
+  CommandResult r = Corfs({"create", path, "--backing", backing_.path, "--size", "3M", "--cluster-size", "64K"});
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_TRUE(testing::FileExists(path));
+  EXPECT_TRUE(testing::FileExists(overlay::MetadataPath(path)));
+
+  r = Corfs({"info", path, "--json"});
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  nlohmann::json info = nlohmann::json::parse(r.out, nullptr, /*allow_exceptions=*/false);
+  ASSERT_FALSE(info.is_discarded()) << "not JSON: " << r.out;
+  EXPECT_EQ(info["virtual-size"], 3u << 20);
+  EXPECT_EQ(info["cluster-size"], 65536u);
+  EXPECT_EQ(info["clusters"], 48u);
+  EXPECT_EQ(info["allocated-bytes"], 0u);
+  EXPECT_EQ(info["state"], "streaming");
+  ASSERT_TRUE(info["backing-chain"].is_array());
+  ASSERT_EQ(info["backing-chain"].size(), 1u);
+  EXPECT_EQ(info["backing-chain"][0]["size"], kBackingSize);
+  EXPECT_EQ(info["backing-chain"][0]["format"], "raw");
+
+  {
+    std::unique_ptr<overlay::Overlay> image;
+    overlay::OpenOptions open;
+    open.commit_interval = 0ms;
+    ASSERT_TRUE(overlay::Overlay::Open(path, open, &image).ok());
+    ASSERT_TRUE(image->Write(100, std::string_view("x")).ok());             // cluster 0
+    ASSERT_TRUE(image->Write(5 * 65536 - 1, std::string_view("yz")).ok());  // clusters 4 and 5
+    ASSERT_TRUE(image->Write(40 * 65536, std::string(65536, 'w')).ok());    // cluster 40
+    ASSERT_TRUE(image->Close().ok());
+  }
+  r = Corfs({"info", path, "--json"});
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  info = nlohmann::json::parse(r.out, nullptr, false);
+  ASSERT_FALSE(info.is_discarded()) << "not JSON: " << r.out;
+  EXPECT_EQ(info["allocated-clusters"], 4u);
+  EXPECT_EQ(info["allocated-bytes"], 4u * 65536);
+  EXPECT_GT(info["allocated-percent"].get<double>(), 8.0);
+
+  // Plain text works too.
+  r = Corfs({"info", path});
+  EXPECT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_NE(r.out.find("template.raw"), std::string::npos) << Describe(r);
+
+  // And info on something that is not an overlay fails with a message.
+  r = Corfs({"info", backing_.path, "--json"});
+  EXPECT_NE(r.exit_code, 0) << Describe(r);
+  EXPECT_FALSE(r.err.empty());
+}
+
+TEST_F(CliTest, CheckTellsSoundFromCorrupt) {
+  const std::string path = dir_.File("disk.img");
+  CommandResult r = Corfs({"create", path, "--backing", backing_.path});
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  r = Corfs({"check", path});
+  EXPECT_EQ(r.exit_code, 0) << Describe(r);
+
+  // Damage one header slot's checksum: still sound (the other slot is used), with a note.
+  std::string meta = testing::ReadFileBytes(overlay::MetadataPath(path));
+  testing::PatchFile(overlay::MetadataPath(path), 40, std::string(1, static_cast<char>(meta[40] ^ 1)));
+  r = Corfs({"check", path});
+  EXPECT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_NE(r.out.find("note"), std::string::npos) << Describe(r);
+
+  // Both slots: unsound.
+  testing::PatchFile(overlay::MetadataPath(path), overlay::kHeaderSlotSize + 40,
+                     std::string(1, static_cast<char>(meta[overlay::kHeaderSlotSize + 40] ^ 1)));
+  testing::FilesSnapshot before({path, overlay::MetadataPath(path)});
+  r = Corfs({"check", path});
+  EXPECT_NE(r.exit_code, 0) << Describe(r);
+  EXPECT_NE(r.err.find("checksum"), std::string::npos) << Describe(r);
+  EXPECT_EQ(before.Differences(), "") << "check changes nothing";
+
+  // A data file of the wrong size, with a sound header.
+  testing::PatchFile(overlay::MetadataPath(path), 0, meta.substr(0, overlay::kBitmapOffset));
+  r = Corfs({"check", path});
+  EXPECT_EQ(r.exit_code, 0) << Describe(r);
+  testing::TruncateFile(path, 4096);
+  r = Corfs({"check", path});
+  EXPECT_NE(r.exit_code, 0) << Describe(r);
+  EXPECT_FALSE(r.err.empty());
+
+  r = Corfs({"check", dir_.File("nothing.img")});
+  EXPECT_NE(r.exit_code, 0) << Describe(r);
+}
+
+}  // namespace
+}  // namespace corfs

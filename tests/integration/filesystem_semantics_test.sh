@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# The mount behaves like a folder of fixed disks: st_size is the virtual
+# size and st_blocks what the overlay holds; chmod works; creating, renaming,
+# deleting and resizing are refused; a read-only image refuses writes with
+# EROFS; discard and zero-range read back as zeros.
+source "$(dirname "$0")/lib.sh"
+
+random_file template.raw 16M
+write_yaml fs.yaml <<YAML
+images:
+  rw.img:
+    overlay: overlays/rw.img
+    backing: [template.raw]
+    mode: 0640
+  ro.img:
+    overlay: overlays/ro.img
+    backing: [template.raw]
+    read_only: true
+    create: true
+YAML
+# a read-only image cannot be created by the mount: make its overlay first
+mkdir -p overlays
+"$CORFS" create overlays/ro.img --backing template.raw
+start_mount fs.yaml mnt
+
+step "listing, sizes, modes"
+[ "$(ls mnt | tr '\n' ' ')" = "ro.img rw.img " ] || fail "unexpected listing: $(ls mnt)"
+[ "$(stat -c %s mnt/rw.img)" -eq $((16 << 20)) ] || fail "st_size"
+[ "$(stat -c %a mnt/rw.img)" = "640" ] || fail "mode from the YAML file"
+[ "$(stat -c %b mnt/rw.img)" -eq 0 ] || fail "st_blocks should be 0 before any read"
+dd if=mnt/rw.img of=/dev/null bs=1M count=2 iflag=direct status=none
+sleep 1.1  # attribute cache
+[ "$(du -k mnt/rw.img | cut -f1)" -ge 2048 ] || fail "du does not show what the overlay holds"
+chmod 600 mnt/rw.img
+[ "$(stat -c %a mnt/rw.img)" = "600" ] || fail "chmod"
+
+step "the folder's contents are fixed"
+touch mnt/new.img 2>/dev/null && fail "creating a file worked"
+mkdir mnt/dir 2>/dev/null && fail "mkdir worked"
+mv mnt/rw.img mnt/other.img 2>/dev/null && fail "rename worked"
+rm -f mnt/rw.img 2>/dev/null && fail "unlink worked"
+truncate -s 1G mnt/rw.img 2>/dev/null && fail "resizing worked"
+[ -e mnt/rw.img ] || fail "rw.img vanished"
+
+step "read-only image: reads work, writes get EROFS"
+cmp template.raw mnt/ro.img
+out=$(dd if=/dev/zero of=mnt/ro.img bs=4k count=1 conv=notrunc 2>&1) && fail "write to a read-only image worked"
+grep -q "Read-only file system" <<<"$out" || fail "expected EROFS, got: $out"
+
+step "punch hole and zero range read back as zeros"
+fallocate --punch-hole --keep-size -o 1M -l 256K mnt/rw.img
+fallocate --zero-range --keep-size -o 3000000 -l 10000 mnt/rw.img
+cp template.raw expected.raw
+dd if=/dev/zero of=expected.raw bs=1k seek=1024 count=256 conv=notrunc status=none
+dd if=/dev/zero of=expected.raw bs=1 seek=3000000 count=10000 conv=notrunc status=none
+cmp expected.raw mnt/rw.img
+stop_mount mnt

@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "common/size.h"
+#include "overlay/shared_image_cache.h"
 
 namespace corfs::cli {
 
@@ -14,8 +15,10 @@ int64_t NowNs() {
       .count();
 }
 
-Status OpenImage(const config::ImageConfig& image, std::unique_ptr<fuse::MountedImage>* out) {
+Status OpenImage(const config::ImageConfig& image, const overlay::ImageOpener& opener,
+                 std::unique_ptr<fuse::MountedImage>* out) {
   overlay::OpenOptions options;
+  options.opener = opener;
   options.read_only = image.read_only;
   options.copy_on_read = image.copy_on_read;
   if (!image.backing.empty()) options.expected_backing = image.backing;
@@ -39,12 +42,15 @@ Status OpenImage(const config::ImageConfig& image, std::unique_ptr<fuse::Mounted
 }  // namespace
 
 Status OpenConfiguredImages(const config::MountConfig& cfg, std::vector<std::unique_ptr<fuse::MountedImage>>* out) {
+  // Images over one template share its driver (one open file, one cache).
+  overlay::SharedImageCache shared;
+  const overlay::ImageOpener opener = shared.opener();
   std::vector<std::unique_ptr<fuse::MountedImage>> images(cfg.images.size());
   std::vector<size_t> to_create;
   for (size_t i = 0; i < cfg.images.size(); ++i) {
     const config::ImageConfig& image = cfg.images[i];
     if (std::filesystem::exists(overlay::MetadataPath(image.overlay_path))) {
-      CORFS_RETURN_IF_ERROR(OpenImage(image, &images[i]));
+      CORFS_RETURN_IF_ERROR(OpenImage(image, opener, &images[i]));
     } else if (!image.create) {
       return Status::NotFound("image '" + image.name + "': overlay " + image.overlay_path +
                               " does not exist and `create` is false");
@@ -61,11 +67,12 @@ Status OpenConfiguredImages(const config::MountConfig& cfg, std::vector<std::uni
     options.backing = image.backing;
     options.size = image.size;
     options.cluster_size = image.cluster_size;
+    options.opener = opener;
     std::error_code ec;
     std::filesystem::create_directories(std::filesystem::path(image.overlay_path).parent_path(), ec);
     Status created = overlay::Overlay::Create(image.overlay_path, options);
     if (!created.ok()) return created.WithContext("image '" + image.name + "'");
-    CORFS_RETURN_IF_ERROR(OpenImage(image, &images[i]));
+    CORFS_RETURN_IF_ERROR(OpenImage(image, opener, &images[i]));
   }
   *out = std::move(images);
   return Status::Ok();

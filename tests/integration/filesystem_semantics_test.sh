@@ -23,6 +23,10 @@ mkdir -p overlays
 "$CORFS" create overlays/ro.img --backing template.raw
 start_mount fs.yaml mnt
 
+step "two images over one template share one open file"
+opened=$(ls -l /proc/$MOUNT_PID/fd | grep -c "template.raw" || true)
+[ "$opened" -eq 1 ] || fail "the template is open $opened times"
+
 step "listing, sizes, modes"
 [ "$(ls mnt | tr '\n' ' ')" = "ro.img rw.img " ] || fail "unexpected listing: $(ls mnt)"
 [ "$(stat -c %s mnt/rw.img)" -eq $((16 << 20)) ] || fail "st_size"

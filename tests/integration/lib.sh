@@ -97,3 +97,111 @@ job_is() { [ "$(job_field "$1" "$2" status)" = "$3" ]; }          # MNT JOB STAT
 job_gone() { [ -z "$(job_field "$1" "$2" status)" ]; }           # MNT JOB
 job_offset_above() { [ "$(job_field "$1" "$2" offset)" -gt "$3" ]; }  # MNT JOB BYTES
 overlay_is() { [ "$(info_field "$1" state)" = "$2" ]; }          # OVERLAY STATE
+
+# write_qmp_client: writes $WORK/qmp.py, a plain QMP client (Python stdlib
+# only, not the corfs CLI) for tests that talk to a control socket directly.
+# A `python3 - <<'PY'` script run from $WORK does `from qmp import *`.
+write_qmp_client() {
+  cat > "$WORK/qmp.py" <<'PY'
+import json, socket, time
+
+class Qmp:
+    """One connection. Events met while waiting for a reply are kept in
+    .events; replies are returned whole ({"return": ...} or {"error": ...})."""
+
+    def __init__(self, path, negotiate=True, timeout=10):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        self.sock.connect(path)
+        self.buf = b""
+        self.events = []
+        self.greeting = self.recv()
+        if negotiate:
+            self.ok("qmp_capabilities")
+
+    def close(self):
+        self.sock.close()
+
+    def send_raw(self, data):
+        self.sock.sendall(data if isinstance(data, bytes) else data.encode())
+
+    def send(self, execute, arguments=None, id=None):
+        message = {"execute": execute}
+        if arguments is not None:
+            message["arguments"] = arguments
+        if id is not None:
+            message["id"] = id
+        self.send_raw(json.dumps(message) + "\n")
+
+    def recv(self, timeout=None):
+        """The next message, whatever it is; None on timeout (if given)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while b"\n" not in self.buf:
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                self.sock.settimeout(left)
+            try:
+                chunk = self.sock.recv(65536)
+            except socket.timeout:
+                if deadline is not None:
+                    return None
+                raise
+            finally:
+                if deadline is not None:
+                    self.sock.settimeout(10)
+            if not chunk:
+                raise EOFError("the server closed the connection")
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        return json.loads(line)
+
+    def reply(self):
+        while True:
+            message = self.recv()
+            if "event" in message:
+                self.events.append(message)
+            else:
+                return message
+
+    def cmd(self, execute, arguments=None, id=None):
+        self.send(execute, arguments, id)
+        return self.reply()
+
+    def ok(self, execute, arguments=None):
+        r = self.cmd(execute, arguments)
+        assert "return" in r, f"{execute} {arguments}: {r}"
+        return r["return"]
+
+    def err(self, execute, arguments, error_class, id=None):
+        r = self.cmd(execute, arguments, id)
+        assert "error" in r and r["error"]["class"] == error_class, f"{execute} {arguments}: wanted {error_class}, got {r}"
+        assert isinstance(r["error"].get("desc"), str) and r["error"]["desc"], r
+        return r
+
+    def event(self, name, timeout=30, **match):
+        """The first event `name` whose data has the `match` members (kept
+        ones first), or AssertionError after `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for i, e in enumerate(self.events):
+                if e["event"] == name and all(e["data"].get(k) == v for k, v in match.items()):
+                    return self.events.pop(i)
+            left = deadline - time.monotonic()
+            assert left > 0, f"no {name} {match} within {timeout}s; saw {self.events}"
+            message = self.recv(timeout=left)
+            if message is not None:
+                assert "event" in message, f"unexpected reply while waiting for {name}: {message}"
+                self.events.append(message)
+
+def wait_until(predicate, timeout=10, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+PY
+}

@@ -1,0 +1,62 @@
+#include "overlay/shared_image_cache.h"
+
+#include <sys/stat.h>
+
+namespace corfs::overlay {
+
+namespace {
+
+// Forwards everything to a shared driver.
+class SharedDriver final : public BlockDriver {
+ public:
+  explicit SharedDriver(std::shared_ptr<BlockDriver> driver) : driver_(std::move(driver)) {}
+
+  uint64_t size() const override { return driver_->size(); }
+  const std::string& path() const override { return driver_->path(); }
+  std::string format() const override { return driver_->format(); }
+  BlockDriver& identity_source() override { return driver_->identity_source(); }
+  Status Read(uint64_t offset, std::span<char> buf) override { return driver_->Read(offset, buf); }
+  Status Write(uint64_t offset, std::span<const char> data) override { return driver_->Write(offset, data); }
+  Status Flush() override { return driver_->Flush(); }
+  Status Discard(uint64_t offset, uint64_t length) override { return driver_->Discard(offset, length); }
+  Status GetBlockStatus(uint64_t offset, uint64_t length, BlockStatus* out) override {
+    return driver_->GetBlockStatus(offset, length, out);
+  }
+
+ private:
+  std::shared_ptr<BlockDriver> driver_;
+};
+
+}  // namespace
+
+SharedImageCache::SharedImageCache(ImageOpener opener) : state_(std::make_shared<State>()) {
+  state_->inner = std::move(opener);
+}
+
+ImageOpener SharedImageCache::opener() const {
+  std::shared_ptr<State> state = state_;
+  return [state](const std::string& path, const std::string& format, std::unique_ptr<BlockDriver>* out) -> Status {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) return Status::FromErrno("open " + path);
+    const auto key = std::make_tuple(uint64_t{st.st_dev}, uint64_t{st.st_ino}, format);
+    std::lock_guard lock(state->mutex);
+    std::shared_ptr<BlockDriver> driver = state->drivers[key].lock();
+    if (!driver) {
+      std::unique_ptr<BlockDriver> opened;
+      CORFS_RETURN_IF_ERROR(state->inner(path, format, &opened));
+      driver = std::move(opened);
+      state->drivers[key] = driver;
+    }
+    *out = std::make_unique<SharedDriver>(std::move(driver));
+    return Status::Ok();
+  };
+}
+
+size_t SharedImageCache::open_images() const {
+  std::lock_guard lock(state_->mutex);
+  size_t open = 0;
+  for (const auto& [key, driver] : state_->drivers) open += driver.expired() ? 0 : 1;
+  return open;
+}
+
+}  // namespace corfs::overlay

@@ -67,8 +67,16 @@ run du -h --apparent-size mnt/vm1.img
 run du -h mnt/vm1.img
 run "$corfs" info overlays/vm1.img
 
+step "Streaming the rest in the background, while the disk stays in use"
+run "$corfs" stream vm1.img -m mnt --wait
+run "$corfs" status -m mnt
+run e2fsck -fn mnt/vm1.img
+
 step "Unmounting (SIGINT: commits metadata, then unmounts)"
 kill -INT "$daemon"; wait "$daemon"; daemon=""
 run "$corfs" check overlays/vm1.img
+run "$corfs" info overlays/vm1.img
+echo "The overlay is standalone: overlays/vm1.img is a plain raw image now."
+run cmp template.raw overlays/vm1.img
 echo
 echo "Demo done; files are in $work"

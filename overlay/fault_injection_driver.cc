@@ -79,7 +79,7 @@ Status FaultInjectionDriver::Read(uint64_t offset, std::span<char> buf) {
       }
     }
   }
-  return inner_->Read(offset, buf);
+  return ForwardingDriver::Read(offset, buf);
 }
 
 }  // namespace corfs::overlay

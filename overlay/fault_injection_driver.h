@@ -19,12 +19,12 @@
 #include <string>
 #include <vector>
 
-#include "overlay/block_driver.h"
+#include "overlay/forwarding_driver.h"
 #include "overlay/image_opener.h"
 
 namespace corfs::overlay {
 
-class FaultInjectionDriver final : public BlockDriver {
+class FaultInjectionDriver final : public ForwardingDriver {
  public:
   struct Rule {
     uint64_t offset = 0;
@@ -36,24 +36,13 @@ class FaultInjectionDriver final : public BlockDriver {
   // Reads the rules file at `path` and opens the image it names.
   static Status Open(const std::string& path, const ImageOpener& opener, std::unique_ptr<BlockDriver>* out);
 
-  uint64_t size() const override { return inner_->size(); }
-  const std::string& path() const override { return inner_->path(); }
   std::string format() const override { return "blkdebug"; }
-  BlockDriver& identity_source() override { return inner_->identity_source(); }
-
   Status Read(uint64_t offset, std::span<char> buf) override;
-  Status Write(uint64_t offset, std::span<const char> data) override { return inner_->Write(offset, data); }
-  Status Flush() override { return inner_->Flush(); }
-  Status Discard(uint64_t offset, uint64_t length) override { return inner_->Discard(offset, length); }
-  Status GetBlockStatus(uint64_t offset, uint64_t length, BlockStatus* out) override {
-    return inner_->GetBlockStatus(offset, length, out);
-  }
 
  private:
   FaultInjectionDriver(std::unique_ptr<BlockDriver> inner, std::vector<Rule> rules)
-      : inner_(std::move(inner)), rules_(std::move(rules)) {}
+      : ForwardingDriver(std::move(inner)), rules_(std::move(rules)) {}
 
-  std::unique_ptr<BlockDriver> inner_;
   std::vector<Rule> rules_;
 };
 

@@ -60,6 +60,17 @@ struct OpenedChain {
   std::vector<std::unique_ptr<BlockDriver>> drivers;
 };
 
+// A chain as a user gives it, with the backing files of its qcow2 images
+// added after them (ExpandImageList), so each is a layer of its own.
+Status ExpandBackingSpecs(const std::vector<ImageSpec>& specs, std::vector<ImageSpec>* out) {
+  std::vector<ChainImage> listed, expanded;
+  for (const ImageSpec& spec : specs) listed.push_back({spec.path, spec.format});
+  CORFS_RETURN_IF_ERROR(ExpandImageList(listed, &expanded));
+  out->clear();
+  for (ChainImage& image : expanded) out->push_back({std::move(image.path), std::move(image.format)});
+  return Status::Ok();
+}
+
 // Opens each image of `specs` and checks it against the identity recorded
 // in `refs`; the error names both images when they differ.
 Status OpenVerifiedChain(const std::vector<ImageSpec>& specs, const std::vector<BackingRef>& refs,
@@ -135,7 +146,9 @@ Status Overlay::Create(const std::string& path, const CreateOptions& options) {
   header.sequence = 0;
   header.cluster_bits = static_cast<uint32_t>(std::countr_zero(options.cluster_size));
   std::error_code ec;
-  for (const ImageSpec& spec : options.backing) {
+  std::vector<ImageSpec> backing;
+  CORFS_RETURN_IF_ERROR(ExpandBackingSpecs(options.backing, &backing));
+  for (const ImageSpec& spec : backing) {
     if (fs::exists(path) && fs::equivalent(spec.path, path, ec)) {
       return Status::Invalid("backing image '" + spec.path + "' is the overlay itself");
     }
@@ -221,7 +234,7 @@ Status Overlay::Open(const std::string& path, const OpenOptions& options, std::u
   if (!header.standalone) {
     std::vector<ImageSpec> specs;
     if (options.expected_backing) {
-      specs = *options.expected_backing;
+      CORFS_RETURN_IF_ERROR(ExpandBackingSpecs(*options.expected_backing, &specs));
     } else {
       for (const BackingRef& ref : header.chain) specs.push_back({ResolveBackingPath(path, ref.path), ref.format});
     }
@@ -462,20 +475,30 @@ Status Overlay::Read(uint64_t offset, std::span<char> buf) {
 }
 
 Status Overlay::Write(uint64_t offset, std::span<const char> data) {
+  return Change(offset, data.size(), data);
+}
+
+Status Overlay::Discard(uint64_t offset, uint64_t length) { return Change(offset, length, {}); }
+
+Status Overlay::Change(uint64_t offset, uint64_t length, std::span<const char> data) {
+  const bool discard = data.empty();
   if (read_only_) return Status::Error(EROFS, path_ + " is read-only");
-  CORFS_RETURN_IF_ERROR(RangeCheck(offset, data.size(), size_, "write"));
+  CORFS_RETURN_IF_ERROR(RangeCheck(offset, length, size_, discard ? "discard" : "write"));
   GuestIo in_flight(guest_io_);
-  const uint64_t end = offset + data.size();
+  const uint64_t end = offset + length;
+  // Writes the data of [pos, pos+n) to the data file, or punches it out.
+  auto store = [&](uint64_t pos, uint64_t n) {
+    return discard ? PunchData(pos, n) : PwriteFull(data_fd_.get(), data.subspan(pos - offset, n), pos, path_);
+  };
   uint64_t pos = offset;
   while (pos < end) {
     const uint64_t cluster = pos >> cluster_bits_;
     const uint64_t clusters_left = ((end - 1) >> cluster_bits_) - cluster + 1;
-    std::span<const char> rest = data.subspan(pos - offset);
 
     if (bitmap_.Test(cluster)) {
       uint64_t n = bitmap_.RunLength(cluster, clusters_left, true);
       uint64_t run_end = std::min(end, ClusterStart(cluster + n));
-      CORFS_RETURN_IF_ERROR(PwriteFull(data_fd_.get(), rest.first(run_end - pos), pos, path_));
+      CORFS_RETURN_IF_ERROR(store(pos, run_end - pos));
       pos = run_end;
       continue;
     }
@@ -483,15 +506,15 @@ Status Overlay::Write(uint64_t offset, std::span<const char> data) {
     if (pos == ClusterStart(cluster) && end >= ClusterEnd(cluster)) {
       // Whole clusters: nothing of the chain survives, so no backing read.
       // The claim still matters: it keeps a copy-on-read of these clusters
-      // from landing after this write.
+      // from landing after this change.
       uint64_t whole = (end == size_) ? clusters_left : (end >> cluster_bits_) - cluster;
       uint64_t n = bitmap_.RunLength(cluster, whole, false);
       ClaimedRun run(claims_, cluster);
       while (run.count() < n && run.Extend(/*wait=*/true)) {
       }
-      if (run.count() == 0) continue;
+      if (run.count() == 0) continue;  // allocated meanwhile: the direct path
       uint64_t run_end = ClusterEnd(cluster + run.count() - 1);
-      CORFS_RETURN_IF_ERROR(PwriteFull(data_fd_.get(), rest.first(run_end - pos), pos, path_));
+      CORFS_RETURN_IF_ERROR(store(pos, run_end - pos));
       MarkAllocated(cluster, run.count());
       pos = run_end;
       continue;
@@ -500,47 +523,8 @@ Status Overlay::Write(uint64_t offset, std::span<const char> data) {
     // Part of a cluster the overlay lacks: copy-on-write.
     uint64_t part_end = std::min(end, ClusterEnd(cluster));
     bool done = false;
-    CORFS_RETURN_IF_ERROR(MergeIntoCluster(cluster, pos, rest.first(part_end - pos), 0, &done));
-    if (done) pos = part_end;
-  }
-  return Status::Ok();
-}
-
-Status Overlay::Discard(uint64_t offset, uint64_t length) {
-  if (read_only_) return Status::Error(EROFS, path_ + " is read-only");
-  CORFS_RETURN_IF_ERROR(RangeCheck(offset, length, size_, "discard"));
-  GuestIo in_flight(guest_io_);
-  const uint64_t end = offset + length;
-  uint64_t pos = offset;
-  while (pos < end) {
-    const uint64_t cluster = pos >> cluster_bits_;
-    const uint64_t clusters_left = ((end - 1) >> cluster_bits_) - cluster + 1;
-
-    if (bitmap_.Test(cluster)) {
-      uint64_t n = bitmap_.RunLength(cluster, clusters_left, true);
-      uint64_t run_end = std::min(end, ClusterStart(cluster + n));
-      CORFS_RETURN_IF_ERROR(PunchData(pos, run_end - pos));
-      pos = run_end;
-      continue;
-    }
-
-    if (pos == ClusterStart(cluster) && end >= ClusterEnd(cluster)) {
-      uint64_t whole = (end == size_) ? clusters_left : (end >> cluster_bits_) - cluster;
-      uint64_t n = bitmap_.RunLength(cluster, whole, false);
-      ClaimedRun run(claims_, cluster);
-      while (run.count() < n && run.Extend(/*wait=*/true)) {
-      }
-      if (run.count() == 0) continue;
-      uint64_t run_end = ClusterEnd(cluster + run.count() - 1);
-      CORFS_RETURN_IF_ERROR(PunchData(pos, run_end - pos));
-      MarkAllocated(cluster, run.count());
-      pos = run_end;
-      continue;
-    }
-
-    uint64_t part_end = std::min(end, ClusterEnd(cluster));
-    bool done = false;
-    CORFS_RETURN_IF_ERROR(MergeIntoCluster(cluster, pos, {}, part_end - pos, &done));
+    std::span<const char> part = discard ? std::span<const char>() : data.subspan(pos - offset, part_end - pos);
+    CORFS_RETURN_IF_ERROR(MergeIntoCluster(cluster, pos, part, part_end - pos, &done));
     if (done) pos = part_end;
   }
   return Status::Ok();

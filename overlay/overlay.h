@@ -177,6 +177,10 @@ class Overlay {
   Status MergeIntoCluster(uint64_t cluster, uint64_t offset, std::span<const char> data, uint64_t zero_length,
                           bool* done);
   Status PunchData(uint64_t offset, uint64_t length);
+  // A write of `data` at `offset`, or (`data` empty) a discard of `length`
+  // bytes: the one walk over allocated, whole and partial clusters that both
+  // take.
+  Status Change(uint64_t offset, uint64_t length, std::span<const char> data);
 
   std::string path_;
   std::string meta_path_;

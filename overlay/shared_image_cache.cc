@@ -2,29 +2,16 @@
 
 #include <sys/stat.h>
 
+#include "overlay/forwarding_driver.h"
+
 namespace corfs::overlay {
 
 namespace {
 
-// Forwards everything to a shared driver.
-class SharedDriver final : public BlockDriver {
+// A handle on a shared driver; the driver closes with its last handle.
+class SharedDriver final : public ForwardingDriver {
  public:
-  explicit SharedDriver(std::shared_ptr<BlockDriver> driver) : driver_(std::move(driver)) {}
-
-  uint64_t size() const override { return driver_->size(); }
-  const std::string& path() const override { return driver_->path(); }
-  std::string format() const override { return driver_->format(); }
-  BlockDriver& identity_source() override { return driver_->identity_source(); }
-  Status Read(uint64_t offset, std::span<char> buf) override { return driver_->Read(offset, buf); }
-  Status Write(uint64_t offset, std::span<const char> data) override { return driver_->Write(offset, data); }
-  Status Flush() override { return driver_->Flush(); }
-  Status Discard(uint64_t offset, uint64_t length) override { return driver_->Discard(offset, length); }
-  Status GetBlockStatus(uint64_t offset, uint64_t length, BlockStatus* out) override {
-    return driver_->GetBlockStatus(offset, length, out);
-  }
-
- private:
-  std::shared_ptr<BlockDriver> driver_;
+  using ForwardingDriver::ForwardingDriver;
 };
 
 }  // namespace

@@ -1,13 +1,19 @@
 #include "overlay/image_opener.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 
 #include <array>
+#include <cerrno>
 #include <cstring>
+#include <optional>
+#include <utility>
 
 #include "common/file_io.h"
 #include "common/unique_fd.h"
 #include "overlay/fault_injection_driver.h"
+#include "overlay/qcow2_driver.h"
+#include "overlay/qcow2_header.h"
 #include "overlay/raw_driver.h"
 
 namespace corfs::overlay {
@@ -36,11 +42,144 @@ Status OpenImage(const std::string& path, const std::string& format, std::unique
     *out = std::move(raw);
     return Status::Ok();
   }
+  if (actual == "qcow2") {
+    std::unique_ptr<Qcow2Driver> qcow2;
+    CORFS_RETURN_IF_ERROR(Qcow2Driver::Open(path, &qcow2));
+    *out = std::move(qcow2);
+    return Status::Ok();
+  }
   if (actual == "blkdebug") return FaultInjectionDriver::Open(path, OpenImage, out);
   if (actual == "corfs") {
     return Status::Invalid(path + " is a corfs metadata file; name the overlay's data file instead");
   }
   return Status::Invalid(path + ": image format '" + actual + "' is not supported yet");
+}
+
+namespace {
+
+using FileId = std::pair<uint64_t, uint64_t>;  // device, inode
+
+std::optional<FileId> IdentifyFile(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return std::nullopt;
+  return FileId{st.st_dev, st.st_ino};
+}
+
+}  // namespace
+
+Status ExpandImageChain(const std::string& path, const std::string& format, std::vector<ChainImage>* out) {
+  std::vector<ChainImage> chain;
+  std::vector<FileId> seen;
+  std::string current = path;
+  std::string current_format = format == "auto" ? "" : format;
+  while (true) {
+    const std::string what = chain.empty() ? current : "backing file " + current + " of " + chain.back().path;
+    if (chain.size() >= kMaxChainDepth) {
+      return Status::Invalid("the backing chain of " + path + " is deeper than " + std::to_string(kMaxChainDepth) +
+                             " images (at " + what + ")");
+    }
+    struct stat st {};
+    if (::stat(current.c_str(), &st) != 0) {
+      const int error = errno;
+      return Status::Error(error, what + ": " + std::strerror(error));
+    }
+    const FileId id{st.st_dev, st.st_ino};
+    for (size_t i = 0; i < seen.size(); ++i) {
+      if (seen[i] != id) continue;
+      std::string loop;
+      for (size_t j = i; j < chain.size(); ++j) loop += chain[j].path + " -> ";
+      return Status::Invalid("the backing chain of " + path + " loops: " + loop + current);
+    }
+    seen.push_back(id);
+    std::string actual = current_format;
+    if (actual.empty()) {
+      Status detected = DetectFormat(current, &actual);
+      if (!detected.ok()) return detected.WithContext(what);
+    }
+    // The image a user named keeps the format as given; backing files get
+    // the one they are opened as.
+    chain.push_back({current, chain.empty() ? current_format : actual});
+    if (actual != "qcow2") break;
+    Qcow2Header header;
+    CORFS_RETURN_IF_ERROR(ReadQcow2HeaderFromPath(current, &header));
+    if (header.backing_file.empty()) break;
+    std::string next;
+    CORFS_RETURN_IF_ERROR(ResolveQcow2BackingPath(current, header.backing_file, &next));
+    current = std::move(next);
+    current_format = header.backing_format;
+  }
+  *out = std::move(chain);
+  return Status::Ok();
+}
+
+Status ExpandImageList(const std::vector<ChainImage>& listed, std::vector<ChainImage>* out) {
+  struct Entry {
+    ChainImage image;
+    bool listed = false;
+    std::optional<FileId> id;
+    std::string added_by;  // for an added backing file: the image that names it
+  };
+  std::vector<Entry> result;
+  std::vector<Entry> tail;  // backing files of the last qcow2, not placed yet
+  for (const ChainImage& image : listed) {
+    Entry entry{image, true, IdentifyFile(image.path), ""};
+    if (!tail.empty()) {
+      size_t keep = tail.size();
+      if (entry.id) {
+        for (size_t m = 0; m < tail.size(); ++m) {
+          if (tail[m].id == entry.id) {
+            keep = m;  // the user lists the chain from here on
+            break;
+          }
+        }
+      }
+      result.insert(result.end(), tail.begin(), tail.begin() + static_cast<long>(keep));
+      tail.clear();
+    }
+    std::string actual = image.format == "auto" ? "" : image.format;
+    if (actual.empty() && !DetectFormat(image.path, &actual).ok()) actual.clear();  // the opener reports it
+    result.push_back(entry);
+    if (actual != "qcow2") continue;
+    std::vector<ChainImage> chain;
+    CORFS_RETURN_IF_ERROR(ExpandImageChain(image.path, image.format, &chain));
+    for (size_t i = 1; i < chain.size(); ++i) {
+      tail.push_back({chain[i], false, IdentifyFile(chain[i].path), chain[i - 1].path});
+    }
+  }
+  result.insert(result.end(), tail.begin(), tail.end());
+
+  for (size_t j = 0; j < result.size(); ++j) {
+    if (result[j].listed || !result[j].id) continue;
+    for (size_t i = 0; i < result.size(); ++i) {
+      if (i == j || result[i].id != result[j].id) continue;
+      return Status::Invalid(result[j].image.path + ", the backing file of " + result[j].added_by + ", is also " +
+                             (result[i].listed ? "listed" : "the backing file of " + result[i].added_by) +
+                             " in the same chain; an image may appear once in a chain");
+    }
+  }
+  if (result.size() > kMaxChainDepth && result.size() > listed.size()) {
+    return Status::Invalid("the backing chain has " + std::to_string(result.size()) +
+                           " images with the backing files of its qcow2 images, more than " +
+                           std::to_string(kMaxChainDepth));
+  }
+  out->clear();
+  for (Entry& entry : result) out->push_back(std::move(entry.image));
+  return Status::Ok();
+}
+
+Status OpenImageChain(const std::string& path, const std::string& format,
+                      std::vector<std::unique_ptr<BlockDriver>>* out) {
+  std::vector<ChainImage> chain;
+  CORFS_RETURN_IF_ERROR(ExpandImageChain(path, format, &chain));
+  std::vector<std::unique_ptr<BlockDriver>> drivers;
+  for (const ChainImage& image : chain) {
+    std::unique_ptr<BlockDriver> driver;
+    Status opened = OpenImage(image.path, image.format, &driver);
+    if (!opened.ok()) return image.path == path ? opened : opened.WithContext("backing file " + image.path);
+    drivers.push_back(std::move(driver));
+  }
+  *out = std::move(drivers);
+  return Status::Ok();
 }
 
 }  // namespace corfs::overlay

@@ -1,0 +1,372 @@
+#include "overlay/qcow2_driver.h"
+
+#include <fcntl.h>
+#include <zlib.h>
+#include <zstd.h>
+
+#include <algorithm>
+#include <bit>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+#include "common/file_io.h"
+
+namespace corfs::overlay {
+
+namespace {
+
+// Bits 9..55 of L1 entries and standard L2 descriptors: a host offset.
+constexpr uint64_t kOffsetMask = 0x00fffffffffffe00ULL;
+constexpr uint64_t kL2Compressed = uint64_t{1} << 62;
+constexpr uint64_t kL2ZeroFlag = uint64_t{1} << 0;
+constexpr uint64_t kDescriptorMask = (uint64_t{1} << 62) - 1;
+
+std::string Hex(uint64_t value) {
+  char text[24];
+  std::snprintf(text, sizeof text, "0x%llx", static_cast<unsigned long long>(value));
+  return text;
+}
+
+uint64_t FromBigEndian(uint64_t raw) {
+  if constexpr (std::endian::native == std::endian::little) return __builtin_bswap64(raw);
+  return raw;
+}
+
+void ToHostOrder(std::vector<uint64_t>& words) {
+  for (uint64_t& w : words) w = FromBigEndian(w);
+}
+
+struct ZstdDCtxDeleter {
+  void operator()(ZSTD_DCtx* ctx) const { ZSTD_freeDCtx(ctx); }
+};
+
+}  // namespace
+
+Status Qcow2Driver::Open(const std::string& path, std::unique_ptr<Qcow2Driver>* out) {
+  return Open(path, Options{}, out);
+}
+
+Status Qcow2Driver::Open(const std::string& path, const Options& options, std::unique_ptr<Qcow2Driver>* out) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return Status::FromErrno("open " + path);
+  return OpenFd(std::move(fd), path, options, out);
+}
+
+Status Qcow2Driver::OpenFd(UniqueFd fd, const std::string& path, const Options& options,
+                           std::unique_ptr<Qcow2Driver>* out) {
+  Qcow2Header header;
+  CORFS_RETURN_IF_ERROR(ReadQcow2Header(fd.get(), path, &header));
+
+  // The L1 entries the virtual size needs (the header checked that they lie
+  // inside the file and take at most 32 MiB). Each one must point to a
+  // cluster-aligned L2 table inside the file, or be empty.
+  const uint64_t entries = header.l1_entries_needed();
+  std::vector<uint64_t> l1(entries);
+  if (entries > 0) {
+    CORFS_RETURN_IF_ERROR(PreadFull(fd.get(), std::span<char>(reinterpret_cast<char*>(l1.data()), entries * 8),
+                                    header.l1_table_offset, path));
+    ToHostOrder(l1);
+  }
+  const uint64_t cluster_size = header.cluster_size();
+  for (uint64_t i = 0; i < entries; ++i) {
+    const uint64_t l2 = l1[i] & kOffsetMask;
+    if (l2 == 0) continue;
+    if (l2 % cluster_size != 0) {
+      return Status::Corrupt(path + ": qcow2 L1 entry " + std::to_string(i) + " points to L2 table offset " + Hex(l2) +
+                             ", which is not a cluster boundary");
+    }
+    if (l2 > header.file_size || cluster_size > header.file_size - l2) {
+      return Status::Corrupt(path + ": qcow2 L1 entry " + std::to_string(i) + " points to an L2 table at " + Hex(l2) +
+                             ", past the end of the file (" + std::to_string(header.file_size) +
+                             " bytes); the image is truncated or damaged");
+    }
+  }
+  out->reset(new Qcow2Driver(path, std::move(fd), std::move(header), std::move(l1), options));
+  return Status::Ok();
+}
+
+Qcow2Driver::Qcow2Driver(std::string path, UniqueFd fd, Qcow2Header header, std::vector<uint64_t> l1,
+                         const Options& options)
+    : path_(std::move(path)),
+      fd_(std::move(fd)),
+      header_(std::move(header)),
+      l1_(std::move(l1)),
+      l2_cache_(header_.cluster_size(), options.l2_cache_bytes) {}
+
+Status Qcow2Driver::BackingFile(std::string* path, std::string* format) const {
+  if (!has_backing()) return Status::NotFound(path_ + " has no backing file");
+  CORFS_RETURN_IF_ERROR(ResolveQcow2BackingPath(path_, header_.backing_file, path));
+  *format = header_.backing_format;
+  return Status::Ok();
+}
+
+Status Qcow2Driver::Write(uint64_t, std::span<const char>) {
+  return Status::Error(EROFS, path_ + ": qcow2 images are read-only in corfs");
+}
+
+Status Qcow2Driver::Discard(uint64_t, uint64_t) {
+  return Status::Error(EROFS, path_ + ": qcow2 images are read-only in corfs");
+}
+
+Status Qcow2Driver::LoadL2(uint64_t offset, Qcow2L2Cache::Table* table) {
+  // Offsets were checked with the L1 table: aligned and inside the file.
+  table->resize(header_.cluster_size() / 8);
+  CORFS_RETURN_IF_ERROR(
+      PreadFull(fd_.get(), std::span<char>(reinterpret_cast<char*>(table->data()), table->size() * 8), offset, path_));
+  ToHostOrder(*table);
+  return Status::Ok();
+}
+
+Status Qcow2Driver::Map(uint64_t offset, Extent* out) {
+  const uint32_t cluster_bits = header_.cluster_bits;
+  const uint64_t cluster_size = header_.cluster_size();
+  const uint32_t l1_shift = header_.l1_entry_shift();
+  const uint64_t l1_index = offset >> l1_shift;
+  if (l1_index >= l1_.size()) {  // past the virtual size
+    *out = Extent{Kind::kUnallocated, cluster_size - (offset & (cluster_size - 1))};
+    return Status::Ok();
+  }
+  const uint64_t l2_offset = l1_[l1_index] & kOffsetMask;
+  if (l2_offset == 0) {  // no L2 table: the whole range of this L1 entry is unallocated
+    *out = Extent{Kind::kUnallocated, ((l1_index + 1) << l1_shift) - offset};
+    return Status::Ok();
+  }
+  std::shared_ptr<const Qcow2L2Cache::Table> table;
+  CORFS_RETURN_IF_ERROR(l2_cache_.Get(
+      l2_offset, [this](uint64_t at, Qcow2L2Cache::Table* t) { return LoadL2(at, t); }, &table));
+
+  const uint64_t l2_index = (offset >> cluster_bits) & ((uint64_t{1} << header_.l2_bits()) - 1);
+  const bool extended = header_.extended_l2();
+  const uint64_t entry = (*table)[extended ? 2 * l2_index : l2_index];
+  const uint64_t bitmap = extended ? (*table)[2 * l2_index + 1] : 0;
+  const uint64_t in_cluster = offset & (cluster_size - 1);
+  const uint64_t rest = cluster_size - in_cluster;
+  auto where = [&] { return " (guest offset " + std::to_string(offset) + ", L2 table at " + Hex(l2_offset) + ")"; };
+
+  if (entry & kL2Compressed) {
+    // Offset in the low x bits, x = 62 - (cluster_bits - 8); above it, the
+    // number of 512-byte sectors beyond the one holding the offset.
+    const uint32_t x = 62 - (cluster_bits - 8);
+    const uint64_t host = entry & ((uint64_t{1} << x) - 1);
+    const uint64_t extra_sectors = (entry & kDescriptorMask) >> x;
+    if ((host >> 56) != 0 || host >= header_.file_size) {
+      return Status::Corrupt(path_ + ": compressed cluster at " + Hex(host) + " lies past the end of the file (" +
+                             std::to_string(header_.file_size) + " bytes)" + where());
+    }
+    out->kind = Kind::kCompressed;
+    out->length = rest;
+    out->host = host;
+    out->descriptor = entry & kDescriptorMask;
+    out->compressed_bytes = (extra_sectors + 1) * 512 - (host & 511);
+    return Status::Ok();
+  }
+
+  const uint64_t host = entry & kOffsetMask;
+  auto check_data = [&]() -> Status {
+    if (host % cluster_size != 0) {
+      return Status::Corrupt(path_ + ": data cluster offset " + Hex(host) + " is not a cluster boundary" + where());
+    }
+    if (host >= header_.file_size) {
+      return Status::Corrupt(path_ + ": data cluster at " + Hex(host) + " lies past the end of the file (" +
+                             std::to_string(header_.file_size) + " bytes)" + where());
+    }
+    return Status::Ok();
+  };
+
+  if (!extended) {
+    if (header_.version >= 3 && (entry & kL2ZeroFlag)) {
+      *out = Extent{Kind::kZero, rest};
+      return Status::Ok();
+    }
+    if (host == 0) {
+      *out = Extent{Kind::kUnallocated, rest};
+      return Status::Ok();
+    }
+    CORFS_RETURN_IF_ERROR(check_data());
+    *out = Extent{Kind::kData, rest, host + in_cluster};
+    return Status::Ok();
+  }
+
+  // Extended L2 entries: 32 subclusters, each allocated, zero or neither.
+  const uint32_t alloc = static_cast<uint32_t>(bitmap);
+  const uint32_t zero = static_cast<uint32_t>(bitmap >> 32);
+  if (alloc & zero) {
+    return Status::Corrupt(path_ + ": subclusters both allocated and zero (bitmap " + Hex(bitmap) + ")" + where());
+  }
+  if (alloc != 0) {
+    if (host == 0) {
+      return Status::Corrupt(path_ + ": allocated subclusters without a host cluster (bitmap " + Hex(bitmap) + ")" +
+                             where());
+    }
+    CORFS_RETURN_IF_ERROR(check_data());
+  }
+  const uint32_t sub_bits = cluster_bits - 5;
+  const uint32_t first = static_cast<uint32_t>(in_cluster >> sub_bits);
+  auto kind_of = [&](uint32_t i) {
+    if ((alloc >> i) & 1) return Kind::kData;
+    if ((zero >> i) & 1) return Kind::kZero;
+    return Kind::kUnallocated;
+  };
+  const Kind kind = kind_of(first);
+  uint32_t end = first + 1;
+  while (end < 32 && kind_of(end) == kind) ++end;
+  *out = Extent{kind, (uint64_t{end} << sub_bits) - in_cluster, kind == Kind::kData ? host + in_cluster : 0};
+  return Status::Ok();
+}
+
+Allocation Qcow2Driver::Classify(Kind kind) const {
+  switch (kind) {
+    case Kind::kData:
+    case Kind::kCompressed: return Allocation::kData;
+    case Kind::kZero: return Allocation::kZero;
+    case Kind::kUnallocated: break;
+  }
+  return has_backing() ? Allocation::kUnallocated : Allocation::kZero;
+}
+
+Status Qcow2Driver::Inflate(std::span<const char> in, std::span<char> out, const Extent& extent) {
+  auto corrupt = [&](const std::string& why) {
+    return Status::Corrupt(path_ + ": compressed cluster at " + Hex(extent.host) + " (" +
+                           std::to_string(extent.compressed_bytes) + " bytes) cannot be decompressed: " + why);
+  };
+  if (header_.compression == Qcow2Compression::kZlib) {
+    z_stream stream{};
+    if (inflateInit2(&stream, -15) != Z_OK) return Status::Error(ENOMEM, "zlib: cannot start inflating");
+    stream.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
+    stream.avail_in = static_cast<uInt>(in.size());
+    stream.next_out = reinterpret_cast<Bytef*>(out.data());
+    stream.avail_out = static_cast<uInt>(out.size());
+    const int ret = inflate(&stream, Z_FINISH);
+    const uInt left = stream.avail_out;
+    inflateEnd(&stream);
+    // Decompression stops once a whole cluster came out; what follows in
+    // the last sector may belong to another cluster.
+    if (ret != Z_STREAM_END && ret != Z_OK && ret != Z_BUF_ERROR) return corrupt("zlib error " + std::to_string(ret));
+    if (left != 0) return corrupt("it holds " + std::to_string(out.size() - left) + " bytes, not a whole cluster");
+    return Status::Ok();
+  }
+
+  thread_local std::unique_ptr<ZSTD_DCtx, ZstdDCtxDeleter> context;
+  if (!context) {
+    context.reset(ZSTD_createDCtx());
+    if (!context) return Status::Error(ENOMEM, "zstd: cannot make a decompression context");
+  } else {
+    ZSTD_DCtx_reset(context.get(), ZSTD_reset_session_and_parameters);
+  }
+  // A cluster is at most 2 MiB: refuse frames that ask for larger windows.
+  ZSTD_DCtx_setParameter(context.get(), ZSTD_d_windowLogMax, 22);
+  ZSTD_inBuffer input{in.data(), in.size(), 0};
+  ZSTD_outBuffer output{out.data(), out.size(), 0};
+  while (output.pos < output.size) {
+    const size_t in_before = input.pos;
+    const size_t out_before = output.pos;
+    const size_t ret = ZSTD_decompressStream(context.get(), &output, &input);
+    if (ZSTD_isError(ret)) {
+      ZSTD_DCtx_reset(context.get(), ZSTD_reset_session_only);
+      return corrupt(std::string("zstd: ") + ZSTD_getErrorName(ret));
+    }
+    if (ret == 0) break;  // the frame is complete
+    if (input.pos == in_before && output.pos == out_before) break;  // no progress: input used up
+  }
+  if (output.pos != output.size) {
+    ZSTD_DCtx_reset(context.get(), ZSTD_reset_session_only);
+    return corrupt("it holds " + std::to_string(output.pos) + " bytes, not a whole cluster");
+  }
+  return Status::Ok();
+}
+
+Status Qcow2Driver::Decompressed(const Extent& extent, std::shared_ptr<const std::vector<char>>* out) {
+  {
+    std::lock_guard lock(decompressed_mutex_);
+    for (const auto& [key, data] : decompressed_) {
+      if (data && key == extent.descriptor) {
+        *out = data;
+        return Status::Ok();
+      }
+    }
+  }
+  // compressed_bytes <= 2 * cluster size + 512 by the descriptor's layout;
+  // bytes past the end of the file read as zeros.
+  std::vector<char> in(extent.compressed_bytes);
+  CORFS_RETURN_IF_ERROR(PreadFull(fd_.get(), in, extent.host, path_));
+  auto cluster = std::make_shared<std::vector<char>>(header_.cluster_size());
+  CORFS_RETURN_IF_ERROR(Inflate(in, *cluster, extent));
+  std::lock_guard lock(decompressed_mutex_);
+  decompressed_[decompressed_next_] = {extent.descriptor, cluster};
+  decompressed_next_ = (decompressed_next_ + 1) % kDecompressedSlots;
+  *out = std::move(cluster);
+  return Status::Ok();
+}
+
+Status Qcow2Driver::Read(uint64_t offset, std::span<char> buf) {
+  // Data extents that follow each other in the file are read with one pread.
+  size_t pending_at = 0, pending_length = 0;
+  uint64_t pending_host = 0;
+  auto flush = [&]() -> Status {
+    if (pending_length == 0) return Status::Ok();
+    Status read = PreadFull(fd_.get(), buf.subspan(pending_at, pending_length), pending_host, path_);
+    pending_length = 0;
+    return read;
+  };
+  const uint64_t size = header_.size;
+  size_t done = 0;
+  while (done < buf.size()) {
+    const uint64_t pos = offset + done;
+    if (offset >= size || pos >= size) {  // past the virtual size: zeros
+      std::memset(buf.data() + done, 0, buf.size() - done);
+      break;
+    }
+    Extent extent;
+    CORFS_RETURN_IF_ERROR(Map(pos, &extent));
+    const size_t n = static_cast<size_t>(std::min<uint64_t>({extent.length, buf.size() - done, size - pos}));
+    switch (extent.kind) {
+      case Kind::kData:
+        if (pending_length > 0 && pending_at + pending_length == done && pending_host + pending_length == extent.host) {
+          pending_length += n;
+        } else {
+          CORFS_RETURN_IF_ERROR(flush());
+          pending_at = done;
+          pending_host = extent.host;
+          pending_length = n;
+        }
+        break;
+      case Kind::kZero:
+      case Kind::kUnallocated:
+        std::memset(buf.data() + done, 0, n);
+        break;
+      case Kind::kCompressed: {
+        std::shared_ptr<const std::vector<char>> cluster;
+        CORFS_RETURN_IF_ERROR(Decompressed(extent, &cluster));
+        const uint64_t in_cluster = pos & (header_.cluster_size() - 1);
+        std::memcpy(buf.data() + done, cluster->data() + in_cluster, n);
+        break;
+      }
+    }
+    done += n;
+  }
+  return flush();
+}
+
+Status Qcow2Driver::GetBlockStatus(uint64_t offset, uint64_t length, BlockStatus* out) {
+  const uint64_t size = header_.size;
+  if (offset >= size) {
+    *out = {Classify(Kind::kUnallocated), length};
+    return Status::Ok();
+  }
+  length = std::min(length, size - offset);
+  Extent extent;
+  CORFS_RETURN_IF_ERROR(Map(offset, &extent));
+  const Allocation kind = Classify(extent.kind);
+  uint64_t run = std::min(extent.length, length);
+  while (run < length) {
+    // A damaged entry further on ends the run here; it is reported when
+    // the caller asks about it.
+    if (!Map(offset + run, &extent).ok() || Classify(extent.kind) != kind) break;
+    run += std::min(extent.length, length - run);
+  }
+  *out = {kind, run};
+  return Status::Ok();
+}
+
+}  // namespace corfs::overlay

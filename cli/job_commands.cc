@@ -158,7 +158,14 @@ int RunJobs(const Target& target, bool watch) {
     }
     for (const nlohmann::json& job : jobs) {
       if (target.json) break;
-      std::printf("%s\033[K\n", tty ? ProgressBar(job, 30).c_str() : ProgressLine(job).c_str());
+      // Fix: the erase-to-end-of-line escape ("\033[K") went out on plain
+      // lines too, so `corfs jobs | ...` got terminal control bytes; it is
+      // only for redrawing bars in place on a terminal.
+      if (tty) {
+        std::printf("%s\033[K\n", ProgressBar(job, 30).c_str());
+      } else {
+        std::printf("%s\n", ProgressLine(job).c_str());
+      }
       ++drawn;
     }
     std::fflush(stdout);

@@ -20,11 +20,21 @@ struct QmpServer::Client {
   std::string out;
   bool negotiated = false;
   bool skipping_long_line = false;
+  // The client has stopped sending (shutdown(SHUT_WR), or `socat` once its
+  // input ends) but may still read: the replies to what it sent are owed,
+  // and the loop closes the connection once they are written.
+  bool eof = false;
 };
 
 namespace {
 
-std::string Line(const nlohmann::json& message) { return message.dump() + "\n"; }
+// Fix: dump() throws on a string that is not UTF-8 (a backing file or image
+// named in Latin-1, say), and the throw on the poll thread (or the job thread
+// publishing an event) aborted the daemon, leaving a stale mount. Such bytes
+// are now sent as U+FFFD instead.
+std::string Line(const nlohmann::json& message) {
+  return message.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+}
 
 nlohmann::json ErrorMessage(const QmpError& error, const nlohmann::json* id) {
   nlohmann::json message = {{"error", {{"class", error.error_class}, {"desc", error.desc}}}};
@@ -119,7 +129,7 @@ void QmpServer::Loop() {
     fds.push_back({wake_fd_.get(), POLLIN, 0});
     fds.push_back({listen_fd_.get(), POLLIN, 0});
     for (auto& client : clients_) {
-      short events = POLLIN;
+      short events = client->eof ? 0 : POLLIN;  // nothing more to read after EOF
       if (!client->out.empty()) events |= POLLOUT;
       fds.push_back({client->fd.get(), events, 0});
     }
@@ -144,6 +154,7 @@ void QmpServer::Loop() {
     for (size_t i = 0; i < clients_.size(); ++i) {
       if (!gone[i] && !clients_[i]->out.empty()) gone[i] = !Send(*clients_[i]);
       if (!gone[i] && clients_[i]->out.size() > options_.max_backlog) gone[i] = true;  // not reading
+      if (!gone[i] && clients_[i]->eof && clients_[i]->out.empty()) gone[i] = true;  // all answered
     }
     for (size_t i = clients_.size(); i-- > 0;) {
       if (gone[i]) clients_.erase(clients_.begin() + static_cast<long>(i));
@@ -167,7 +178,14 @@ bool QmpServer::Receive(Client& client) {
   char buf[16384];
   while (true) {
     ssize_t n = ::recv(client.fd.get(), buf, sizeof buf, 0);
-    if (n == 0) return false;
+    if (n == 0) {
+      // Fix: EOF used to drop the client at once, losing the replies to the
+      // commands that came with it (`printf ... | socat - UNIX-CONNECT:...`
+      // got only the greeting about half the time). Now the loop writes
+      // what is owed first (see Client::eof).
+      client.eof = true;
+      return true;
+    }
     if (n < 0) {
       if (errno == EINTR) continue;
       return errno == EAGAIN || errno == EWOULDBLOCK;

@@ -205,3 +205,19 @@ def wait_until(predicate, timeout=10, what="condition"):
     raise AssertionError(f"timed out waiting for {what}")
 PY
 }
+
+# start_bg COMMAND...: runs COMMAND in the background (redirect the call as
+# needed) and has cleanup stop it; sets BG_PID. SIGINT is put back to its
+# default first: a non-interactive shell makes background commands ignore
+# it, and cleanup stops its pids with SIGINT before it waits 10 s and kills.
+start_bg() {
+  ( trap - INT; exec "$@" ) &
+  BG_PID=$!
+  STARTED_PIDS+=("$BG_PID")
+}
+
+# stop_bg PID: stops a start_bg command now (SIGTERM) and reaps it.
+stop_bg() {
+  kill -TERM "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
+}

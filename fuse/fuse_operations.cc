@@ -76,6 +76,11 @@ void OnInit(void*, fuse_conn_info* conn) {
   // Every change to an image passes through this mount, so the kernel's
   // page cache stays valid; no need to drop it when times change.
   conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
+  // Reads of local data go from the overlay file to /dev/fuse by splice
+  // (OnRead), without a copy through our memory.
+  if ((conn->capable & FUSE_CAP_SPLICE_WRITE) && std::getenv("CORFS_NO_SPLICE") == nullptr) {
+    conn->want |= FUSE_CAP_SPLICE_WRITE;
+  }
 }
 
 void OnLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
@@ -164,6 +169,15 @@ void OnRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset, fuse_file
   const uint64_t off = static_cast<uint64_t>(offset);
   if (off >= disk) return (void)fuse_reply_buf(req, nullptr, 0);
   const size_t length = static_cast<size_t>(std::min<uint64_t>(size, disk - off));
+  if (int fd = image->overlay->LocalDataFd(off, length); fd >= 0) {
+    // All local: libfuse splices the file range into the reply (or, when
+    // splicing is off or fails, reads it into its own buffer).
+    fuse_bufvec data = FUSE_BUFVEC_INIT(length);
+    data.buf[0].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
+    data.buf[0].fd = fd;
+    data.buf[0].pos = offset;
+    return (void)fuse_reply_data(req, &data, FUSE_BUF_SPLICE_MOVE);
+  }
   thread_local std::vector<char> buf;
   if (buf.size() < length) buf.resize(std::max<size_t>(length, kMaxIo));
   Status status = image->overlay->Read(off, std::span(buf.data(), length));

@@ -426,6 +426,13 @@ Status Overlay::MergeIntoCluster(uint64_t cluster, uint64_t offset, std::span<co
 // ---------------------------------------------------------------------------
 // Guest I/O
 
+int Overlay::LocalDataFd(uint64_t offset, uint64_t length) const {
+  if (length == 0 || offset >= size_ || length > size_ - offset) return -1;
+  const uint64_t cluster = offset >> cluster_bits_;
+  const uint64_t clusters = ((offset + length - 1) >> cluster_bits_) - cluster + 1;
+  return bitmap_.RunLength(cluster, clusters, true) == clusters ? data_fd_.get() : -1;
+}
+
 Status Overlay::Read(uint64_t offset, std::span<char> buf) {
   CORFS_RETURN_IF_ERROR(RangeCheck(offset, buf.size(), size_, "read"));
   GuestIo in_flight(guest_io_);

@@ -149,6 +149,13 @@ class Overlay {
   uint64_t write_threshold() const { return write_threshold_.load(std::memory_order_relaxed); }
   uint64_t allocated_bytes() const { return std::min(size_, allocated_clusters() * cluster_size()); }
 
+  // The data file's descriptor when the overlay holds every cluster of
+  // [offset, offset + length), else -1. A read of such a range needs nothing
+  // from the chain, so the FUSE server can hand the file range to the kernel
+  // (splice) instead of copying it through a buffer. Local data only changes
+  // by guest writes, which a concurrent read may see or not, as with pread.
+  int LocalDataFd(uint64_t offset, uint64_t length) const;
+
   // Guest requests being served right now; background jobs yield to them.
   int64_t guest_io_in_flight() const { return guest_io_.load(std::memory_order_relaxed); }
 

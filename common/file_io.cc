@@ -41,6 +41,28 @@ Status PwriteFull(int fd, std::span<const char> data, uint64_t offset, const std
   return Status::Ok();
 }
 
+Status CopyFileRange(int src, uint64_t src_offset, int dst, uint64_t dst_offset, uint64_t length,
+                     const std::string& what, uint64_t* copied) {
+  *copied = 0;
+  while (*copied < length) {
+    loff_t in = static_cast<loff_t>(src_offset + *copied);
+    loff_t out = static_cast<loff_t>(dst_offset + *copied);
+    ssize_t n = ::copy_file_range(src, &in, dst, &out, length - *copied, 0);
+    if (n > 0) {
+      *copied += static_cast<uint64_t>(n);
+      continue;
+    }
+    if (n == 0) return Status::Ok();  // the source ends here
+    if (errno == EINTR) continue;
+    // Not possible between these two files: the caller copies by hand.
+    if (errno == EXDEV || errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP || errno == EBADF) {
+      return Status::Ok();
+    }
+    return Status::FromErrno("copy " + what);
+  }
+  return Status::Ok();
+}
+
 Status SyncData(int fd, const std::string& what) {
   while (::fdatasync(fd) != 0) {
     if (errno != EINTR) return Status::FromErrno("sync " + what);

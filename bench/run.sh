@@ -1,139 +1,465 @@
 #!/usr/bin/env bash
-# Side-by-side benchmark: corfs against qemu-storage-daemon's FUSE export of
-# the same template, plus the machine's own limits, all in one run.
+# Side-by-side benchmark: corfs mounted through FUSE against
+# qemu-storage-daemon (QEMU's FUSE export and block-stream) on the same
+# template, with the machine's own limits, all measured in one run.
 #
-#   bench/run.sh [--size 1G] [--runtime 10] [--dir DIR]
+#   bench/run.sh [--size 1G] [--runtime 10] [--dir DIR] [--keep]
+#                [--sparse-size 100G] [--no-sparse] [--corfs BINARY]
 #
-# Prints one table (figure, corfs, qsd, ratio) and writes it as JSON under
-# bench/results/. bench/README.md says what each figure means.
+# Prints one table (figure, corfs, qsd or limit, ratio, target, ok/MISS) and
+# writes every figure as JSON under bench/results/. bench/README.md says what
+# each figure means and why it is measured the way it is.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
+
+usage() {
+  cat >&2 <<'USAGE'
+usage: bench/run.sh [options]
+  --size SIZE          template size (default 1G; a multiple of 1M, at least 64M)
+  --runtime SECONDS    length of each fio figure (default 10)
+  --dir DIR            make the work folder inside DIR (default /tmp)
+  --keep               keep the work folder
+  --sparse-size SIZE   virtual size of the sparse template (default 100G)
+  --no-sparse          skip the sparse-template figure
+  --corfs BINARY       use this corfs binary; do not install packages or build
+USAGE
+  exit 2
+}
+
 size=1G
 runtime=10
-dir=""
+parent=/tmp
+keep=0
+sparse_size=100G
+sparse=1
+corfs=""
 while [ $# -gt 0 ]; do
   case "$1" in
-    --size) size=$2; shift 2 ;;
-    --runtime) runtime=$2; shift 2 ;;
-    --dir) dir=$2; shift 2 ;;
-    *) echo "usage: bench/run.sh [--size 1G] [--runtime SECONDS] [--dir DIR]" >&2; exit 2 ;;
+    --size) size=${2:?}; shift 2 ;;
+    --runtime) runtime=${2:?}; shift 2 ;;
+    --dir) parent=${2:?}; shift 2 ;;
+    --keep) keep=1; shift ;;
+    --sparse-size) sparse_size=${2:?}; shift 2 ;;
+    --no-sparse) sparse=0; shift ;;
+    --corfs) corfs=$(realpath "${2:?}"); shift 2 ;;
+    -h|--help) usage ;;
+    *) echo "bench: unknown option $1" >&2; usage ;;
   esac
 done
 
-bash scripts/install-deps.sh >/dev/null
-bash scripts/build.sh >/dev/null
-corfs="$root/build/cli/corfs"
+MiB=$((1 << 20))
+bytes=$(numfmt --from=iec "$size") || usage
+sparse_bytes=$(numfmt --from=iec "$sparse_size") || usage
+if [ $((bytes % MiB)) -ne 0 ] || [ "$bytes" -lt $((64 * MiB)) ]; then
+  echo "bench: --size must be a multiple of 1M and at least 64M" >&2; exit 2
+fi
+[[ "$runtime" =~ ^[0-9]+$ ]] && [ "$runtime" -ge 2 ] || { echo "bench: --runtime must be a whole number >= 2" >&2; exit 2; }
+if [ "$sparse" = 1 ] && [ "$sparse_bytes" -lt $((2 * bytes)) ]; then
+  echo "bench: --sparse-size must be at least twice --size" >&2; exit 2
+fi
 
-[ -n "$dir" ] || dir=$(mktemp -d /tmp/corfs-bench.XXXXXX)
-mkdir -p "$dir"
-dir=$(cd "$dir" && pwd)
+if [ -z "$corfs" ]; then
+  bash scripts/install-deps.sh >/dev/null
+  bash scripts/build.sh >/dev/null
+  corfs="$root/build/cli/corfs"
+fi
+qmp="$root/bench/qmp.py"
+for tool in "$corfs" qemu-img qemu-storage-daemon fio python3 fusermount3; do
+  command -v "$tool" >/dev/null || { echo "bench: $tool is missing (scripts/install-deps.sh installs it)" >&2; exit 1; }
+done
+
+mkdir -p "$parent"
+dir=$(mktemp -d "$(realpath "$parent")/corfs-bench.XXXXXX")
 cd "$dir"
+results="$dir/results.txt"   # "key value" lines, turned into the table at the end
+: > "$results"
 
-pids=()
+# --- cleanup: everything this script starts is stopped by pid --------------
+pids=()      # daemons and helper loops still running
+mounts=()    # mountpoints this script made
+stop_pid() {  # pid signal: signal, wait up to 30 s, then SIGKILL
+  local pid=$1 sig=$2
+  kill -"$sig" "$pid" 2>/dev/null || true
+  for _ in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  local rest=()
+  for p in "${pids[@]}"; do [ "$p" = "$pid" ] || rest+=("$p"); done
+  pids=("${rest[@]}")
+}
+is_mounted() { grep -q " $1 " /proc/self/mountinfo; }
 cleanup() {
-  for pid in "${pids[@]}"; do kill -INT "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  for m in "$dir/mnt" "$dir/qsd-export.img"; do
-    grep -q " $m " /proc/self/mountinfo 2>/dev/null && { fusermount3 -u "$m" 2>/dev/null || umount -l "$m"; }
+  local status=$?
+  trap - EXIT INT TERM
+  [ -n "${bg_loop_pid:-}" ] && touch "$dir/bg.stop" 2>/dev/null
+  for pid in "${pids[@]}"; do stop_pid "$pid" TERM; done
+  local left=0
+  for m in "${mounts[@]}"; do
+    if is_mounted "$m"; then
+      fusermount3 -u "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
+    fi
+    is_mounted "$m" && left=1
   done
-  true
+  rm -f /dev/shm/corfs-bench-$$ 2>/dev/null || true
+  if [ "$keep" = 1 ] || [ $left = 1 ]; then
+    echo "bench: work folder kept: $dir" >&2
+  else
+    rm -rf "$dir"
+  fi
+  [ $status -eq 0 ] || echo "bench: FAILED (exit $status); logs were in $dir" >&2
+  exit $status
 }
 trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
-is_mounted() { grep -q " $1 " /proc/self/mountinfo; }
-wait_mounted() {
-  for _ in $(seq 1 200); do is_mounted "$1" && return 0; sleep 0.05; done
-  echo "bench: $1 did not appear" >&2; return 1
-}
+# --- helpers -----------------------------------------------------------------
 now() { date +%s%N; }
 elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.3f", (b - a) / 1e9 }'; }
-bytes_of() { numfmt --from=iec "$1"; }
-drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true; }
+record() { echo "$1 $2" >> "$results"; }
+say() { echo "bench: $*" >&2; }
+fail() { echo "bench: $*" >&2; exit 1; }
 
-# fio figures: MB/s of a sequential read, IOPS of a random read.
-fio_seq_mbps() {  # file
-  fio --name=seq --filename="$1" --rw=read --bs=1M --direct=1 --ioengine=psync --numjobs=1 \
-      --output-format=json 2>/dev/null | python3 -c 'import json,sys; j=json.load(sys.stdin)["jobs"][0]["read"]; print("%.1f" % (j["bw_bytes"]/1048576))'
+# Before every figure that writes new page-cache pages: push out dirty data,
+# then wait. On a VM with free-page reporting (virtio-balloon, as on the
+# development machine) memory that was just freed is fast to reuse for ~2 s
+# and then goes back to the host, after which every new page costs a host
+# fault (~3x slower to fill). Waiting puts every figure in the same state:
+# all of them write into memory that has not been touched recently.
+settle() { sync; sleep 3; cat template.raw > /dev/null; }
+
+wait_mounted() {  # path pid
+  for _ in $(seq 1 400); do
+    is_mounted "$1" && return 0
+    kill -0 "$2" 2>/dev/null || fail "the daemon serving $1 exited early (see its log in $dir)"
+    sleep 0.05
+  done
+  fail "$1 did not appear"
 }
-fio_rand_iops() {  # file
-  fio --name=rand --filename="$1" --rw=randread --bs=4k --direct=1 --ioengine=psync --numjobs=2 \
-      --group_reporting --time_based --runtime="$runtime" --output-format=json 2>/dev/null |
+
+fio_run() {  # file name extra-args...: prints fio's JSON
+  local file=$1 name=$2
+  shift 2
+  fio --name="$name" --filename="$file" --direct=1 --ioengine=psync --output-format=json "$@" 2>/dev/null
+}
+seq_mbps() {  # file: 1 MiB sequential O_DIRECT reads, MB/s (10^6)
+  fio_run "$1" seq --rw=read --bs=1M --numjobs=1 --time_based --runtime="$seq_runtime" |
+    python3 -c 'import json,sys; j=json.load(sys.stdin)["jobs"][0]["read"]; print("%.1f" % (j["bw_bytes"]/1e6))'
+}
+rand_iops() {  # file: 4 KiB random O_DIRECT reads, 2 jobs, IOPS
+  fio_run "$1" rand --rw=randread --bs=4k --numjobs=2 --group_reporting --time_based --runtime="$runtime" |
     python3 -c 'import json,sys; j=json.load(sys.stdin)["jobs"][0]["read"]; print("%.0f" % j["iops"])'
 }
+latency() {  # file: 4 KiB random O_DIRECT reads, 1 job, queue depth 1: "p50_us p99_us iops"
+  fio_run "$1" lat --rw=randread --bs=4k --numjobs=1 --time_based --runtime="$runtime" --percentile_list=50:99 |
+    python3 -c '
+import json, sys
+j = json.load(sys.stdin)["jobs"][0]["read"]
+p = j["clat_ns"]["percentile"]
+print("%.1f %.1f %.0f" % (p["50.000000"] / 1e3, p["99.000000"] / 1e3, j["iops"]))'
+}
+job_offset() {  # image: the offset of its job in the mount, or "none"
+  "$corfs" jobs -m "$dir/mnt" --json |
+    python3 -c 'import json,sys; js=[j for j in json.load(sys.stdin) if j.get("image")==sys.argv[1]]; print(js[0]["offset"] if js else "none")' "$1"
+}
 
-echo "bench: template of $size in $dir" >&2
-bytes=$(bytes_of "$size")
+seq_runtime=$(( runtime < 5 ? runtime : 5 ))
+cores=$(nproc)
+record load_start "$(cut -d' ' -f1 /proc/loadavg)"
+say "work folder $dir; template $size; fio runtime ${runtime}s; $cores cores"
+
+# --- templates ---------------------------------------------------------------
+say "writing a random template of $size"
 head -c "$bytes" /dev/urandom > template.raw
+if [ "$sparse" = 1 ]; then
+  # The same amount of data as the dense template, as 1 MiB pieces spread
+  # evenly over a sparse file of --sparse-size.
+  python3 - "$bytes" "$sparse_bytes" <<'PY'
+import os, sys
+data, virtual = int(sys.argv[1]), int(sys.argv[2])
+mib = 1 << 20
+pieces = data // mib
+stride = virtual // pieces // mib * mib
+with open("template.raw", "rb") as src, open("sparse.raw", "wb") as dst:
+    dst.truncate(virtual)
+    for i in range(pieces):
+        dst.seek(i * stride)
+        dst.write(src.read(mib))
+with open("sparse.pieces", "w") as out:
+    out.write("%d %d\n" % (pieces, stride))
+PY
+fi
 
 # --- the machine's own limits ------------------------------------------------
+say "machine limits"
 cat template.raw > /dev/null
-t=$(now); cat template.raw > /dev/null; page_cache=$(elapsed "$t")
-t=$(now); cp template.raw copy.raw; sync copy.raw; plain_cp=$(elapsed "$t"); rm -f copy.raw
+t=$(now); cat template.raw > /dev/null; record page_cache_read "$(elapsed "$t")"
+# New memory: writing the template's size into tmpfs (no disk), so the cost
+# of memory the VM has not touched recently shows on its own.
+settle
+if t=$(now) && head -c "$bytes" /dev/zero > /dev/shm/corfs-bench-$$ 2>/dev/null; then
+  record new_memory_fill "$(elapsed "$t")"
+fi
+rm -f /dev/shm/corfs-bench-$$
+settle
+t=$(now); cp template.raw copy.raw; sync copy.raw; record plain_cp "$(elapsed "$t")"
+rm -f copy.raw
+settle
 t=$(now)
 qemu-img create -q -f qcow2 -b template.raw -F raw offline.qcow2
-qemu-img rebase -q -b '' -F raw offline.qcow2
-offline_fill=$(elapsed "$t"); rm -f offline.qcow2
+qemu-img rebase -q -b '' -F raw offline.qcow2   # qemu-img flushes (fdatasync) on close
+record offline_fill "$(elapsed "$t")"
+rm -f offline.qcow2
 
 # --- corfs -------------------------------------------------------------------
-mkdir -p mnt
-cat > corfs.yaml <<YAML
-mountpoint: mnt
-images:
-  disk.img:
-    overlay: overlays/disk.img
-    backing: [template.raw]
-YAML
+# One mount: disk.img (reads and latency), stream.img (the timed stream),
+# speed.img (the throttled stream), sparse.img (over the sparse template) and
+# bg*.img, streamed one after another behind the latency-under-stream figure
+# (enough of them to keep a stream going for the whole fio run).
+bg_count=$(( 2 + (runtime * 1536 * MiB + bytes - 1) / bytes ))
+[ $bg_count -le 200 ] || bg_count=200
+mkdir -p mnt overlays
+{
+  echo "mountpoint: mnt"
+  echo "images:"
+  for name in disk stream speed $(seq -f 'bg%g' 1 $bg_count); do
+    printf '  %s.img:\n    overlay: overlays/%s.img\n    backing: [template.raw]\n' "$name" "$name"
+  done
+  if [ "$sparse" = 1 ]; then
+    printf '  sparse.img:\n    overlay: overlays/sparse.img\n    backing: [sparse.raw]\n'
+  fi
+} > corfs.yaml
 "$corfs" mount corfs.yaml 2>corfs.log &
-pids+=($!)
-wait_mounted "$dir/mnt"
-t=$(now); dd if=mnt/disk.img of=/dev/null bs=1M iflag=direct status=none; corfs_cold=$(elapsed "$t")
-corfs_warm=$(fio_seq_mbps mnt/disk.img)
-corfs_rand=$(fio_rand_iops mnt/disk.img)
-cmp template.raw mnt/disk.img || { echo "bench: corfs content differs from the template" >&2; exit 1; }
-kill -INT "${pids[-1]}"; wait "${pids[-1]}" || true
+corfs_pid=$!
+pids+=("$corfs_pid")
+mounts+=("$dir/mnt")
+wait_mounted "$dir/mnt" "$corfs_pid"
+
+say "corfs: cold sequential read (copy-on-read)"
+settle
+t=$(now); dd if=mnt/disk.img of=/dev/null bs=1M iflag=direct status=none; record corfs_cold "$(elapsed "$t")"
+cmp template.raw mnt/disk.img || fail "corfs: disk.img differs from the template"
+say "corfs: warm reads"
+settle
+record corfs_warm_seq "$(seq_mbps mnt/disk.img)"
+record corfs_rand "$(rand_iops mnt/disk.img)"
+say "corfs: latency, no stream"
+settle
+read -r p50 p99 iops < <(latency mnt/disk.img)
+record lat_idle_p50 "$p50"; record lat_idle_p99 "$p99"; record lat_idle_iops "$iops"
+
+say "corfs: unthrottled stream"
+settle
+t=$(now)
+"$corfs" stream stream.img -m mnt --wait > stream.out || fail "corfs stream failed: $(tail -1 stream.out)"
+record corfs_stream "$(elapsed "$t")"
+# Completed means standalone: the data file is now a plain raw image.
+cmp template.raw overlays/stream.img || fail "corfs: the streamed overlay differs from the template"
+
+say "corfs: latency while other images stream"
+settle
+rm -f bg.stop bg.times
+(
+  for i in $(seq 1 $bg_count); do
+    [ -e bg.stop ] && break
+    s=$(now)
+    "$corfs" stream "bg$i.img" -m mnt --wait > /dev/null 2>&1 || true
+    echo "$s $(now) bg$i.img" >> bg.times
+  done
+) &
+bg_loop_pid=$!
+pids+=("$bg_loop_pid")
+sleep 0.5  # the first stream is under way
+fio_start=$(now)
+read -r p50 p99 iops < <(latency mnt/disk.img)
+fio_end=$(now)
+touch bg.stop
+for image in $(seq -f 'bg%g.img' 1 $bg_count); do
+  [ "$(job_offset "$image")" = none ] || "$corfs" cancel "$image" -m mnt > /dev/null 2>&1 || true
+done
+stop_pid "$bg_loop_pid" TERM
+bg_loop_pid=""
+record lat_stream_p50 "$p50"; record lat_stream_p99 "$p99"; record lat_stream_iops "$iops"
+# The share of the fio run during which a stream was running.
+coverage=$(python3 - "$fio_start" "$fio_end" <<'PY'
+import sys
+a, b = int(sys.argv[1]), int(sys.argv[2])
+covered = 0
+for line in open("bg.times"):
+    s, e, _ = line.split()
+    covered += max(0, min(b, int(e)) - max(a, int(s)))
+print("%.3f" % (covered / (b - a)))
+PY
+)
+record lat_stream_coverage "$coverage"
+record bg_streams "$(wc -l < bg.times)"
+
+say "corfs: speed limit"
+speed=$(( bytes / 8 / MiB * MiB ))
+[ $speed -le $((50 * MiB)) ] || speed=$((50 * MiB))
+record speed_limit "$speed"
+settle
+"$corfs" stream speed.img -m mnt --speed "$speed" > /dev/null
+sleep 1
+t0=$(now); o0=$(job_offset speed.img); t0=$(( (t0 + $(now)) / 2 ))
+sleep 5
+t1=$(now); o1=$(job_offset speed.img); t1=$(( (t1 + $(now)) / 2 ))
+[ "$o0" != none ] && [ "$o1" != none ] || fail "the throttled stream ended early"
+"$corfs" cancel speed.img -m mnt > /dev/null
+record speed_measured "$(awk -v o0="$o0" -v o1="$o1" -v t0="$t0" -v t1="$t1" 'BEGIN { printf "%.0f", (o1 - o0) / ((t1 - t0) / 1e9) }')"
+
+if [ "$sparse" = 1 ]; then
+  say "corfs: stream of the sparse template"
+  settle
+  t=$(now)
+  "$corfs" stream sparse.img -m mnt --wait > sparse.out || fail "corfs stream (sparse) failed: $(tail -1 sparse.out)"
+  record corfs_sparse_stream "$(elapsed "$t")"
+  python3 - <<'PY' || fail "corfs: the streamed sparse overlay differs from its template"
+import sys
+pieces, stride = map(int, open("sparse.pieces").read().split())
+mib = 1 << 20
+with open("sparse.raw", "rb") as a, open("overlays/sparse.img", "rb") as b:
+    for i in range(pieces):
+        for f in (a, b):
+            f.seek(i * stride)
+        if a.read(mib) != b.read(mib):
+            sys.exit(1)
+PY
+  record sparse_allocated "$(( $(stat -c %b overlays/sparse.img) * 512 ))"
+fi
+
+say "corfs: unmount"
+stop_pid "$corfs_pid" INT
+is_mounted "$dir/mnt" && fail "corfs did not unmount"
+rm -f overlays/bg*.img overlays/bg*.img.cor
 
 # --- qemu-storage-daemon: FUSE export of a qcow2 overlay with copy-on-read ---
+say "qsd: cold, warm reads"
 qemu-img create -q -f qcow2 -b template.raw -F raw qsd-overlay.qcow2
 touch qsd-export.img
+mounts+=("$dir/qsd-export.img")
 qemu-storage-daemon \
   --blockdev driver=file,node-name=f0,filename=qsd-overlay.qcow2 \
   --blockdev driver=qcow2,node-name=q0,file=f0 \
   --blockdev driver=copy-on-read,node-name=top,file=q0 \
   --export type=fuse,id=e0,node-name=top,mountpoint=qsd-export.img,writable=on \
   --chardev socket,path=qmp.sock,server=on,wait=off,id=c0 --monitor chardev=c0 2>qsd.log &
-pids+=($!)
-wait_mounted "$dir/qsd-export.img"
-t=$(now); dd if=qsd-export.img of=/dev/null bs=1M iflag=direct status=none; qsd_cold=$(elapsed "$t")
-qsd_warm=$(fio_seq_mbps qsd-export.img)
-qsd_rand=$(fio_rand_iops qsd-export.img)
-printf '{"execute":"qmp_capabilities"}\n{"execute":"quit"}\n' | socat - UNIX-CONNECT:qmp.sock >/dev/null || true
-wait "${pids[-1]}" || true
+qsd_pid=$!
+pids+=("$qsd_pid")
+wait_mounted "$dir/qsd-export.img" "$qsd_pid"
+settle
+t=$(now); dd if=qsd-export.img of=/dev/null bs=1M iflag=direct status=none; record qsd_cold "$(elapsed "$t")"
+cmp template.raw qsd-export.img || fail "qsd: the export differs from the template"
+settle
+record qsd_warm_seq "$(seq_mbps qsd-export.img)"
+record qsd_rand "$(rand_iops qsd-export.img)"
+python3 "$qmp" qmp.sock quit || true
+stop_pid "$qsd_pid" TERM
+rm -f qsd-overlay.qcow2 qmp.sock
 
-# --- the table ---------------------------------------------------------------
-python3 - "$root/bench/results" "$size" <<PY
-import json, sys, time, os
-rows = [
-  # name, unit, corfs, qsd, better (higher/lower), target ratio
-  ("cold sequential read (copy-on-read fault-in)", "s", $corfs_cold, $qsd_cold, "lower", 2.0),
-  ("warm 1 MiB sequential read, O_DIRECT", "MB/s", $corfs_warm, $qsd_warm, "higher", 1.5),
-  ("warm 4 KiB random read, O_DIRECT, 2 jobs", "IOPS", $corfs_rand, $qsd_rand, "higher", 2.0),
-]
-limits = {"page-cache read of the template (s)": $page_cache,
-          "plain cp of the template (s)": $plain_cp,
-          "offline fill, qemu-img rebase (s)": $offline_fill}
-out = {"size": sys.argv[2], "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "figures": [], "limits": limits}
-print("%-46s %10s %10s %8s %8s" % ("figure (" + sys.argv[2] + " template)", "corfs", "qsd", "ratio", "target"))
-for name, unit, c, q, better, target in rows:
-    ratio = (q / c) if better == "lower" else (c / q if q else float("inf"))
-    ok = "ok" if ratio >= target else "MISS"
-    print("%-46s %9.2f%s %9.2f%s %7.2fx %5.1fx %s" % (name, c, unit[0] if unit=="s" else "", q, unit[0] if unit=="s" else "", ratio, target, ok))
-    out["figures"].append({"name": name, "unit": unit, "corfs": c, "qsd": q, "ratio": ratio, "target": target})
+# --- qemu-storage-daemon: block-stream of a fresh qcow2 overlay --------------
+# QEMU 7.2 refuses block-stream under a writable FUSE export (permission
+# conflict on 'resize'), so the export is read-only, of the qcow2 node.
+say "qsd: block-stream"
+qemu-img create -q -f qcow2 -b template.raw -F raw qsd-stream.qcow2
+qemu-storage-daemon \
+  --blockdev driver=file,node-name=f0,filename=qsd-stream.qcow2 \
+  --blockdev driver=qcow2,node-name=q0,file=f0 \
+  --export type=fuse,id=e0,node-name=q0,mountpoint=qsd-export.img,writable=off \
+  --chardev socket,path=qmp.sock,server=on,wait=off,id=c0 --monitor chardev=c0 2>qsd-stream.log &
+qsd_pid=$!
+pids+=("$qsd_pid")
+wait_mounted "$dir/qsd-export.img" "$qsd_pid"
+settle
+record qsd_stream "$(python3 "$qmp" qmp.sock stream q0)"
+python3 "$qmp" qmp.sock quit || true
+stop_pid "$qsd_pid" TERM
+qemu-img compare -q -f raw -F qcow2 template.raw qsd-stream.qcow2 || fail "qsd: the streamed overlay differs from the template"
+rm -f qsd-stream.qcow2
+record load_end "$(cut -d' ' -f1 /proc/loadavg)"
+
+# --- the table and the JSON --------------------------------------------------
+mkdir -p "$root/bench/results"
+python3 - "$results" "$root/bench/results" "$size" "$cores" "$runtime" <<'PY'
+import json, os, sys, time
+
+values = {}
+for line in open(sys.argv[1]):
+    key, value = line.split()
+    values[key] = float(value)
+out_dir, size, cores, runtime = sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+v = values.get
+
+limit = min(v("plain_cp"), v("offline_fill"))
+limit_name = "cp" if v("plain_cp") <= v("offline_fill") else "fill"
+mb = lambda b: b / 1e6
+
+# figure, unit, corfs, other, other's name, ratio, target text, pass?
+rows = []
+def row(name, unit, corfs, other, other_name, ratio, target, ok, note=""):
+    rows.append(dict(figure=name, unit=unit, corfs=corfs, other=other, other_name=other_name,
+                     ratio=ratio, target=target, ok=ok, note=note))
+
+row("cold sequential read (copy-on-read)", "s", v("corfs_cold"), v("qsd_cold"), "qsd",
+    v("qsd_cold") / v("corfs_cold"), ">= 2x faster", v("qsd_cold") / v("corfs_cold") >= 2)
+row("warm 1 MiB sequential read, O_DIRECT", "MB/s", v("corfs_warm_seq"), v("qsd_warm_seq"), "qsd",
+    v("corfs_warm_seq") / v("qsd_warm_seq"), ">= 1.5x", v("corfs_warm_seq") / v("qsd_warm_seq") >= 1.5)
+row("warm 4 KiB random read, O_DIRECT, 2 jobs", "IOPS", v("corfs_rand"), v("qsd_rand"), "qsd",
+    v("corfs_rand") / v("qsd_rand"), ">= 2x", v("corfs_rand") / v("qsd_rand") >= 2)
+row("stream, unthrottled, vs copy limit", "s", v("corfs_stream"), limit, limit_name,
+    v("corfs_stream") / limit, "<= 1.5x the time", v("corfs_stream") / limit <= 1.5)
+row("stream, unthrottled, vs qsd block-stream", "s", v("corfs_stream"), v("qsd_stream"), "qsd",
+    v("qsd_stream") / v("corfs_stream"), ">= 4x faster", v("qsd_stream") / v("corfs_stream") >= 4)
+accuracy = v("speed_measured") / v("speed_limit")
+row("stream --speed %d MiB/s: measured rate" % (v("speed_limit") / 2**20), "MB/s", mb(v("speed_measured")),
+    mb(v("speed_limit")), "limit", accuracy, "within 10%", abs(accuracy - 1) <= 0.10)
+cov = v("lat_stream_coverage")
+cov_note = "" if cov >= 0.95 else "a stream ran for only %.0f%% of the fio run" % (cov * 100)
+row("4 KiB read p50 during stream vs idle", "us", v("lat_stream_p50"), v("lat_idle_p50"), "idle",
+    v("lat_stream_p50") / v("lat_idle_p50"), "(reported)", None, cov_note)
+row("4 KiB read p99 during stream vs idle", "us", v("lat_stream_p99"), v("lat_idle_p99"), "idle",
+    v("lat_stream_p99") / v("lat_idle_p99"), "<= 2x", v("lat_stream_p99") / v("lat_idle_p99") <= 2 and cov >= 0.95,
+    cov_note)
+if v("corfs_sparse_stream") is not None:
+    row("stream, sparse template vs dense", "s", v("corfs_sparse_stream"), v("corfs_stream"), "dense",
+        v("corfs_sparse_stream") / v("corfs_stream"), "<= 1.5x the time",
+        v("corfs_sparse_stream") / v("corfs_stream") <= 1.5)
+
+def fmt(x, unit):
+    if unit == "s":
+        return "%.2fs" % x
+    if unit == "us":
+        return "%.0fus" % x
+    return "%.0f" % x if x >= 100 else "%.1f" % x
+
+title = "figure (%s template, %d cores)" % (size, cores)
+print("%-44s %10s %10s %-5s %7s %-17s %s" % (title, "corfs", "other", "", "ratio", "target", "result"))
+for r in rows:
+    result = "-" if r["ok"] is None else ("ok" if r["ok"] else "MISS")
+    print("%-44s %10s %10s %-5s %6.2fx %-17s %s%s" % (r["figure"], fmt(r["corfs"], r["unit"]), fmt(r["other"], r["unit"]),
+          r["other_name"], r["ratio"], r["target"], result, ("  (" + r["note"] + ")") if r["note"] else ""))
 print()
-for k, v in limits.items():
-    print("machine limit: %-40s %8.2f" % (k, v))
-os.makedirs(sys.argv[1], exist_ok=True)
-path = os.path.join(sys.argv[1], "fuse-%s.json" % time.strftime("%Y%m%d-%H%M%S"))
-json.dump(out, open(path, "w"), indent=2)
+limits = [("page-cache read of the template", "page_cache_read"),
+          ("new memory: write the size into tmpfs", "new_memory_fill"),
+          ("plain cp of the template (+ sync)", "plain_cp"),
+          ("offline fill: qemu-img create -b + rebase -b ''", "offline_fill")]
+for name, key in limits:
+    if v(key) is not None:
+        print("machine limit: %-48s %7.2fs" % (name, v(key)))
+print("latency: idle %.0f IOPS, during stream %.0f IOPS; %d background stream(s) ran"
+      % (v("lat_idle_iops"), v("lat_stream_iops"), v("bg_streams")))
+if v("sparse_allocated") is not None:
+    print("sparse: the streamed overlay holds %.0f MiB of data" % (v("sparse_allocated") / 2**20))
+busy = max(v("load_start"), v("load_end"))
+if busy > 0.5 * cores:
+    print("warning: the machine was busy (load average %.1f at start, %.1f at end on %d cores); "
+          "figures are noisy" % (v("load_start"), v("load_end"), cores))
+
+out = {"size": size, "cores": cores, "runtime": runtime, "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+       "figures": rows, "values": values}
+path = os.path.join(out_dir, "fuse-%s-%s.json" % (size, time.strftime("%Y%m%d-%H%M%S")))
+with open(path, "w") as f:
+    json.dump(out, f, indent=2)
 print("\nwritten to bench/results/" + os.path.basename(path))
 PY

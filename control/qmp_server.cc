@@ -175,8 +175,13 @@ void QmpServer::Accept() {
 }
 
 bool QmpServer::Receive(Client& client) {
+  // One read per client per round of the poll loop: a client that keeps
+  // its socket full (a flood of commands) gets its turn like the others
+  // instead of holding the loop, and its backlog of replies is checked
+  // between turns. Poll reports the rest of its input next round.
   char buf[16384];
-  while (true) {
+  for (bool again = true; again;) {
+    again = false;
     ssize_t n = ::recv(client.fd.get(), buf, sizeof buf, 0);
     if (n == 0) {
       // Fix: EOF used to drop the client at once, losing the replies to the
@@ -187,8 +192,9 @@ bool QmpServer::Receive(Client& client) {
       return true;
     }
     if (n < 0) {
-      if (errno == EINTR) continue;
-      return errno == EAGAIN || errno == EWOULDBLOCK;
+      again = errno == EINTR;
+      if (!again) return errno == EAGAIN || errno == EWOULDBLOCK;
+      continue;
     }
     client.in.append(buf, static_cast<size_t>(n));
     size_t newline;
@@ -217,6 +223,7 @@ bool QmpServer::Receive(Client& client) {
       client.in.clear();
     }
   }
+  return true;
 }
 
 void QmpServer::HandleLine(Client& client, const std::string& line) {

@@ -390,7 +390,12 @@ Status Overlay::FillClaimed(const ClaimedRun& run, std::span<char> out) {
   const uint64_t start = ClusterStart(run.first());
   const uint64_t end = ClusterEnd(run.first() + run.count() - 1);
   std::shared_ptr<BackingChain> backing = chain();
-  constexpr uint64_t kMaxPiece = 4 << 20;  // scratch bound when the caller wants no data
+  // When the caller wants no data (a stream), bytes are copied in pieces of
+  // at most this many. On a kernel without preemption (preempt=none, usual
+  // on servers) a thread inside a long read or copy keeps its CPU until the
+  // call returns, and a guest request woken meanwhile waits for it; small
+  // pieces bound that wait.
+  constexpr uint64_t kMaxPiece = 128 << 10;
   std::unique_ptr<Scratch> scratch;
   uint64_t pos = start;
   while (pos < end) {
@@ -402,7 +407,7 @@ Status Overlay::FillClaimed(const ClaimedRun& run, std::span<char> out) {
       if (!out.empty()) std::memset(out.data() + (pos - start), 0, length);
       CORFS_RETURN_IF_ERROR(PunchData(pos, length));
     } else if (int source = out.empty() ? backing->layer(layer).data_fd() : -1; source >= 0 &&
-               (length = CopyInKernel(source, pos, length)) > 0) {
+               (length = CopyInKernel(source, pos, std::min(length, kMaxPiece))) > 0) {
       // Copied file to file in the kernel: see CopyInKernel.
     } else {
       length = std::min(status.length, end - pos);

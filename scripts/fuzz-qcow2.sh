@@ -80,6 +80,17 @@ io extl2-16k.qcow2 "write -P 0x34 512 512" "write -z 8k 1k"
 img create -f qcow2 sparse-1t.qcow2 1T
 io sparse-1t.qcow2 "write -P 0x41 0 4k" "write -P 0x42 900G 4k"
 img create -f qcow2 empty.qcow2 1M
+# Backing file names of every kind the resolver tells apart: absolute,
+# "file:" prefixed, another protocol. -u: the files are not opened.
+img create -f qcow2 -b "$PWD/base.raw" -F raw backing-absolute.qcow2
+img create -f qcow2 backing-file-prefix.qcow2 4M
+img rebase -u -b file:base.raw -F raw backing-file-prefix.qcow2
+img create -f qcow2 backing-nbd.qcow2 4M
+img rebase -u -b nbd://localhost:10809/export -F raw backing-nbd.qcow2
+# Header extensions the reader skips (dirty bitmaps), a compatible feature bit.
+img create -f qcow2 -o lazy_refcounts=on bitmap.qcow2 4M
+img bitmap --add bitmap.qcow2 b0
+io bitmap.qcow2 "write -P 0x51 0 64k"
 cd - >/dev/null
 
 for f in "$scratch"/*.qcow2; do
@@ -95,7 +106,7 @@ echo "fuzz-qcow2: $(ls "$seeds" | wc -l) seed images in $seeds"
 # a bug the fuzzer should report.
 log=$dir/qcow2-fuzz.log
 set +e
-"$fuzzer" "$dir/qcow2-corpus" "$seeds" \
+"$fuzzer" "$dir/qcow2-corpus" "$seeds" -dict=tests/fuzz/qcow2.dict \
   -max_total_time="$seconds" -max_len=1048576 -rss_limit_mb=2048 -malloc_limit_mb=256 -timeout=10 \
   -artifact_prefix="$dir/qcow2-artifacts/" -print_final_stats=1 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}

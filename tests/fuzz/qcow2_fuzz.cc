@@ -132,9 +132,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (n == 0) continue;
     (void)driver->Read(at, std::span<char>(buf.data(), static_cast<size_t>(n)));
   }
-  // Past the end of the disk: zeros, no error.
+  // Past the end of the disk: zeros, no error, and a run as long as asked.
   if (!driver->Read(disk, std::span<char>(buf.data(), 512)).ok() || !AllZero(buf, 512)) {
     Broken("a read past the end of the disk", disk, 0);
+  }
+  BlockStatus past;
+  if (!driver->GetBlockStatus(disk, 512, &past).ok() || past.length != 512 || past.allocation == Allocation::kData) {
+    Broken("block status past the end of the disk", disk, past.length);
   }
   return 0;
 }

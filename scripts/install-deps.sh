@@ -6,6 +6,8 @@ set -euo pipefail
 packages=(
   # build
   build-essential cmake ninja-build pkg-config
+  # the fuzz targets (scripts/fuzz-qcow2.sh): clang with libFuzzer and the sanitizers
+  clang
   # libraries
   libfuse3-dev fuse3 libtbb-dev libyaml-cpp-dev nlohmann-json3-dev
   libcli11-dev libspdlog-dev zlib1g-dev libzstd-dev libxxhash-dev

@@ -160,7 +160,7 @@ done
 
 step "stream --wait on a terminal draws a bar"
 if command -v script > /dev/null; then
-  script -qec "$CORFS stream slow.img -m mnt --wait --speed 8M" /dev/null > tty.txt || fail "stream --wait on a tty: $(cat -A tty.txt)"
+  script -qec "$CORFS stream slow.img -m mnt --wait --speed 3M" /dev/null > tty.txt || fail "stream --wait on a tty: $(cat -A tty.txt)"
   grep -q $'\r\\[#*\\.*\\] slow.img' tty.txt || fail "no bar on a terminal: $(cat -A tty.txt)"
   grep -q "job slow.img completed" tty.txt || fail "no completion on a terminal: $(cat -A tty.txt)"
 else

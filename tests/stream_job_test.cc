@@ -1,0 +1,99 @@
+// The stream job over real overlays: several images that share one
+// template stream at the same time on one worker pool, each ends standalone
+// with the template's bytes, and the template, opened once for all of them,
+// is closed when the last one lets go of it.
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <fstream>
+#include <mutex>
+#include <random>
+#include <set>
+
+#include "common/event_bus.h"
+#include "jobs/stream_job.h"
+#include "jobs/worker_pool.h"
+#include "overlay/overlay.h"
+#include "overlay/shared_image_cache.h"
+#include "tests/test_support.h"
+
+namespace corfs::jobs {
+namespace {
+
+using namespace std::chrono_literals;
+
+TEST(StreamJobs, ImagesOverOneTemplateStreamTogetherOnOnePool) {
+  constexpr uint64_t kSize = 24ull << 20;
+  constexpr int kImages = 3;
+  testing::TempDir dir;
+  const std::string template_path = dir.File("template.raw");
+  std::mt19937_64 rng(testing::TestSeed());
+  const std::string content = testing::RandomBytes(rng, kSize);
+  {
+    std::ofstream out(template_path, std::ios::binary);
+    out.write(content.data(), static_cast<std::streamsize>(content.size()));
+  }
+
+  overlay::SharedImageCache cache;
+  std::vector<std::unique_ptr<overlay::Overlay>> images;
+  for (int i = 0; i < kImages; ++i) {
+    const std::string path = dir.File("vm" + std::to_string(i) + ".img");
+    overlay::CreateOptions create;
+    create.backing = {{template_path, "raw"}};
+    create.size = kSize;
+    ASSERT_TRUE(overlay::Overlay::Create(path, create).ok());
+    overlay::OpenOptions open;
+    open.commit_interval = 0ms;
+    open.opener = cache.opener();
+    std::unique_ptr<overlay::Overlay> image;
+    Status status = overlay::Overlay::Open(path, open, &image);
+    ASSERT_TRUE(status.ok()) << status.message();
+    images.push_back(std::move(image));
+  }
+  EXPECT_EQ(cache.open_images(), 1u) << "images over one template must share one driver";
+
+  WorkerPool pool(2);
+  EventBus events;
+  std::mutex mutex;
+  std::set<std::string> completed;
+  EventBus::Subscription subscription = events.Subscribe([&](const Event& event) {
+    if (event.name != "BLOCK_JOB_COMPLETED") return;
+    std::lock_guard lock(mutex);
+    EXPECT_FALSE(event.data.contains("error")) << event.data.dump();
+    completed.insert(event.data.value("device", ""));
+  });
+
+  std::vector<std::unique_ptr<StreamJob>> jobs;
+  for (int i = 0; i < kImages; ++i) {
+    StreamOptions options;
+    options.chunk_size = 256 * 1024;
+    std::unique_ptr<StreamJob> job;
+    Status status = StreamJob::Make(*images[i], "vm" + std::to_string(i), options, pool, events, &job);
+    ASSERT_TRUE(status.ok()) << status.message();
+    jobs.push_back(std::move(job));
+  }
+  for (auto& job : jobs) job->Start();  // all at once, on the one pool
+  for (auto& job : jobs) {
+    ASSERT_TRUE(job->WaitConcluded(120s));
+    JobInfo info = job->Info();
+    EXPECT_EQ(info.error, "");
+    EXPECT_EQ(info.offset, kSize);
+  }
+
+  {
+    std::lock_guard lock(mutex);
+    EXPECT_EQ(completed.size(), static_cast<size_t>(kImages));
+  }
+  for (auto& image : images) {
+    EXPECT_TRUE(image->header().chain.empty()) << "not standalone";
+    std::string disk;
+    ASSERT_TRUE(testing::ReadWholeDisk(*image, &disk).ok());
+    EXPECT_EQ(testing::FirstDifference(disk, content), "");
+  }
+  // Every overlay dropped its link: nobody holds the template any more.
+  EXPECT_EQ(cache.open_images(), 0u);
+}
+
+}  // namespace
+}  // namespace corfs::jobs

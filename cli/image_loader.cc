@@ -41,56 +41,36 @@ Status OpenImage(const config::ImageConfig& image, const overlay::ImageOpener& o
   return Status::Ok();
 }
 
-// What one OpenConfiguredImages call made on disk: new overlays and the
-// folders made for them. Unless kept, they are removed again when the object
-// goes, so a mount refused because of a later image (a chain that loops, a
-// damaged template) leaves the disk as it found it, not half set up.
-class CreatedFiles {
- public:
-  CreatedFiles() = default;
-  CreatedFiles(const CreatedFiles&) = delete;
-  CreatedFiles& operator=(const CreatedFiles&) = delete;
-  ~CreatedFiles() {
-    if (keep_) return;
-    std::error_code ec;
-    for (const std::string& path : overlays_) {
-      std::filesystem::remove(path, ec);
-      std::filesystem::remove(overlay::MetadataPath(path), ec);
-    }
-    // Deepest first; only empty folders go (remove fails on others), so
-    // nothing put there meanwhile is lost.
-    for (auto it = folders_.rbegin(); it != folders_.rend(); ++it) std::filesystem::remove(*it, ec);
-  }
-
-  // Makes the missing folders above `overlay_path`, noting each.
-  void MakeFoldersFor(const std::string& overlay_path) {
-    std::vector<std::filesystem::path> missing;
-    std::error_code ec;
-    for (std::filesystem::path p = std::filesystem::path(overlay_path).parent_path();
-         !p.empty() && !std::filesystem::exists(p, ec) && p != p.root_path(); p = p.parent_path()) {
-      missing.push_back(p);
-    }
-    for (auto it = missing.rbegin(); it != missing.rend(); ++it) {
-      if (!std::filesystem::create_directory(*it, ec)) break;  // Create then reports what is wrong
-      folders_.push_back(it->string());
-    }
-  }
-  void AddOverlay(const std::string& path) { overlays_.push_back(path); }
-  void Keep() { keep_ = true; }
-
- private:
-  std::vector<std::string> overlays_;
-  std::vector<std::string> folders_;  // outermost first
-  bool keep_ = false;
-};
-
 }  // namespace
 
-Status OpenConfiguredImages(const config::MountConfig& cfg, std::vector<std::unique_ptr<fuse::MountedImage>>* out) {
+CreatedFiles::~CreatedFiles() {
+  if (keep_) return;
+  std::error_code ec;
+  for (const std::string& path : overlays_) {
+    std::filesystem::remove(path, ec);
+    std::filesystem::remove(overlay::MetadataPath(path), ec);
+  }
+  // Deepest first; only empty folders go (remove fails on others), so
+  // nothing put there meanwhile is lost.
+  for (auto it = folders_.rbegin(); it != folders_.rend(); ++it) std::filesystem::remove(*it, ec);
+}
+
+void CreatedFiles::MakeFoldersFor(const std::string& overlay_path) {
+  std::vector<std::filesystem::path> missing;
+  std::error_code ec;
+  for (std::filesystem::path p = std::filesystem::path(overlay_path).parent_path();
+       !p.empty() && !std::filesystem::exists(p, ec) && p != p.root_path(); p = p.parent_path()) {
+    missing.push_back(p);
+  }
+  for (auto it = missing.rbegin(); it != missing.rend(); ++it) {
+    if (!std::filesystem::create_directory(*it, ec)) break;  // Create then reports what is wrong
+    folders_.push_back(it->string());
+  }
+}
+
+Status OpenConfiguredImages(const config::MountConfig& cfg, CreatedFiles* created,
+                            std::vector<std::unique_ptr<fuse::MountedImage>>* out) {
   // Images over one template share its driver (one open file, one cache).
-  // Declared first, so that on failure the opened images close before
-  // the files made for them are removed.
-  CreatedFiles created;
   overlay::SharedImageCache shared;
   const overlay::ImageOpener opener = shared.opener();
   std::vector<std::unique_ptr<fuse::MountedImage>> images(cfg.images.size());
@@ -116,13 +96,12 @@ Status OpenConfiguredImages(const config::MountConfig& cfg, std::vector<std::uni
     options.size = image.size;
     options.cluster_size = image.cluster_size;
     options.opener = opener;
-    created.MakeFoldersFor(image.overlay_path);
+    created->MakeFoldersFor(image.overlay_path);
     Status made = overlay::Overlay::Create(image.overlay_path, options);
     if (!made.ok()) return made.WithContext("image '" + image.name + "'");
-    created.AddOverlay(image.overlay_path);
+    created->AddOverlay(image.overlay_path);
     CORFS_RETURN_IF_ERROR(OpenImage(image, opener, &images[i]));
   }
-  created.Keep();
   *out = std::move(images);
   return Status::Ok();
 }

@@ -2,6 +2,7 @@
 // Turning the images of a mount description into open overlays.
 
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "config/mount_config.h"
@@ -9,11 +10,35 @@
 
 namespace corfs::cli {
 
+// What a mount made on disk: new overlays and the folders made for them.
+// Unless kept, they are removed again when the object goes, so a mount
+// refused at any step (a later image's chain loops, a damaged template, the
+// control socket in use, the FUSE mount failing) leaves the disk as it found
+// it, not half set up. Whoever holds the open images must close them first.
+class CreatedFiles {
+ public:
+  CreatedFiles() = default;
+  CreatedFiles(const CreatedFiles&) = delete;
+  CreatedFiles& operator=(const CreatedFiles&) = delete;
+  ~CreatedFiles();
+
+  // Makes the missing folders above `overlay_path`, noting each.
+  void MakeFoldersFor(const std::string& overlay_path);
+  void AddOverlay(const std::string& path) { overlays_.push_back(path); }
+  // The mount is up: what was made stays.
+  void Keep() { keep_ = true; }
+
+ private:
+  std::vector<std::string> overlays_;
+  std::vector<std::string> folders_;  // outermost first
+  bool keep_ = false;
+};
+
 // Opens every image of `cfg`, creating missing overlays where `create` is
-// on. Existing overlays are opened (and their chains verified) before any
-// new one is made, so a mismatch leaves the disk untouched; when making or
-// opening a new one fails, the overlays (and folders) this call made are
-// removed again.
-Status OpenConfiguredImages(const config::MountConfig& cfg, std::vector<std::unique_ptr<fuse::MountedImage>>* out);
+// on, and noting them in `created`. Existing overlays are opened (and their
+// chains verified) before any new one is made, so a mismatch leaves the disk
+// untouched.
+Status OpenConfiguredImages(const config::MountConfig& cfg, CreatedFiles* created,
+                            std::vector<std::unique_ptr<fuse::MountedImage>>* out);
 
 }  // namespace corfs::cli

@@ -29,6 +29,9 @@ jobs::StreamOptions StreamDefaults(const config::ImageConfig& image) {
 
 Status MountSession::Start(const config::MountConfig& cfg, const SessionOptions& options,
                            std::unique_ptr<MountSession>* out) {
+  // Declared before the session: when Start fails, the session (with the
+  // images it opened) goes first, then the overlays it made are removed.
+  CreatedFiles created;
   std::unique_ptr<MountSession> session(new MountSession());
   session->mountpoint_ = !options.mountpoint.empty() ? options.mountpoint : cfg.mountpoint.value_or("");
   if (session->mountpoint_.empty()) {
@@ -39,7 +42,7 @@ Status MountSession::Start(const config::MountConfig& cfg, const SessionOptions&
   CORFS_RETURN_IF_ERROR(fuse::CheckMountpoint(session->mountpoint_));
 
   std::vector<std::unique_ptr<fuse::MountedImage>> images;
-  CORFS_RETURN_IF_ERROR(OpenConfiguredImages(cfg, &images));
+  CORFS_RETURN_IF_ERROR(OpenConfiguredImages(cfg, &created, &images));
   session->table_ = std::make_unique<fuse::ImageTable>(std::move(images));
 
   unsigned workers = 0;
@@ -76,6 +79,7 @@ Status MountSession::Start(const config::MountConfig& cfg, const SessionOptions&
   mount_options.allow_other = options.allow_other || cfg.allow_other;
   mount_options.debug = options.debug;
   CORFS_RETURN_IF_ERROR(fuse::FuseMount::Mount(mount_options, session->table_.get(), &session->mount_));
+  created.Keep();
   *out = std::move(session);
   return Status::Ok();
 }

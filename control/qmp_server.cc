@@ -90,6 +90,8 @@ Status QmpServer::Start(const std::string& socket_path, const CommandTable& comm
                         const QmpServerOptions& options, std::unique_ptr<QmpServer>* out) {
   std::unique_ptr<QmpServer> server(new QmpServer(socket_path, commands, options));
   CORFS_RETURN_IF_ERROR(Listen(socket_path, &server->listen_fd_));
+  struct stat st {};
+  if (::lstat(socket_path.c_str(), &st) == 0) server->bound_inode_ = st.st_ino;
   server->wake_fd_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!server->wake_fd_.valid()) return Status::FromErrno("eventfd");
   QmpServer* self = server.get();
@@ -114,7 +116,13 @@ QmpServer::~QmpServer() {
   }
   Wake();
   if (thread_.joinable()) thread_.join();
-  ::unlink(socket_path_.c_str());
+  // Only a socket this server bound is removed: a server that failed to
+  // start because another corfs holds the path must leave that one alone
+  // (it used to unlink it, cutting the running mount off its control).
+  struct stat st {};
+  if (bound_inode_ != 0 && ::lstat(socket_path_.c_str(), &st) == 0 && st.st_ino == bound_inode_) {
+    ::unlink(socket_path_.c_str());
+  }
 }
 
 void QmpServer::Wake() {

@@ -15,6 +15,8 @@
 // past a limit is disconnected. A line longer than the limit is refused
 // with an error and skipped; the connection stays usable.
 
+#include <sys/types.h>
+
 #include <memory>
 #include <mutex>
 #include <string>
@@ -64,6 +66,7 @@ class QmpServer {
   const CommandTable& commands_;
   const QmpServerOptions options_;
   UniqueFd listen_fd_;
+  ino_t bound_inode_ = 0;  // the socket file this server made (0: none)
   UniqueFd wake_fd_;  // eventfd: events queued, or stop
 
   std::mutex pending_mutex_;

@@ -70,3 +70,19 @@ grep -q "template.raw" <<<"$out" && grep -q "other.raw" <<<"$out" || fail "messa
 [ "$(md5sum overlays/vm1.img.cor)" = "$before" ] || fail "the refused mount changed the overlay"
 is_mounted mnt && fail "mounted"
 echo "ok: mismatch -> $out"
+
+step "a control socket in use: refused after the images open, and the overlays it made are gone"
+printf 'images:\n  first:\n    overlay: first/first.img\n    backing: [template.raw]\n' > first.yaml
+start_mount first.yaml mnt
+mkdir -p mnt2
+printf 'control_socket: mnt.sock\nimages:\n  second:\n    overlay: second/deep/second.img\n    backing: [template.raw]\n' > second.yaml
+set +e
+out=$("$CORFS" mount second.yaml mnt2 2>&1); status=$?
+set -e
+[ $status -ne 0 ] || fail "a second mount on a busy control socket was accepted"
+grep -q "in use" <<<"$out" || fail "message: $out"
+[ ! -e second ] || fail "the refused mount left $(find second)"
+is_mounted mnt2 && fail "mnt2 mounted"
+"$CORFS" status -m mnt > /dev/null || fail "the first mount's socket no longer answers"
+stop_mount mnt
+echo "ok: busy socket -> $out"

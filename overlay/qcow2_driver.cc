@@ -2,13 +2,17 @@
 
 #include <fcntl.h>
 #include <zlib.h>
+#include <tbb/parallel_for.h>
+#include <tbb/task_arena.h>
 #include <zstd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <bit>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <thread>
 
 #include "common/file_io.h"
 
@@ -40,6 +44,78 @@ void ToHostOrder(std::vector<uint64_t>& words) {
 struct ZstdDCtxDeleter {
   void operator()(ZSTD_DCtx* ctx) const { ZSTD_freeDCtx(ctx); }
 };
+
+// Decompression state each thread keeps from one cluster to the next:
+// setting up a zlib stream or a zstd context costs allocations (and, for
+// zlib, a 32 KiB window) that would otherwise be paid per cluster.
+struct ThreadInflater {
+  z_stream zlib{};
+  bool zlib_ready = false;
+  std::unique_ptr<ZSTD_DCtx, ZstdDCtxDeleter> zstd;
+
+  ThreadInflater() = default;
+  ThreadInflater(const ThreadInflater&) = delete;
+  ThreadInflater& operator=(const ThreadInflater&) = delete;
+  ~ThreadInflater() {
+    if (zlib_ready) inflateEnd(&zlib);
+  }
+};
+
+ThreadInflater& Inflater() {
+  thread_local ThreadInflater inflater;
+  return inflater;
+}
+
+// The compressed bytes a thread reads from the file, kept for its next read
+// so sequential reads do not allocate (and fault in) fresh memory each time.
+// Not zero-filled: every byte used is read into first. Only the reading
+// thread touches its buffer; inflating tasks on other threads read it while
+// that thread waits for them.
+class InputBuffer {
+ public:
+  char* Get(size_t bytes) {
+    if (bytes > capacity_) {
+      data_.reset(new char[bytes]);
+      capacity_ = bytes;
+    }
+    return data_.get();
+  }
+  // Gives back memory above what a common request needs.
+  void Trim() {
+    if (capacity_ > kKeep) {
+      data_.reset();
+      capacity_ = 0;
+    }
+  }
+
+ private:
+  static constexpr size_t kKeep = size_t{4} << 20;
+  std::unique_ptr<char[]> data_;
+  size_t capacity_ = 0;
+};
+
+InputBuffer& ThreadInput() {
+  thread_local InputBuffer buffer;
+  return buffer;
+}
+
+// Compressed bytes read and inflated per batch: bounds a thread's input
+// buffer when one Read asks for many megabytes.
+constexpr uint64_t kBatchInputBytes = uint64_t{2} << 20;
+// A request with fewer compressed clusters than this inflates them on the
+// calling thread: handing a task to another thread costs more than it saves.
+constexpr size_t kParallelMinClusters = 4;
+
+// The arena compressed clusters are inflated in, shared by all images. Its
+// own arena, not the caller's: a thread waiting for its clusters here only
+// picks up other inflating tasks (short, lock-free), never a task of the
+// caller's arena (a stream job's worker may hold a cluster lock). Never
+// destroyed, so it outlives every reader at exit.
+tbb::task_arena& InflateArena() {
+  static tbb::task_arena* arena =
+      new tbb::task_arena(static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1u, 8u)));
+  return *arena;
+}
 
 }  // namespace
 
@@ -230,16 +306,22 @@ Status Qcow2Driver::Inflate(std::span<const char> in, std::span<char> out, const
     return Status::Corrupt(path_ + ": compressed cluster at " + Hex(extent.host) + " (" +
                            std::to_string(extent.compressed_bytes) + " bytes) cannot be decompressed: " + why);
   };
+  ThreadInflater& state = Inflater();
   if (header_.compression == Qcow2Compression::kZlib) {
-    z_stream stream{};
-    if (inflateInit2(&stream, -15) != Z_OK) return Status::Error(ENOMEM, "zlib: cannot start inflating");
+    z_stream& stream = state.zlib;
+    if (!state.zlib_ready) {
+      stream = z_stream{};
+      if (inflateInit2(&stream, -15) != Z_OK) return Status::Error(ENOMEM, "zlib: cannot start inflating");
+      state.zlib_ready = true;
+    } else if (inflateReset2(&stream, -15) != Z_OK) {
+      return Status::Error(EINVAL, "zlib: cannot reset the inflating stream");
+    }
     stream.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
     stream.avail_in = static_cast<uInt>(in.size());
     stream.next_out = reinterpret_cast<Bytef*>(out.data());
     stream.avail_out = static_cast<uInt>(out.size());
     const int ret = inflate(&stream, Z_FINISH);
     const uInt left = stream.avail_out;
-    inflateEnd(&stream);
     // Decompression stops once a whole cluster came out; what follows in
     // the last sector may belong to another cluster.
     if (ret != Z_STREAM_END && ret != Z_OK && ret != Z_BUF_ERROR) return corrupt("zlib error " + std::to_string(ret));
@@ -247,36 +329,33 @@ Status Qcow2Driver::Inflate(std::span<const char> in, std::span<char> out, const
     return Status::Ok();
   }
 
-  thread_local std::unique_ptr<ZSTD_DCtx, ZstdDCtxDeleter> context;
+  std::unique_ptr<ZSTD_DCtx, ZstdDCtxDeleter>& context = state.zstd;
   if (!context) {
     context.reset(ZSTD_createDCtx());
     if (!context) return Status::Error(ENOMEM, "zstd: cannot make a decompression context");
-  } else {
-    ZSTD_DCtx_reset(context.get(), ZSTD_reset_session_and_parameters);
+    // A cluster is at most 2 MiB: refuse frames that ask for larger windows.
+    // Resetting the session (below) keeps this parameter.
+    ZSTD_DCtx_setParameter(context.get(), ZSTD_d_windowLogMax, 22);
   }
-  // A cluster is at most 2 MiB: refuse frames that ask for larger windows.
-  ZSTD_DCtx_setParameter(context.get(), ZSTD_d_windowLogMax, 22);
+  ZSTD_DCtx_reset(context.get(), ZSTD_reset_session_only);
   ZSTD_inBuffer input{in.data(), in.size(), 0};
   ZSTD_outBuffer output{out.data(), out.size(), 0};
   while (output.pos < output.size) {
     const size_t in_before = input.pos;
     const size_t out_before = output.pos;
     const size_t ret = ZSTD_decompressStream(context.get(), &output, &input);
-    if (ZSTD_isError(ret)) {
-      ZSTD_DCtx_reset(context.get(), ZSTD_reset_session_only);
-      return corrupt(std::string("zstd: ") + ZSTD_getErrorName(ret));
-    }
+    if (ZSTD_isError(ret)) return corrupt(std::string("zstd: ") + ZSTD_getErrorName(ret));
     if (ret == 0) break;  // the frame is complete
     if (input.pos == in_before && output.pos == out_before) break;  // no progress: input used up
   }
   if (output.pos != output.size) {
-    ZSTD_DCtx_reset(context.get(), ZSTD_reset_session_only);
     return corrupt("it holds " + std::to_string(output.pos) + " bytes, not a whole cluster");
   }
   return Status::Ok();
 }
 
-Status Qcow2Driver::Decompressed(const Extent& extent, std::shared_ptr<const std::vector<char>>* out) {
+Status Qcow2Driver::Decompressed(const Extent& extent, ClusterBuffer* out) {
+  ClusterBuffer cluster;
   {
     std::lock_guard lock(decompressed_mutex_);
     for (const auto& [key, data] : decompressed_) {
@@ -285,18 +364,94 @@ Status Qcow2Driver::Decompressed(const Extent& extent, std::shared_ptr<const std
         return Status::Ok();
       }
     }
+    if (!spare_.empty()) {
+      cluster = std::move(spare_.back());
+      spare_.pop_back();
+    }
   }
+  // Not zero-filled: Inflate writes every byte or fails.
+  if (!cluster) cluster.reset(new char[header_.cluster_size()]);
   // compressed_bytes <= 2 * cluster size + 512 by the descriptor's layout;
   // bytes past the end of the file read as zeros.
-  std::vector<char> in(extent.compressed_bytes);
-  CORFS_RETURN_IF_ERROR(PreadFull(fd_.get(), in, extent.host, path_));
-  auto cluster = std::make_shared<std::vector<char>>(header_.cluster_size());
-  CORFS_RETURN_IF_ERROR(Inflate(in, *cluster, extent));
+  InputBuffer& input = ThreadInput();
+  const std::span<char> in(input.Get(extent.compressed_bytes), extent.compressed_bytes);
+  Status status = PreadFull(fd_.get(), in, extent.host, path_);
+  if (status.ok()) status = Inflate(in, std::span<char>(cluster.get(), header_.cluster_size()), extent);
+  input.Trim();
+  CORFS_RETURN_IF_ERROR(status);
+
   std::lock_guard lock(decompressed_mutex_);
+  ClusterBuffer evicted = std::move(decompressed_[decompressed_next_].second);
   decompressed_[decompressed_next_] = {extent.descriptor, cluster};
   decompressed_next_ = (decompressed_next_ + 1) % kDecompressedSlots;
+  // Readers copy the pointer under this lock, so a count of 1 here means
+  // none holds it or can get it; the fence orders their last reads of it
+  // (before their release of the count) before our next write into it.
+  if (evicted && evicted.use_count() == 1 && spare_.size() < kSpareBuffers) {
+    std::atomic_thread_fence(std::memory_order_acquire);
+    spare_.push_back(std::move(evicted));
+  }
   *out = std::move(cluster);
   return Status::Ok();
+}
+
+Status Qcow2Driver::InflateJobs(std::span<CompressedJob> jobs) {
+  if (jobs.empty()) return Status::Ok();
+  // Compressed clusters whose bytes touch or overlap in the file (they
+  // share the last sector of one and the first of the next when written
+  // back to back) are read with one pread; the input buffer holds each such
+  // run once, and each job points into it.
+  struct Run {
+    uint64_t start, end;
+    size_t at;
+  };
+  std::vector<Run> runs;
+  size_t total = 0;
+  for (CompressedJob& job : jobs) {
+    const uint64_t start = job.extent.host;
+    const uint64_t end = start + job.extent.compressed_bytes;  // host < 2^56, bytes < 2^23: no overflow
+    if (!runs.empty() && start >= runs.back().start && start <= runs.back().end) {
+      Run& run = runs.back();
+      if (end > run.end) {
+        total += end - run.end;
+        run.end = end;
+      }
+      job.in_at = run.at + (start - run.start);
+    } else {
+      runs.push_back({start, end, total});
+      job.in_at = total;
+      total += end - start;
+    }
+  }
+  InputBuffer& input = ThreadInput();
+  char* in = input.Get(total);
+  Status status;
+  for (const Run& run : runs) {
+    status = PreadFull(fd_.get(), std::span<char>(in + run.at, run.end - run.start), run.start, path_);
+    if (!status.ok()) break;
+  }
+  if (status.ok()) {
+    const uint64_t cluster_size = header_.cluster_size();
+    auto inflate_one = [&](CompressedJob& job) {
+      job.status = Inflate(std::span<const char>(in + job.in_at, job.extent.compressed_bytes),
+                           std::span<char>(job.out, cluster_size), job.extent);
+    };
+    if (jobs.size() >= kParallelMinClusters) {
+      InflateArena().execute([&] {
+        tbb::parallel_for(size_t{0}, jobs.size(), [&](size_t i) { inflate_one(jobs[i]); });
+      });
+    } else {
+      for (CompressedJob& job : jobs) inflate_one(job);
+    }
+    for (const CompressedJob& job : jobs) {
+      if (!job.status.ok()) {
+        status = job.status;
+        break;
+      }
+    }
+  }
+  input.Trim();
+  return status;
 }
 
 Status Qcow2Driver::Read(uint64_t offset, std::span<char> buf) {
@@ -308,6 +463,17 @@ Status Qcow2Driver::Read(uint64_t offset, std::span<char> buf) {
     Status read = PreadFull(fd_.get(), buf.subspan(pending_at, pending_length), pending_host, path_);
     pending_length = 0;
     return read;
+  };
+  // Whole compressed clusters are gathered while mapping and inflated in
+  // batches, straight into `buf`.
+  const uint64_t cluster_size = header_.cluster_size();
+  std::vector<CompressedJob> jobs;
+  uint64_t jobs_input = 0;
+  auto inflate_jobs = [&]() -> Status {
+    Status status = InflateJobs(jobs);
+    jobs.clear();
+    jobs_input = 0;
+    return status;
   };
   const uint64_t size = header_.size;
   size_t done = 0;
@@ -336,16 +502,25 @@ Status Qcow2Driver::Read(uint64_t offset, std::span<char> buf) {
         std::memset(buf.data() + done, 0, n);
         break;
       case Kind::kCompressed: {
-        std::shared_ptr<const std::vector<char>> cluster;
+        const uint64_t in_cluster = pos & (cluster_size - 1);
+        if (in_cluster == 0 && n == cluster_size) {
+          if (jobs_input + extent.compressed_bytes > kBatchInputBytes && !jobs.empty()) {
+            CORFS_RETURN_IF_ERROR(inflate_jobs());
+          }
+          jobs.push_back({extent, buf.data() + done, 0, Status::Ok()});
+          jobs_input += extent.compressed_bytes;
+          break;
+        }
+        ClusterBuffer cluster;
         CORFS_RETURN_IF_ERROR(Decompressed(extent, &cluster));
-        const uint64_t in_cluster = pos & (header_.cluster_size() - 1);
-        std::memcpy(buf.data() + done, cluster->data() + in_cluster, n);
+        std::memcpy(buf.data() + done, cluster.get() + in_cluster, n);
         break;
       }
     }
     done += n;
   }
-  return flush();
+  CORFS_RETURN_IF_ERROR(flush());
+  return inflate_jobs();
 }
 
 Status Qcow2Driver::GetBlockStatus(uint64_t offset, uint64_t length, BlockStatus* out) {

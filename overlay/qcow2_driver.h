@@ -23,6 +23,15 @@
 //
 // All methods are thread-safe: reads use pread on one descriptor, the L2
 // cache and the cache of decompressed clusters have their own locks.
+//
+// Compressed clusters: a Read that covers whole compressed clusters inflates
+// them straight into the caller's buffer, reading compressed clusters that
+// lie back to back in the file (as `qemu-img convert -c` writes them) with
+// one pread, and inflating them on a small shared TBB arena when a request
+// holds several (the calling thread takes part). Each thread keeps its zlib
+// stream, zstd context and input buffer for the next cluster. Only reads of
+// part of a compressed cluster go through the small decompressed-cluster
+// cache.
 
 #include <array>
 #include <cstdint>
@@ -87,8 +96,19 @@ class Qcow2Driver final : public BlockDriver {
 
   Status Map(uint64_t offset, Extent* out);
   Status LoadL2(uint64_t offset, Qcow2L2Cache::Table* table);
+  // A whole compressed cluster a Read inflates into its buffer at `out`.
+  struct CompressedJob {
+    Extent extent;
+    char* out = nullptr;
+    size_t in_at = 0;  // where its compressed bytes start in the input buffer
+    Status status;
+  };
+  using ClusterBuffer = std::shared_ptr<char[]>;
+
   // The whole guest cluster a compressed extent decompresses to.
-  Status Decompressed(const Extent& extent, std::shared_ptr<const std::vector<char>>* out);
+  Status Decompressed(const Extent& extent, ClusterBuffer* out);
+  // Reads the compressed bytes of `jobs` and inflates each into its place.
+  Status InflateJobs(std::span<CompressedJob> jobs);
   Status Inflate(std::span<const char> in, std::span<char> out, const Extent& extent);
   Allocation Classify(Kind kind) const;
 
@@ -99,11 +119,16 @@ class Qcow2Driver final : public BlockDriver {
   mutable Qcow2L2Cache l2_cache_;
 
   // A few recently decompressed clusters: small reads inside one compressed
-  // cluster decompress it once.
+  // cluster decompress it once. Buffers are not zero-filled (inflating
+  // writes all of them), and one evicted that no reader holds is kept as a
+  // spare for the next miss, so a run of small reads does not keep asking
+  // malloc (and the kernel) for fresh memory.
   static constexpr size_t kDecompressedSlots = 8;
+  static constexpr size_t kSpareBuffers = 2;
   std::mutex decompressed_mutex_;
-  std::array<std::pair<uint64_t, std::shared_ptr<const std::vector<char>>>, kDecompressedSlots> decompressed_{};
+  std::array<std::pair<uint64_t, ClusterBuffer>, kDecompressedSlots> decompressed_{};
   size_t decompressed_next_ = 0;
+  std::vector<ClusterBuffer> spare_;
 };
 
 }  // namespace corfs::overlay

@@ -876,6 +876,7 @@ class Qcow2BadCompressed : public ::testing::TestWithParam<std::string> {
     std::string text;
     while (text.size() < 2 * kMiB) text += "corfs qcow2 compressed cluster " + std::to_string(text.size()) + "\n";
     ASSERT_TRUE(PwriteFull(fd.get(), std::string_view(text).substr(0, kMiB), 0, src).ok());
+    content_ = text.substr(0, kMiB) + content.substr(kMiB);
     img_ = dir_.File("c.qcow2");
     QemuImg({"convert", "-c", "-O", "qcow2", "-o", GetParam(), src, img_});
     bytes_ = ReadFileBytes(img_);
@@ -894,7 +895,7 @@ class Qcow2BadCompressed : public ::testing::TestWithParam<std::string> {
   }
 
   TempDir dir_;
-  std::string img_, bytes_;
+  std::string img_, bytes_, content_;
   uint64_t l2_ = 0, entry_ = 0;
   uint32_t cluster_bits_ = 0;
 };
@@ -936,6 +937,30 @@ TEST_P(Qcow2BadCompressed, GarbageData) {
   Status status = ReadFirstCluster();
   ASSERT_FALSE(status.ok());
   EXPECT_NE(status.message().find("cannot be decompressed"), std::string::npos) << status.message();
+}
+
+// A read of many whole compressed clusters inflates them together (in
+// parallel): one damaged cluster among them fails the read, and the same
+// driver (and the threads' reused decompression state) reads the sound
+// clusters after it correctly.
+TEST_P(Qcow2BadCompressed, GarbageDataInALargeRead) {
+  const uint32_t x = 62 - (cluster_bits_ - 8);
+  const uint64_t offset = entry_ & ((uint64_t{1} << x) - 1);
+  testing::PatchFile(img_, offset, std::string(64, '\xff'));
+  std::unique_ptr<Qcow2Driver> driver;
+  ASSERT_TRUE(OpenQcow2(img_, &driver).ok());
+  std::string buf(kMiB, '\0');
+  Status status = driver->Read(0, buf);
+  ASSERT_FALSE(status.ok());
+  EXPECT_NE(status.message().find("cannot be decompressed"), std::string::npos) << status.message();
+  const uint64_t cluster = driver->header().cluster_size();
+  for (int round = 0; round < 3; ++round) {
+    const uint64_t from = std::max<uint64_t>(cluster, kMiB / 2);  // past the damaged cluster 0
+    std::string rest(2 * kMiB - from, '\0');
+    ASSERT_TRUE(driver->Read(from, rest).ok());
+    EXPECT_EQ(FirstDifference(rest, content_.substr(from)), "");
+    EXPECT_FALSE(driver->Read(0, buf).ok());
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Types, Qcow2BadCompressed,

@@ -18,9 +18,10 @@ int64_t NowNs() {
 }
 
 Status OpenImage(const config::ImageConfig& image, const overlay::ImageOpener& opener,
-                 std::unique_ptr<fuse::MountedImage>* out) {
+                 const std::shared_ptr<overlay::GuestActivity>& activity, std::unique_ptr<fuse::MountedImage>* out) {
   overlay::OpenOptions options;
   options.opener = opener;
+  options.guest_activity = activity;
   options.read_only = image.read_only;
   options.copy_on_read = image.copy_on_read;
   if (!image.backing.empty()) options.expected_backing = image.backing;
@@ -72,13 +73,15 @@ Status OpenConfiguredImages(const config::MountConfig& cfg, CreatedFiles* create
                             std::vector<std::unique_ptr<fuse::MountedImage>>* out) {
   // Images over one template share its driver (one open file, one cache).
   overlay::SharedImageCache shared;
+  // Background jobs see guest I/O on any image of the mount.
+  auto activity = std::make_shared<overlay::GuestActivity>();
   const overlay::ImageOpener opener = shared.opener();
   std::vector<std::unique_ptr<fuse::MountedImage>> images(cfg.images.size());
   std::vector<size_t> to_create;
   for (size_t i = 0; i < cfg.images.size(); ++i) {
     const config::ImageConfig& image = cfg.images[i];
     if (std::filesystem::exists(overlay::MetadataPath(image.overlay_path))) {
-      CORFS_RETURN_IF_ERROR(OpenImage(image, opener, &images[i]));
+      CORFS_RETURN_IF_ERROR(OpenImage(image, opener, activity, &images[i]));
     } else if (!image.create) {
       return Status::NotFound("image '" + image.name + "': overlay " + image.overlay_path +
                               " does not exist and `create` is false");
@@ -100,7 +103,7 @@ Status OpenConfiguredImages(const config::MountConfig& cfg, CreatedFiles* create
     Status made = overlay::Overlay::Create(image.overlay_path, options);
     if (!made.ok()) return made.WithContext("image '" + image.name + "'");
     created->AddOverlay(image.overlay_path);
-    CORFS_RETURN_IF_ERROR(OpenImage(image, opener, &images[i]));
+    CORFS_RETURN_IF_ERROR(OpenImage(image, opener, activity, &images[i]));
   }
   *out = std::move(images);
   return Status::Ok();

@@ -81,16 +81,23 @@ Status StreamJob::Run() {
 Status StreamJob::Pass(bool wait_for_busy) {
   const bool first_pass = !wait_for_busy;
   uint64_t pos = start_;
+  uint64_t guest_requests = overlay_.guest_activity().requests();
   std::vector<std::pair<uint64_t, uint64_t>> chunks;
   while (pos < end_) {
     if (!Checkpoint()) return Status::Ok();
-    // Yield to guest I/O: a request in flight goes first.
+    // Yield to guest I/O: a request in flight on this image goes first, and
+    // while guests use any image of the mount the batch is one chunk, copied
+    // by one thread, so the other cores stay free for them (see
+    // overlay/guest_activity.h).
     if (overlay_.guest_io_in_flight() > 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    const uint64_t requests_now = overlay_.guest_activity().requests();
+    const size_t max_chunks = requests_now != guest_requests ? 1 : pool_.workers() * 2;
+    guest_requests = requests_now;
 
     chunks.clear();
     uint64_t walked = 0;
     uint64_t to_copy = 0;
-    while (pos < end_ && chunks.size() < pool_.workers() * 2 && walked < kMaxBatchWalk) {
+    while (pos < end_ && chunks.size() < max_chunks && walked < kMaxBatchWalk) {
       overlay::StreamRun run;
       Status planned = overlay_.PlanStream(pos, end_ - pos, end_layer_, &run);
       if (!planned.ok()) {

@@ -101,10 +101,14 @@ Status OpenVerifiedChain(const std::vector<ImageSpec>& specs, const std::vector<
   return Status::Ok();
 }
 
-// Counts a guest request in flight for as long as it lives.
+// Counts a guest request in flight for as long as it lives, and in the
+// mount's activity.
 class GuestIo {
  public:
-  explicit GuestIo(std::atomic<int64_t>& counter) : counter_(counter) { counter_.fetch_add(1, std::memory_order_relaxed); }
+  GuestIo(std::atomic<int64_t>& counter, GuestActivity& activity) : counter_(counter) {
+    counter_.fetch_add(1, std::memory_order_relaxed);
+    activity.Note();
+  }
   ~GuestIo() { counter_.fetch_sub(1, std::memory_order_relaxed); }
   GuestIo(const GuestIo&) = delete;
   GuestIo& operator=(const GuestIo&) = delete;
@@ -264,6 +268,7 @@ Status Overlay::Open(const std::string& path, const OpenOptions& options, std::u
     return Status::Corrupt(meta_path + ": the bitmap has bits set past the last cluster");
   }
 
+  if (options.guest_activity) overlay->guest_activity_ = options.guest_activity;
   overlay->data_fd_ = std::move(data);
   overlay->meta_fd_ = std::move(meta);
   if (!options.read_only && options.commit_interval.count() > 0) {
@@ -454,12 +459,14 @@ int Overlay::LocalDataFd(uint64_t offset, uint64_t length) const {
   if (length == 0 || offset >= size_ || length > size_ - offset) return -1;
   const uint64_t cluster = offset >> cluster_bits_;
   const uint64_t clusters = ((offset + length - 1) >> cluster_bits_) - cluster + 1;
-  return bitmap_.RunLength(cluster, clusters, true) == clusters ? data_fd_.get() : -1;
+  if (bitmap_.RunLength(cluster, clusters, true) != clusters) return -1;
+  guest_activity_->Note();  // the caller serves a guest read with it
+  return data_fd_.get();
 }
 
 Status Overlay::Read(uint64_t offset, std::span<char> buf) {
   CORFS_RETURN_IF_ERROR(RangeCheck(offset, buf.size(), size_, "read"));
-  GuestIo in_flight(guest_io_);
+  GuestIo in_flight(guest_io_, *guest_activity_);
   const uint64_t end = offset + buf.size();
   uint64_t pos = offset;
   while (pos < end) {
@@ -515,7 +522,7 @@ Status Overlay::Change(uint64_t offset, uint64_t length, std::span<const char> d
   const bool discard = data.empty();
   if (read_only_) return Status::Error(EROFS, path_ + " is read-only");
   CORFS_RETURN_IF_ERROR(RangeCheck(offset, length, size_, discard ? "discard" : "write"));
-  GuestIo in_flight(guest_io_);
+  GuestIo in_flight(guest_io_, *guest_activity_);
   const uint64_t end = offset + length;
   // Writes the data of [pos, pos+n) to the data file, or punches it out.
   auto store = [&](uint64_t pos, uint64_t n) {

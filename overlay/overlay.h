@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "common/unique_fd.h"
+#include "overlay/guest_activity.h"
 #include "overlay/allocation_bitmap.h"
 #include "overlay/backing_chain.h"
 #include "overlay/cluster_claims.h"
@@ -77,6 +78,9 @@ struct OpenOptions {
   // recorded identities.
   std::optional<std::vector<ImageSpec>> expected_backing;
   ImageOpener opener = OpenImage;
+  // Shared by the images of one mount (see guest_activity.h); null: the
+  // overlay keeps its own.
+  std::shared_ptr<GuestActivity> guest_activity;
 };
 
 // The metadata file of the overlay whose data file is `path`.
@@ -158,6 +162,9 @@ class Overlay {
 
   // Guest requests being served right now; background jobs yield to them.
   int64_t guest_io_in_flight() const { return guest_io_.load(std::memory_order_relaxed); }
+  // Guest requests served so far, on this image and every image sharing its
+  // GuestActivity (OpenOptions).
+  const GuestActivity& guest_activity() const { return *guest_activity_; }
 
  private:
   explicit Overlay(uint64_t clusters) : bitmap_(clusters), claims_(bitmap_) {}
@@ -212,6 +219,7 @@ class Overlay {
   std::mutex header_update_mutex_;
   bool closed_ = false;
   std::atomic<int64_t> guest_io_{0};
+  std::shared_ptr<GuestActivity> guest_activity_ = std::make_shared<GuestActivity>();
   std::atomic<uint64_t> write_threshold_{0};
   std::mutex threshold_mutex_;
   ThresholdHandler threshold_handler_;

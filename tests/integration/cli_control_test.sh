@@ -46,6 +46,15 @@ pid_gone() { ! kill -0 "$1" 2>/dev/null; }
 step "corfs events (plain) follows the mount"
 start_bg "$CORFS" events -m mnt > events.txt
 EVENTS_PID=$BG_PID
+# The events client connects in the background: tiny streams until one of
+# their events shows it is listening (slow to start under sanitizers).
+probes=0
+events_live() {
+  probes=$((probes + 1))
+  "$CORFS" stream r.img -m mnt --range 0:64K --job-id "probe$probes" --wait > /dev/null
+  grep -q '^BLOCK_JOB_COMPLETED' events.txt
+}
+wait_for 20 events_live
 out=$("$CORFS" stream r.img -m mnt --range 0:64K --job-id hello --wait) || fail "range stream --wait: $out"
 grep -q "job hello completed" <<<"$out" || fail "range stream --wait said: $out"
 wait_for 10 grep -q '^BLOCK_JOB_COMPLETED {.*"device":"hello"' events.txt

@@ -411,21 +411,25 @@ Status Overlay::FillClaimed(const ClaimedRun& run, std::span<char> out) {
     if (status.allocation != Allocation::kData) {
       if (!out.empty()) std::memset(out.data() + (pos - start), 0, length);
       CORFS_RETURN_IF_ERROR(PunchData(pos, length));
-    } else if (int source = out.empty() ? backing->layer(layer).data_fd() : -1; source >= 0 &&
-               (length = CopyInKernel(source, pos, std::min(length, kMaxPiece))) > 0) {
-      // Copied file to file in the kernel: see CopyInKernel.
-    } else {
-      length = std::min(status.length, end - pos);
-      std::span<char> piece;
-      if (!out.empty()) {
-        piece = out.subspan(pos - start, length);
-      } else {
-        length = std::min(length, kMaxPiece);
-        if (!scratch) scratch = std::make_unique<Scratch>(std::min(kMaxPiece, end - start));
-        piece = scratch->span().first(length);
-      }
+    } else if (!out.empty()) {
+      // A guest read: the bytes go to the caller and into the overlay.
+      std::span<char> piece = out.subspan(pos - start, length);
       CORFS_RETURN_IF_ERROR(backing->Read(pos, piece));
       CORFS_RETURN_IF_ERROR(StoreBytes(pos, piece));
+    } else {
+      // A stream: the bytes are only stored, in the kernel when the layer is
+      // a raw file, else through a scratch buffer.
+      length = std::min(length, kMaxPiece);
+      const int source = backing->layer(layer).data_fd();
+      const uint64_t copied = source >= 0 ? CopyInKernel(source, pos, length) : 0;
+      if (copied > 0) {
+        length = copied;
+      } else {
+        if (!scratch) scratch = std::make_unique<Scratch>(std::min(kMaxPiece, end - start));
+        std::span<char> piece = scratch->span().first(length);
+        CORFS_RETURN_IF_ERROR(backing->Read(pos, piece));
+        CORFS_RETURN_IF_ERROR(StoreBytes(pos, piece));
+      }
     }
     pos += length;
   }

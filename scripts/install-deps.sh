@@ -14,6 +14,8 @@ packages=(
   libgtest-dev libgmock-dev
   # peer tools that verify what corfs presents, and the demo's tools
   qemu-utils qemu-system-common fio e2fsprogs socat
+  # the integration tests' JSON clients and checks
+  python3
 )
 
 missing=()

@@ -4,12 +4,7 @@
 source "$(dirname "$0")/lib.sh"
 
 random_file template.raw 64M
-write_yaml disk.yaml <<YAML
-images:
-  disk.img:
-    overlay: overlays/disk.img
-    backing: [template.raw]
-YAML
+disk_yaml disk.yaml
 start_mount disk.yaml mnt
 dd if=template.raw of=expected.bin bs=1M skip=8 count=16 status=none
 pids=()

@@ -70,6 +70,18 @@ random_file() { head -c "$(numfmt --from=iec "$2")" /dev/urandom > "$1"; }
 # write_yaml PATH <<YAML ... : a YAML file from standard input.
 write_yaml() { cat > "$1"; }
 
+# disk_yaml PATH [KEY: VALUE...]: the most common mount of these tests, one
+# image disk.img (overlay overlays/disk.img) over template.raw, with the
+# extra image keys given.
+disk_yaml() {
+  local path=$1
+  shift
+  {
+    printf 'images:\n  disk.img:\n    overlay: overlays/disk.img\n    backing: [template.raw]\n'
+    for key in "$@"; do printf '    %s\n' "$key"; done
+  } > "$path"
+}
+
 # info_field OVERLAY FIELD: one field of `corfs info --json`.
 info_field() {
   "$CORFS" info --json "$1" | python3 -c "import json,sys; v=json.load(sys.stdin)[sys.argv[1]]; print(json.dumps(v) if isinstance(v,(list,dict)) else v)" "$2"

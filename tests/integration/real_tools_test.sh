@@ -12,12 +12,7 @@ qemu_io() {  # fails on any failed command or pattern mismatch
 }
 
 random_file template.raw 64M
-write_yaml disk.yaml <<YAML
-images:
-  disk.img:
-    overlay: overlays/disk.img
-    backing: [template.raw]
-YAML
+disk_yaml disk.yaml
 start_mount disk.yaml mnt
 
 step "cmp and qemu-img compare against the template"

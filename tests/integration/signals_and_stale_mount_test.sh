@@ -5,12 +5,7 @@
 source "$(dirname "$0")/lib.sh"
 
 random_file template.raw 8M
-write_yaml disk.yaml <<YAML
-images:
-  disk.img:
-    overlay: overlays/disk.img
-    backing: [template.raw]
-YAML
+disk_yaml disk.yaml
 
 step "SIGTERM unmounts and commits"
 start_mount disk.yaml mnt

@@ -5,20 +5,8 @@
 source "$(dirname "$0")/lib.sh"
 
 random_file template.raw 96M
-write_yaml slow.yaml <<YAML
-images:
-  disk.img:
-    overlay: overlays/disk.img
-    backing: [template.raw]
-    stream: {auto: true, speed: 16M}
-YAML
-write_yaml fast.yaml <<YAML
-images:
-  disk.img:
-    overlay: overlays/disk.img
-    backing: [template.raw]
-    stream: {auto: true}
-YAML
+disk_yaml slow.yaml 'stream: {auto: true, speed: 16M}'
+disk_yaml fast.yaml 'stream: {auto: true}'
 start_mount slow.yaml mnt
 victim=$MOUNT_PID
 cp template.raw expected.raw

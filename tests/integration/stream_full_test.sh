@@ -5,13 +5,7 @@
 source "$(dirname "$0")/lib.sh"
 
 random_file template.raw 192M
-write_yaml disk.yaml <<YAML
-images:
-  disk.img:
-    overlay: overlays/disk.img
-    backing: [template.raw]
-    stream: {workers: 2}
-YAML
+disk_yaml disk.yaml 'stream: {workers: 2}'
 start_mount disk.yaml mnt
 
 step "fio randwrite+verify runs while the image streams"

@@ -81,7 +81,7 @@ Status StreamJob::Run() {
 Status StreamJob::Pass(bool wait_for_busy) {
   const bool first_pass = !wait_for_busy;
   uint64_t pos = start_;
-  uint64_t guest_requests = overlay_.guest_activity().requests();
+  uint64_t guest_requests = overlay_.guest_activity().Sample();
   std::vector<std::pair<uint64_t, uint64_t>> chunks;
   while (pos < end_) {
     if (!Checkpoint()) return Status::Ok();
@@ -90,7 +90,7 @@ Status StreamJob::Pass(bool wait_for_busy) {
     // by one thread, so the other cores stay free for them (see
     // overlay/guest_activity.h).
     if (overlay_.guest_io_in_flight() > 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    const uint64_t requests_now = overlay_.guest_activity().requests();
+    const uint64_t requests_now = overlay_.guest_activity().Sample();
     const size_t max_chunks = requests_now != guest_requests ? 1 : pool_.workers() * 2;
     guest_requests = requests_now;
 

@@ -17,10 +17,23 @@ namespace corfs::overlay {
 
 class GuestActivity {
  public:
-  void Note() { requests_.fetch_add(1, std::memory_order_relaxed); }
-  uint64_t requests() const { return requests_.load(std::memory_order_relaxed); }
+  // Called for every guest request, on the I/O path of every image: it only
+  // reads the shared line while nobody has looked since the last count, so
+  // busy request threads on many cores do not fight over it.
+  void Note() {
+    if (counted_.load(std::memory_order_relaxed)) return;
+    counted_.store(true, std::memory_order_relaxed);
+    requests_.fetch_add(1, std::memory_order_relaxed);
+  }
+  // A number that differs from the one a caller saw before if a guest
+  // request came in between (it counts requests only while someone looks).
+  uint64_t Sample() {
+    counted_.store(false, std::memory_order_relaxed);
+    return requests_.load(std::memory_order_relaxed);
+  }
 
  private:
+  std::atomic<bool> counted_{false};
   std::atomic<uint64_t> requests_{0};
 };
 

@@ -164,7 +164,7 @@ class Overlay {
   int64_t guest_io_in_flight() const { return guest_io_.load(std::memory_order_relaxed); }
   // Guest requests served so far, on this image and every image sharing its
   // GuestActivity (OpenOptions).
-  const GuestActivity& guest_activity() const { return *guest_activity_; }
+  GuestActivity& guest_activity() const { return *guest_activity_; }
 
  private:
   explicit Overlay(uint64_t clusters) : bitmap_(clusters), claims_(bitmap_) {}

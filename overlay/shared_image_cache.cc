@@ -8,10 +8,13 @@ namespace corfs::overlay {
 
 namespace {
 
-// A handle on a shared driver; the driver closes with its last handle.
+// A handle on a shared driver; the driver closes with its last handle. It
+// changes nothing about the bytes, so a raw image's file is handed on and
+// streams still copy it inside the kernel.
 class SharedDriver final : public ForwardingDriver {
  public:
   using ForwardingDriver::ForwardingDriver;
+  int data_fd() const override { return inner().data_fd(); }
 };
 
 }  // namespace

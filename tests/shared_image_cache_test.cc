@@ -48,5 +48,20 @@ TEST(SharedImageCache, OpensEachFileOnceWhileInUse) {
   EXPECT_EQ(opens, 3);
 }
 
+// A shared raw template still hands its file on, so a stream copies out of
+// it inside the kernel (copy_file_range) rather than through a buffer.
+TEST(SharedImageCache, HandsOnTheRawFile) {
+  corfs::testing::TempDir dir;
+  const std::string a = dir.path() + "/a.raw";
+  std::ofstream(a) << "template a";
+  SharedImageCache cache(OpenImage);
+  std::unique_ptr<BlockDriver> handle;
+  ASSERT_TRUE(cache.opener()(a, "raw", &handle).ok());
+  ASSERT_GE(handle->data_fd(), 0);
+  std::string text(10, '\0');
+  ASSERT_EQ(::pread(handle->data_fd(), text.data(), text.size(), 0), 10);
+  EXPECT_EQ(text, "template a");
+}
+
 }  // namespace
 }  // namespace corfs::overlay

@@ -12,6 +12,11 @@ namespace {
 constexpr uint64_t kMaxZeroChunk = 256ull << 20;
 // Progress is reported at least every this many bytes walked.
 constexpr uint64_t kMaxBatchWalk = 1ull << 30;
+// How much copied data may be in the page cache on its way to the disk
+// before the stream waits for the oldest and drops it (overlay/write_behind.h).
+// On the 2-core VM we measured, 4-16 MiB streamed fastest; 256 MiB was 1.5x
+// slower.
+constexpr uint64_t kWriteBehindWindow = 16ull << 20;
 
 bool IsWriteError(const Status& status) {
   return status.code() == ENOSPC || status.code() == EDQUOT || status.code() == EROFS;
@@ -71,6 +76,7 @@ StreamJob::~StreamJob() {
 }
 
 Status StreamJob::Run() {
+  write_behind_ = overlay_.OpenWriteBehind(kWriteBehindWindow);
   CORFS_RETURN_IF_ERROR(Pass(/*wait_for_busy=*/false));
   if (cancel_requested()) return Status::Ok();
   // Clusters that guest I/O held while the first pass went by were filled by
@@ -82,7 +88,7 @@ Status StreamJob::Pass(bool wait_for_busy) {
   const bool first_pass = !wait_for_busy;
   uint64_t pos = start_;
   uint64_t guest_requests = overlay_.guest_activity().Sample();
-  std::vector<std::pair<uint64_t, uint64_t>> chunks;
+  std::vector<Chunk> chunks;
   while (pos < end_) {
     if (!Checkpoint()) return Status::Ok();
     // Yield to guest I/O: a request in flight on this image goes first, and
@@ -109,34 +115,39 @@ Status StreamJob::Pass(bool wait_for_busy) {
       uint64_t length = run.length;
       if (run.work == overlay::StreamWork::kCopy) {
         length = std::min(length, options_.chunk_size);
-        chunks.emplace_back(pos, length);
+        chunks.push_back({pos, length, /*copy=*/true});
         to_copy += length;
       } else if (run.work == overlay::StreamWork::kZero) {
         length = std::min(length, kMaxZeroChunk);
-        chunks.emplace_back(pos, length);
+        chunks.push_back({pos, length, /*copy=*/false});
       }
       pos += length;
       walked += length;
     }
     if (!Throttle(to_copy)) return Status::Ok();
     CORFS_RETURN_IF_ERROR(CopyBatch(chunks, wait_for_busy));
+    if (write_behind_) {
+      for (const Chunk& chunk : chunks) {
+        if (chunk.copy) write_behind_->Written(chunk.offset, chunk.length);
+      }
+    }
     if (first_pass) Advance(walked, to_copy);
     next_offset_.store(pos);
   }
   return Status::Ok();
 }
 
-Status StreamJob::CopyBatch(const std::vector<std::pair<uint64_t, uint64_t>>& chunks, bool wait_for_busy) {
+Status StreamJob::CopyBatch(const std::vector<Chunk>& chunks, bool wait_for_busy) {
   std::vector<Status> results(chunks.size());
   pool_.ParallelFor(chunks.size(), [&](size_t i) {
-    results[i] = overlay_.Populate(chunks[i].first, chunks[i].second, wait_for_busy);
+    results[i] = overlay_.Populate(chunks[i].offset, chunks[i].length, wait_for_busy);
   });
   for (size_t i = 0; i < chunks.size(); ++i) {
     while (!results[i].ok()) {
       ErrorAction action = OnStepError(results[i], !IsWriteError(results[i]));
       if (action == ErrorAction::kFail) return results[i];
       if (action == ErrorAction::kSkip) break;
-      results[i] = overlay_.Populate(chunks[i].first, chunks[i].second, wait_for_busy);
+      results[i] = overlay_.Populate(chunks[i].offset, chunks[i].length, wait_for_busy);
     }
   }
   return Status::Ok();

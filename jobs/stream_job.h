@@ -13,8 +13,10 @@
 // go through the overlay's claim path, exactly as a guest read's
 // copy-on-read does, so a stream never races a guest write.
 
+#include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "jobs/job.h"
 #include "jobs/worker_pool.h"
@@ -54,9 +56,17 @@ class StreamJob final : public Job {
   StreamJob(overlay::Overlay& overlay, const std::string& device, const StreamOptions& options, WorkerPool& pool,
             EventBus& events, size_t end_layer, uint64_t start, uint64_t end);
 
+  // One step of the job: a run to copy from the chain, or one to record
+  // as zeros.
+  struct Chunk {
+    uint64_t offset;
+    uint64_t length;
+    bool copy;
+  };
+
   // One pass over [start_, end_): copies every run the overlay needs.
   Status Pass(bool wait_for_busy);
-  Status CopyBatch(const std::vector<std::pair<uint64_t, uint64_t>>& chunks, bool wait_for_busy);
+  Status CopyBatch(const std::vector<Chunk>& chunks, bool wait_for_busy);
 
   overlay::Overlay& overlay_;
   WorkerPool& pool_;
@@ -66,6 +76,7 @@ class StreamJob final : public Job {
   const uint64_t start_;
   const uint64_t end_;
   std::atomic<uint64_t> next_offset_;
+  std::unique_ptr<overlay::WriteBehind> write_behind_;  // used by the driver thread only
 };
 
 }  // namespace corfs::jobs

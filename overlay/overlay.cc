@@ -418,18 +418,23 @@ Status Overlay::FillClaimed(const ClaimedRun& run, std::span<char> out) {
       CORFS_RETURN_IF_ERROR(StoreBytes(pos, piece));
     } else {
       // A stream: the bytes are only stored, in the kernel when the layer is
-      // a raw file, else through a scratch buffer.
-      length = std::min(length, kMaxPiece);
+      // a raw file, else through a scratch buffer; the whole run in pieces.
       const int source = backing->layer(layer).data_fd();
-      const uint64_t copied = source >= 0 ? CopyInKernel(source, pos, length) : 0;
-      if (copied > 0) {
-        length = copied;
-      } else {
-        if (!scratch) scratch = std::make_unique<Scratch>(std::min(kMaxPiece, end - start));
-        std::span<char> piece = scratch->span().first(length);
-        CORFS_RETURN_IF_ERROR(backing->Read(pos, piece));
-        CORFS_RETURN_IF_ERROR(StoreBytes(pos, piece));
+      const uint64_t run_end = pos + length;
+      while (pos < run_end) {
+        uint64_t piece = std::min(run_end - pos, kMaxPiece);
+        const uint64_t copied = source >= 0 ? CopyInKernel(source, pos, piece) : 0;
+        if (copied > 0) {
+          piece = copied;
+        } else {
+          if (!scratch) scratch = std::make_unique<Scratch>(std::min(kMaxPiece, end - start));
+          std::span<char> bytes = scratch->span().first(piece);
+          CORFS_RETURN_IF_ERROR(backing->Read(pos, bytes));
+          CORFS_RETURN_IF_ERROR(StoreBytes(pos, bytes));
+        }
+        pos += piece;
       }
+      continue;
     }
     pos += length;
   }
@@ -585,6 +590,15 @@ Status Overlay::GetBlockStatus(uint64_t offset, uint64_t length, BlockStatus* ou
     return ProbeSparseRun(data_fd_.get(), offset, run, Allocation::kZero, path_, out);
   }
   return chain()->GetBlockStatus(offset, run, out);
+}
+
+std::unique_ptr<WriteBehind> Overlay::OpenWriteBehind(uint64_t window) const {
+  // The same file through /proc, not by name: the name may point elsewhere
+  // by now. A new open gives the descriptor its own writeback-error cursor.
+  const std::string self = "/proc/self/fd/" + std::to_string(data_fd_.get());
+  UniqueFd fd(::open(self.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return nullptr;
+  return std::make_unique<WriteBehind>(std::move(fd), window);
 }
 
 Status Overlay::Populate(uint64_t offset, uint64_t length, bool wait) {

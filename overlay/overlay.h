@@ -38,6 +38,7 @@
 #include "overlay/cluster_claims.h"
 #include "overlay/image_opener.h"
 #include "overlay/overlay_header.h"
+#include "overlay/write_behind.h"
 
 namespace corfs::overlay {
 
@@ -126,6 +127,10 @@ class Overlay {
   // claimed by someone else are skipped when `wait` is false. Used by the
   // stream job.
   Status Populate(uint64_t offset, uint64_t length, bool wait);
+  // A WriteBehind for what Populate writes (see write_behind.h), with a
+  // descriptor of its own for the data file; null if none can be opened
+  // (the stream then just leaves its pages to the kernel).
+  std::unique_ptr<WriteBehind> OpenWriteBehind(uint64_t window) const;
 
   // What a stream down to layer `end_layer` of the chain (the base; the
   // chain's depth for a whole-image stream) has to do with the run at
@@ -179,11 +184,11 @@ class Overlay {
   // Runs no image holds, or that read as zeros, become holes without being
   // read. `out`, if not empty, has the run's length and receives its data.
   Status FillClaimed(const ClaimedRun& run, std::span<char> out);
-  // Writes `bytes` at `offset` of the data file; 4 KiB blocks of zeros
-  // become holes instead.
   // Copies `length` bytes at `offset` from the raw file `source` into the
   // data file without a buffer; returns how many it copied (0: cannot).
   uint64_t CopyInKernel(int source, uint64_t offset, uint64_t length);
+  // Writes `bytes` at `offset` of the data file; 4 KiB blocks of zeros
+  // become holes instead.
   Status StoreBytes(uint64_t offset, std::span<const char> bytes);
   // Replaces the header with `next` (sequence bumped) and the chain with `chain`.
   Status UpdateHeader(OverlayHeader next, std::shared_ptr<BackingChain> chain);

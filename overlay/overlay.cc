@@ -592,13 +592,13 @@ Status Overlay::GetBlockStatus(uint64_t offset, uint64_t length, BlockStatus* ou
   return chain()->GetBlockStatus(offset, run, out);
 }
 
-std::unique_ptr<WriteBehind> Overlay::OpenWriteBehind(uint64_t window) const {
+std::unique_ptr<WriteBehind> Overlay::OpenWriteBehind(uint64_t batch, uint64_t window) const {
   // The same file through /proc, not by name: the name may point elsewhere
   // by now. A new open gives the descriptor its own writeback-error cursor.
   const std::string self = "/proc/self/fd/" + std::to_string(data_fd_.get());
   UniqueFd fd(::open(self.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd.valid()) return nullptr;
-  return std::make_unique<WriteBehind>(std::move(fd), window);
+  return std::make_unique<WriteBehind>(std::move(fd), batch, window);
 }
 
 Status Overlay::Populate(uint64_t offset, uint64_t length, bool wait) {

@@ -130,7 +130,7 @@ class Overlay {
   // A WriteBehind for what Populate writes (see write_behind.h), with a
   // descriptor of its own for the data file; null if none can be opened
   // (the stream then just leaves its pages to the kernel).
-  std::unique_ptr<WriteBehind> OpenWriteBehind(uint64_t window) const;
+  std::unique_ptr<WriteBehind> OpenWriteBehind(uint64_t batch, uint64_t window) const;
 
   // What a stream down to layer `end_layer` of the chain (the base; the
   // chain's depth for a whole-image stream) has to do with the run at

@@ -4,21 +4,29 @@
 
 namespace corfs::overlay {
 
+// Errors are left to the overlay's own fdatasync (see the header).
+
 void WriteBehind::Written(uint64_t offset, uint64_t length) {
   if (length == 0) return;
-  // Errors are left to the overlay's own fdatasync (see the header).
-  (void)::sync_file_range(fd_.get(), static_cast<off64_t>(offset), static_cast<off64_t>(length),
+  if (pending_length_ > 0 && offset != pending_offset_ + pending_length_) StartPending();
+  if (pending_length_ == 0) pending_offset_ = offset;
+  pending_length_ += length;
+  if (pending_length_ >= batch_) StartPending();
+}
+
+void WriteBehind::StartPending() {
+  (void)::sync_file_range(fd_.get(), static_cast<off64_t>(pending_offset_), static_cast<off64_t>(pending_length_),
                           SYNC_FILE_RANGE_WRITE);
-  in_flight_.emplace_back(offset, length);
-  in_flight_bytes_ += length;
+  in_flight_.emplace_back(pending_offset_, pending_length_);
+  in_flight_bytes_ += pending_length_;
+  pending_length_ = 0;
   while (in_flight_bytes_ > window_) {
-    auto [old_offset, old_length] = in_flight_.front();
+    auto [offset, length] = in_flight_.front();
     in_flight_.pop_front();
-    in_flight_bytes_ -= old_length;
-    (void)::sync_file_range(fd_.get(), static_cast<off64_t>(old_offset), static_cast<off64_t>(old_length),
+    in_flight_bytes_ -= length;
+    (void)::sync_file_range(fd_.get(), static_cast<off64_t>(offset), static_cast<off64_t>(length),
                             SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER);
-    (void)::posix_fadvise(fd_.get(), static_cast<off_t>(old_offset), static_cast<off_t>(old_length),
-                          POSIX_FADV_DONTNEED);
+    (void)::posix_fadvise(fd_.get(), static_cast<off_t>(offset), static_cast<off_t>(length), POSIX_FADV_DONTNEED);
   }
 }
 

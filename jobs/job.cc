@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "jobs/background_thread.h"
+
 namespace corfs::jobs {
 
 const char* ToString(JobState state) {
@@ -63,6 +65,7 @@ void Job::Start() {
 }
 
 void Job::Main() {
+  UseLongSlices();  // guests' threads go first (background_thread.h)
   Status status = Run();
   const bool cancelled = cancel_requested();
   if (status.ok() && !cancelled) status = Prepare();

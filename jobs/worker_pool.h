@@ -5,8 +5,11 @@
 
 #include <tbb/parallel_for.h>
 #include <tbb/task_arena.h>
+#include <tbb/task_scheduler_observer.h>
 
 #include <thread>
+
+#include "jobs/background_thread.h"
 
 namespace corfs::jobs {
 
@@ -14,7 +17,9 @@ class WorkerPool {
  public:
   // workers = 0: one per core.
   explicit WorkerPool(unsigned workers)
-      : workers_(workers != 0 ? workers : std::max(1u, std::thread::hardware_concurrency())), arena_(workers_) {}
+      : workers_(workers != 0 ? workers : std::max(1u, std::thread::hardware_concurrency())),
+        arena_(workers_),
+        slices_(arena_) {}
 
   unsigned workers() const { return workers_; }
 
@@ -27,8 +32,25 @@ class WorkerPool {
   }
 
  private:
+  // TBB's worker threads serve every arena of the process (guest reads of
+  // qcow2 images too), so they take long slices only while they work here
+  // (see background_thread.h); the threads that call ParallelFor are job
+  // drivers, which have them already.
+  class SliceObserver final : public tbb::task_scheduler_observer {
+   public:
+    explicit SliceObserver(tbb::task_arena& arena) : tbb::task_scheduler_observer(arena) { observe(true); }
+    ~SliceObserver() override { observe(false); }
+    void on_scheduler_entry(bool is_worker) override {
+      if (is_worker) UseLongSlices();
+    }
+    void on_scheduler_exit(bool is_worker) override {
+      if (is_worker) UseDefaultSlices();
+    }
+  };
+
   unsigned workers_;
   tbb::task_arena arena_;
+  SliceObserver slices_;
 };
 
 }  // namespace corfs::jobs

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <condition_variable>
 #include <fstream>
 #include <mutex>
 #include <random>
@@ -56,12 +57,14 @@ TEST(StreamJobs, ImagesOverOneTemplateStreamTogetherOnOnePool) {
   WorkerPool pool(2);
   EventBus events;
   std::mutex mutex;
+  std::condition_variable completed_changed;
   std::set<std::string> completed;
   EventBus::Subscription subscription = events.Subscribe([&](const Event& event) {
     if (event.name != "BLOCK_JOB_COMPLETED") return;
     std::lock_guard lock(mutex);
     EXPECT_FALSE(event.data.contains("error")) << event.data.dump();
     completed.insert(event.data.value("device", ""));
+    completed_changed.notify_all();
   });
 
   std::vector<std::unique_ptr<StreamJob>> jobs;
@@ -82,8 +85,10 @@ TEST(StreamJobs, ImagesOverOneTemplateStreamTogetherOnOnePool) {
   }
 
   {
-    std::lock_guard lock(mutex);
-    EXPECT_EQ(completed.size(), static_cast<size_t>(kImages));
+    // A job is concluded just before its event goes out.
+    std::unique_lock lock(mutex);
+    EXPECT_TRUE(completed_changed.wait_for(lock, 30s, [&] { return completed.size() == kImages; }))
+        << completed.size() << " events";
   }
   for (auto& image : images) {
     EXPECT_TRUE(image->header().chain.empty()) << "not standalone";

@@ -20,7 +20,7 @@ void SetSlice(uint64_t nanoseconds) {
   if (::syscall(SYS_sched_getattr, 0, &attr, sizeof(attr), 0) != 0) return;
   if (attr.sched_policy != SCHED_NORMAL && attr.sched_policy != SCHED_BATCH) return;
   attr.size = sizeof(attr);
-  attr.sched_flags = 0;
+  attr.sched_flags &= SCHED_FLAG_RESET_ON_FORK;  // keep that; ask for nothing else
   attr.sched_runtime = nanoseconds;  // 0: the default slice
   (void)::syscall(SYS_sched_setattr, 0, &attr, 0);
 }

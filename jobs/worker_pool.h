@@ -26,6 +26,13 @@ class WorkerPool {
   // Runs body(i) for i in [0, count) on the pool and waits for all.
   template <typename Body>
   void ParallelFor(size_t count, const Body& body) {
+    // One item (a stream while guests do I/O) runs on the calling thread:
+    // entering the arena would wake a worker that spins for work on a core
+    // the guests' threads need.
+    if (count == 1) {
+      body(0);
+      return;
+    }
     arena_.execute([&] {
       tbb::parallel_for(size_t{0}, count, [&](size_t i) { body(i); });
     });

@@ -188,48 +188,43 @@ bool QmpServer::Receive(Client& client) {
   // instead of holding the loop, and its backlog of replies is checked
   // between turns. Poll reports the rest of its input next round.
   char buf[16384];
-  for (bool again = true; again;) {
-    again = false;
-    ssize_t n = ::recv(client.fd.get(), buf, sizeof buf, 0);
-    if (n == 0) {
-      // Fix: EOF used to drop the client at once, losing the replies to the
-      // commands that came with it (`printf ... | socat - UNIX-CONNECT:...`
-      // got only the greeting about half the time). Now the loop writes
-      // what is owed first (see Client::eof).
-      client.eof = true;
-      return true;
-    }
-    if (n < 0) {
-      again = errno == EINTR;
-      if (!again) return errno == EAGAIN || errno == EWOULDBLOCK;
+  ssize_t n;
+  do {
+    n = ::recv(client.fd.get(), buf, sizeof buf, 0);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) return errno == EAGAIN || errno == EWOULDBLOCK;
+  if (n == 0) {
+    // Fix: EOF used to drop the client at once, losing the replies to the
+    // commands that came with it (`printf ... | socat - UNIX-CONNECT:...`
+    // got only the greeting about half the time). Now the loop writes
+    // what is owed first (see Client::eof).
+    client.eof = true;
+    return true;
+  }
+  auto refuse_long_line = [&] {
+    client.out += Line(ErrorMessage(
+        {"GenericError", "command line longer than " + std::to_string(options_.max_line) + " bytes refused"},
+        nullptr));
+  };
+  client.in.append(buf, static_cast<size_t>(n));
+  size_t newline;
+  while ((newline = client.in.find('\n')) != std::string::npos) {
+    std::string line = client.in.substr(0, newline);
+    client.in.erase(0, newline + 1);
+    if (client.skipping_long_line) {
+      client.skipping_long_line = false;  // the end of the refused line
       continue;
     }
-    client.in.append(buf, static_cast<size_t>(n));
-    size_t newline;
-    while ((newline = client.in.find('\n')) != std::string::npos) {
-      std::string line = client.in.substr(0, newline);
-      client.in.erase(0, newline + 1);
-      if (client.skipping_long_line) {
-        client.skipping_long_line = false;  // the end of the refused line
-        continue;
-      }
-      if (line.size() > options_.max_line) {
-        client.out += Line(ErrorMessage(
-            {"GenericError", "command line longer than " + std::to_string(options_.max_line) + " bytes refused"},
-            nullptr));
-        continue;
-      }
-      HandleLine(client, line);
+    if (line.size() > options_.max_line) {
+      refuse_long_line();
+      continue;
     }
-    if (client.in.size() > options_.max_line) {
-      if (!client.skipping_long_line) {
-        client.out += Line(ErrorMessage(
-            {"GenericError", "command line longer than " + std::to_string(options_.max_line) + " bytes refused"},
-            nullptr));
-      }
-      client.skipping_long_line = true;
-      client.in.clear();
-    }
+    HandleLine(client, line);
+  }
+  if (client.in.size() > options_.max_line) {
+    if (!client.skipping_long_line) refuse_long_line();
+    client.skipping_long_line = true;
+    client.in.clear();
   }
   return true;
 }

@@ -32,10 +32,10 @@
 #include <vector>
 
 #include "common/unique_fd.h"
-#include "overlay/guest_activity.h"
 #include "overlay/allocation_bitmap.h"
 #include "overlay/backing_chain.h"
 #include "overlay/cluster_claims.h"
+#include "overlay/guest_activity.h"
 #include "overlay/image_opener.h"
 #include "overlay/overlay_header.h"
 #include "overlay/write_behind.h"

@@ -371,14 +371,8 @@ Status Qcow2Driver::Decompressed(const Extent& extent, ClusterBuffer* out) {
   }
   // Not zero-filled: Inflate writes every byte or fails.
   if (!cluster) cluster.reset(new char[header_.cluster_size()]);
-  // compressed_bytes <= 2 * cluster size + 512 by the descriptor's layout;
-  // bytes past the end of the file read as zeros.
-  InputBuffer& input = ThreadInput();
-  const std::span<char> in(input.Get(extent.compressed_bytes), extent.compressed_bytes);
-  Status status = PreadFull(fd_.get(), in, extent.host, path_);
-  if (status.ok()) status = Inflate(in, std::span<char>(cluster.get(), header_.cluster_size()), extent);
-  input.Trim();
-  CORFS_RETURN_IF_ERROR(status);
+  CompressedJob job{extent, cluster.get(), 0, Status::Ok()};
+  CORFS_RETURN_IF_ERROR(InflateJobs(std::span(&job, 1)));
 
   std::lock_guard lock(decompressed_mutex_);
   ClusterBuffer evicted = std::move(decompressed_[decompressed_next_].second);
@@ -423,6 +417,8 @@ Status Qcow2Driver::InflateJobs(std::span<CompressedJob> jobs) {
       total += end - start;
     }
   }
+  // compressed_bytes <= 2 * cluster size + 512 by the descriptor's layout;
+  // bytes past the end of the file read as zeros.
   InputBuffer& input = ThreadInput();
   char* in = input.Get(total);
   Status status;

@@ -557,7 +557,7 @@ Json ToJson(const std::vector<ReadResult>& reads, const std::vector<OpenResult>&
     Json o = r.probe;
     o["figure"] = r.name;
     o["size_bytes"] = r.size;
-    o["cluster_bytes"] = uint64_t{1} << corfs::overlay::kDefaultClusterBits;
+    o["cluster_bytes"] = corfs::overlay::kDefaultClusterSize;
     o["target_open_ms"] = kOpenTimeTargetMs;
     o["target_rss_added_bytes"] = kOpenRssTarget;
     o["setup_seconds"] = r.setup_seconds;

@@ -15,7 +15,7 @@ struct CreateArgs {
   std::vector<std::string> backing;
   std::string format;
   std::string size;
-  std::string cluster_size = "64K";
+  std::string cluster_size;  // empty: overlay::kDefaultClusterSize
   bool force = false;
 };
 
@@ -27,8 +27,10 @@ int RunCreate(const CreateArgs& args) {
     if (!parsed.ok()) return Fail("--size: " + parsed.message());
     if (options.size == 0) return Fail("--size: the disk size must be larger than zero");
   }
-  Status parsed = ParseSize(args.cluster_size, &options.cluster_size);
-  if (!parsed.ok()) return Fail("--cluster-size: " + parsed.message());
+  if (!args.cluster_size.empty()) {
+    Status parsed = ParseSize(args.cluster_size, &options.cluster_size);
+    if (!parsed.ok()) return Fail("--cluster-size: " + parsed.message());
+  }
   options.force = args.force;
   Status created = overlay::Overlay::Create(args.overlay, options);
   if (!created.ok()) return Fail(created.message());

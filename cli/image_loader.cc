@@ -5,17 +5,13 @@
 #include <string>
 #include <vector>
 
+#include "common/clock.h"
 #include "common/size.h"
 #include "overlay/shared_image_cache.h"
 
 namespace corfs::cli {
 
 namespace {
-
-int64_t NowNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 Status OpenImage(const config::ImageConfig& image, const overlay::ImageOpener& opener,
                  const std::shared_ptr<overlay::GuestActivity>& activity, std::unique_ptr<fuse::MountedImage>* out) {
@@ -37,7 +33,7 @@ Status OpenImage(const config::ImageConfig& image, const overlay::ImageOpener& o
   mounted->uid = image.uid;
   mounted->gid = image.gid;
   mounted->mode.store(image.mode);
-  mounted->mtime_ns.store(NowNs());
+  mounted->mtime_ns.store(WallClockNs());
   *out = std::move(mounted);
   return Status::Ok();
 }

@@ -5,18 +5,13 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "common/hex.h"
 #include "common/size.h"
 #include "overlay/overlay_inspect.h"
 
 namespace corfs::cli {
 
 namespace {
-
-std::string Hex(uint64_t value) {
-  char text[24];
-  std::snprintf(text, sizeof text, "%016" PRIx64, value);
-  return text;
-}
 
 std::string State(const overlay::OverlayHeader& header) { return header.standalone ? "standalone" : "streaming"; }
 
@@ -32,7 +27,7 @@ void PrintJson(const overlay::OverlayInfo& info) {
                      {"resolved-path", entry.resolved_path},
                      {"format", entry.recorded.format},
                      {"size", entry.recorded.size},
-                     {"fingerprint", Hex(entry.recorded.fingerprint)}});
+                     {"fingerprint", Hex16(entry.recorded.fingerprint)}});
   }
   nlohmann::json out = {{"path", info.path},
                         {"virtual-size", info.header.virtual_size},
@@ -65,7 +60,7 @@ void PrintText(const overlay::OverlayInfo& info) {
   for (size_t i = 0; i < info.chain.size(); ++i) {
     const overlay::BackingRef& ref = info.chain[i].recorded;
     std::printf("  %zu. %s (%s, %s, fingerprint %s)\n", i + 1, ref.path.c_str(), ref.format.c_str(),
-                FormatSize(ref.size).c_str(), Hex(ref.fingerprint).c_str());
+                FormatSize(ref.size).c_str(), Hex16(ref.fingerprint).c_str());
   }
 }
 

@@ -230,7 +230,7 @@ bool ChainResolver::AddPath(const std::string& text, const std::string& format, 
     } else if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
       result.error = EINVAL;
     } else {
-      result.identity = {st.st_dev, st.st_ino};
+      result.identity = {static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino)};
     }
   }
   if (result.error != 0) {
@@ -256,7 +256,7 @@ bool ChainResolver::AddPath(const std::string& text, const std::string& format, 
   return true;
 }
 
-bool ChainResolver::Identify(const std::string& path, const Field& field, FileIdentity* out) {
+bool ChainResolver::Identify(const std::string& path, const Field& field, FileId* out) {
   std::vector<ChainLink> links;
   if (!AddPath(path, "", field, /*maybe_template=*/false, &links)) return false;
   if (!links.front().missing.empty()) {

@@ -19,22 +19,16 @@
 #include <string>
 #include <vector>
 
+#include "common/file_id.h"
 #include "config/yaml_reader.h"
 #include "overlay/overlay.h"
 
 namespace corfs::config {
 
-// What stat() says about a file: which file it is.
-struct FileIdentity {
-  dev_t device = 0;
-  ino_t inode = 0;
-  bool operator==(const FileIdentity&) const = default;
-};
-
 // One image of a resolved chain.
 struct ChainLink {
   overlay::ImageSpec spec;  // absolute, lexically normal path; format "" = detect
-  FileIdentity identity;
+  FileId identity;
   YAML::Mark mark;          // where the path was written
   // Set when the file does not exist: the message to report. The caller
   // reports it unless the chain is no longer needed (a standalone overlay,
@@ -56,7 +50,7 @@ class ChainResolver {
 
   // stat() of `path`: false, with an error at `field`, when it fails or is
   // neither a regular file nor a block device.
-  bool Identify(const std::string& path, const Field& field, FileIdentity* out);
+  bool Identify(const std::string& path, const Field& field, FileId* out);
 
   bool HasTemplate(const std::string& name) const { return templates_.count(name) != 0; }
 
@@ -75,7 +69,7 @@ class ChainResolver {
   struct StatResult {
     bool known = false;
     int error = 0;  // errno of stat, or EISDIR / EINVAL for a wrong kind of file
-    FileIdentity identity;
+    FileId identity;
   };
 
   // The chain of a value; `stack` is the templates being expanded around it.

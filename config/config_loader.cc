@@ -403,7 +403,7 @@ void Loader::FinishImage(ImageDraft* draft) {
     if (draft->chain.empty()) {
       diag_.Error(field.mark, what + ": " + quoted + " has no backing chain to stream from");
     } else {
-      FileIdentity identity;
+      FileId identity;
       Field located{field.node, field.mark, what};
       if (resolver_.Identify(*image.stream.base, located, &identity)) {
         auto link = std::find_if(draft->chain.begin(), draft->chain.end(),

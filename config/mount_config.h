@@ -60,7 +60,7 @@ struct ImageConfig {
   std::string overlay_path;              // the overlay's data file (its metadata is overlay::MetadataPath)
   std::vector<overlay::ImageSpec> backing;  // top first; empty: a blank disk
   uint64_t size = 0;                     // 0: the size of the top backing image
-  uint64_t cluster_size = uint64_t{64} * 1024;
+  uint64_t cluster_size = overlay::kDefaultClusterSize;
   bool copy_on_read = true;              // false: a thin clone, reads leave data in the chain
   bool read_only = false;
   bool create = true;                    // create the overlay when it does not exist

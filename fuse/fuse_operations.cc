@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "common/clock.h"
 #include "fuse/image_table.h"
 
 namespace corfs::fuse {
@@ -26,11 +27,6 @@ constexpr unsigned kMaxIo = 1 << 20;
 ImageTable& Table(fuse_req_t req) { return *static_cast<ImageTable*>(fuse_req_userdata(req)); }
 
 int Errno(const Status& status) { return status.code() > 0 ? status.code() : EIO; }
-
-int64_t NowNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 struct timespec ToTimespec(int64_t ns) { return {static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)}; }
 
@@ -142,7 +138,7 @@ void OnSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fu
   }
   if (to_set & FUSE_SET_ATTR_MODE) image->mode.store(attr->st_mode & 07777, std::memory_order_relaxed);
   if (to_set & FUSE_SET_ATTR_MTIME_NOW) {
-    image->mtime_ns.store(NowNs(), std::memory_order_relaxed);
+    image->mtime_ns.store(WallClockNs(), std::memory_order_relaxed);
   } else if (to_set & FUSE_SET_ATTR_MTIME) {
     image->mtime_ns.store(int64_t{attr->st_mtim.tv_sec} * 1000000000 + attr->st_mtim.tv_nsec,
                           std::memory_order_relaxed);
@@ -222,7 +218,7 @@ void OnWrite(fuse_req_t req, fuse_ino_t ino, const char* data, size_t size, off_
   const size_t length = static_cast<size_t>(std::min<uint64_t>(size, disk - off));
   Status status = image->overlay->Write(off, std::span(data, length));
   if (!status.ok()) return (void)fuse_reply_err(req, Errno(status));
-  image->mtime_ns.store(NowNs(), std::memory_order_relaxed);
+  image->mtime_ns.store(WallClockNs(), std::memory_order_relaxed);
   fuse_reply_write(req, length);
 }
 
@@ -253,7 +249,7 @@ void OnFallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t l
   if (op != FALLOC_FL_PUNCH_HOLE && op != FALLOC_FL_ZERO_RANGE) return (void)fuse_reply_err(req, EOPNOTSUPP);
   if (off >= disk) return (void)fuse_reply_err(req, 0);
   Status status = image->overlay->Discard(off, std::min(end, disk) - off);
-  if (status.ok()) image->mtime_ns.store(NowNs(), std::memory_order_relaxed);
+  if (status.ok()) image->mtime_ns.store(WallClockNs(), std::memory_order_relaxed);
   fuse_reply_err(req, status.ok() ? 0 : Errno(status));
 }
 

@@ -9,6 +9,7 @@
 #include <optional>
 #include <utility>
 
+#include "common/file_id.h"
 #include "common/file_io.h"
 #include "common/unique_fd.h"
 #include "overlay/fault_injection_driver.h"
@@ -57,33 +58,27 @@ Status OpenImage(const std::string& path, const std::string& format, std::unique
 
 namespace {
 
-using FileId = std::pair<uint64_t, uint64_t>;  // device, inode
-
-std::optional<FileId> IdentifyFile(const std::string& path) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) return std::nullopt;
-  return FileId{st.st_dev, st.st_ino};
+std::optional<FileId> FileIdOf(const std::string& path) {
+  FileId id;
+  if (!IdentifyFile(path, &id).ok()) return std::nullopt;
+  return id;
 }
 
 }  // namespace
 
-Status ExpandImageChain(const std::string& path, const std::string& format, std::vector<ChainImage>* out) {
-  std::vector<ChainImage> chain;
+Status ExpandImageChain(const std::string& path, const std::string& format, std::vector<ImageSpec>* out) {
+  std::vector<ImageSpec> chain;
   std::vector<FileId> seen;
   std::string current = path;
   std::string current_format = format == "auto" ? "" : format;
   while (true) {
     const std::string what = chain.empty() ? current : "backing file " + current + " of " + chain.back().path;
-    if (chain.size() >= kMaxChainDepth) {
-      return Status::Invalid("the backing chain of " + path + " is deeper than " + std::to_string(kMaxChainDepth) +
+    if (chain.size() >= kMaxChainLength) {
+      return Status::Invalid("the backing chain of " + path + " is deeper than " + std::to_string(kMaxChainLength) +
                              " images (at " + what + ")");
     }
-    struct stat st {};
-    if (::stat(current.c_str(), &st) != 0) {
-      const int error = errno;
-      return Status::Error(error, what + ": " + std::strerror(error));
-    }
-    const FileId id{st.st_dev, st.st_ino};
+    FileId id;
+    if (Status found = IdentifyFile(current, &id); !found.ok()) return Status::Error(found.code(), what + ": " + std::strerror(found.code()));
     for (size_t i = 0; i < seen.size(); ++i) {
       if (seen[i] != id) continue;
       std::string loop;
@@ -112,17 +107,17 @@ Status ExpandImageChain(const std::string& path, const std::string& format, std:
   return Status::Ok();
 }
 
-Status ExpandImageList(const std::vector<ChainImage>& listed, std::vector<ChainImage>* out) {
+Status ExpandImageList(const std::vector<ImageSpec>& listed, std::vector<ImageSpec>* out) {
   struct Entry {
-    ChainImage image;
+    ImageSpec image;
     bool listed = false;
     std::optional<FileId> id;
     std::string added_by;  // for an added backing file: the image that names it
   };
   std::vector<Entry> result;
   std::vector<Entry> tail;  // backing files of the last qcow2, not placed yet
-  for (const ChainImage& image : listed) {
-    Entry entry{image, true, IdentifyFile(image.path), ""};
+  for (const ImageSpec& image : listed) {
+    Entry entry{image, true, FileIdOf(image.path), ""};
     if (!tail.empty()) {
       size_t keep = tail.size();
       if (entry.id) {
@@ -140,10 +135,10 @@ Status ExpandImageList(const std::vector<ChainImage>& listed, std::vector<ChainI
     if (actual.empty() && !DetectFormat(image.path, &actual).ok()) actual.clear();  // the opener reports it
     result.push_back(entry);
     if (actual != "qcow2") continue;
-    std::vector<ChainImage> chain;
+    std::vector<ImageSpec> chain;
     CORFS_RETURN_IF_ERROR(ExpandImageChain(image.path, image.format, &chain));
     for (size_t i = 1; i < chain.size(); ++i) {
-      tail.push_back({chain[i], false, IdentifyFile(chain[i].path), chain[i - 1].path});
+      tail.push_back({chain[i], false, FileIdOf(chain[i].path), chain[i - 1].path});
     }
   }
   result.insert(result.end(), tail.begin(), tail.end());
@@ -157,10 +152,10 @@ Status ExpandImageList(const std::vector<ChainImage>& listed, std::vector<ChainI
                              " in the same chain; an image may appear once in a chain");
     }
   }
-  if (result.size() > kMaxChainDepth && result.size() > listed.size()) {
+  if (result.size() > kMaxChainLength && result.size() > listed.size()) {
     return Status::Invalid("the backing chain has " + std::to_string(result.size()) +
                            " images with the backing files of its qcow2 images, more than " +
-                           std::to_string(kMaxChainDepth));
+                           std::to_string(kMaxChainLength));
   }
   out->clear();
   for (Entry& entry : result) out->push_back(std::move(entry.image));
@@ -169,10 +164,10 @@ Status ExpandImageList(const std::vector<ChainImage>& listed, std::vector<ChainI
 
 Status OpenImageChain(const std::string& path, const std::string& format,
                       std::vector<std::unique_ptr<BlockDriver>>* out) {
-  std::vector<ChainImage> chain;
+  std::vector<ImageSpec> chain;
   CORFS_RETURN_IF_ERROR(ExpandImageChain(path, format, &chain));
   std::vector<std::unique_ptr<BlockDriver>> drivers;
-  for (const ChainImage& image : chain) {
+  for (const ImageSpec& image : chain) {
     std::unique_ptr<BlockDriver> driver;
     Status opened = OpenImage(image.path, image.format, &driver);
     if (!opened.ok()) return image.path == path ? opened : opened.WithContext("backing file " + image.path);

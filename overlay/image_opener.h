@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "overlay/block_driver.h"
+#include "overlay/image_spec.h"
 
 namespace corfs::overlay {
 
@@ -28,23 +29,13 @@ Status DetectFormat(const std::string& path, std::string* format);
 // ---------------------------------------------------------------------------
 // Backing chains of qcow2 images
 
-// A qcow2 image can name its own backing file (and that one its own...).
-// A chain is longer than this many images: refused.
-inline constexpr size_t kMaxChainDepth = 64;
-
-// One image of a chain: a path and a format ("" = detect).
-struct ChainImage {
-  std::string path;
-  std::string format;
-};
-
 // The chain that the image at `path` stands for, top first: the image
 // itself, then, if it is a qcow2 image with a backing file, that file
 // (relative names are relative to the image's folder; its format from the
 // backing format extension, else detected), and so on. A loop (the same
-// file, by device and inode, twice) or a chain deeper than kMaxChainDepth
+// file, by device and inode, twice) or a chain deeper than kMaxChainLength
 // is refused.
-Status ExpandImageChain(const std::string& path, const std::string& format, std::vector<ChainImage>* out);
+Status ExpandImageChain(const std::string& path, const std::string& format, std::vector<ImageSpec>* out);
 
 // A chain as a user lists it (YAML, `corfs create --backing`), with the
 // backing files of its qcow2 images added: each qcow2's own backing images
@@ -53,7 +44,7 @@ Status ExpandImageChain(const std::string& path, const std::string& format, std:
 // image on). Images whose format is not qcow2, and files that cannot be
 // read (their opener reports that), are kept as listed. A file that would
 // appear twice because of an added backing file is refused.
-Status ExpandImageList(const std::vector<ChainImage>& listed, std::vector<ChainImage>* out);
+Status ExpandImageList(const std::vector<ImageSpec>& listed, std::vector<ImageSpec>* out);
 
 // Opens the chain of `path` (ExpandImageChain) with OpenImage, top first.
 Status OpenImageChain(const std::string& path, const std::string& format,

@@ -60,17 +60,6 @@ struct OpenedChain {
   std::vector<std::unique_ptr<BlockDriver>> drivers;
 };
 
-// A chain as a user gives it, with the backing files of its qcow2 images
-// added after them (ExpandImageList), so each is a layer of its own.
-Status ExpandBackingSpecs(const std::vector<ImageSpec>& specs, std::vector<ImageSpec>* out) {
-  std::vector<ChainImage> listed, expanded;
-  for (const ImageSpec& spec : specs) listed.push_back({spec.path, spec.format});
-  CORFS_RETURN_IF_ERROR(ExpandImageList(listed, &expanded));
-  out->clear();
-  for (ChainImage& image : expanded) out->push_back({std::move(image.path), std::move(image.format)});
-  return Status::Ok();
-}
-
 // Opens each image of `specs` and checks it against the identity recorded
 // in `refs`; the error names both images when they differ.
 Status OpenVerifiedChain(const std::vector<ImageSpec>& specs, const std::vector<BackingRef>& refs,
@@ -151,7 +140,7 @@ Status Overlay::Create(const std::string& path, const CreateOptions& options) {
   header.cluster_bits = static_cast<uint32_t>(std::countr_zero(options.cluster_size));
   std::error_code ec;
   std::vector<ImageSpec> backing;
-  CORFS_RETURN_IF_ERROR(ExpandBackingSpecs(options.backing, &backing));
+  CORFS_RETURN_IF_ERROR(ExpandImageList(options.backing, &backing));
   for (const ImageSpec& spec : backing) {
     if (fs::exists(path) && fs::equivalent(spec.path, path, ec)) {
       return Status::Invalid("backing image '" + spec.path + "' is the overlay itself");
@@ -238,7 +227,7 @@ Status Overlay::Open(const std::string& path, const OpenOptions& options, std::u
   if (!header.standalone) {
     std::vector<ImageSpec> specs;
     if (options.expected_backing) {
-      CORFS_RETURN_IF_ERROR(ExpandBackingSpecs(*options.expected_backing, &specs));
+      CORFS_RETURN_IF_ERROR(ExpandImageList(*options.expected_backing, &specs));
     } else {
       for (const BackingRef& ref : header.chain) specs.push_back({ResolveBackingPath(path, ref.path), ref.format});
     }

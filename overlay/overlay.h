@@ -55,16 +55,10 @@ struct StreamRun {
   uint64_t length = 0;
 };
 
-// A backing image named by a user: a path and a format ("" = detect).
-struct ImageSpec {
-  std::string path;
-  std::string format;
-};
-
 struct CreateOptions {
   std::vector<ImageSpec> backing;  // top first; relative paths are relative to the current folder
   uint64_t size = 0;               // 0: the size of the top backing image
-  uint64_t cluster_size = uint64_t{1} << kDefaultClusterBits;
+  uint64_t cluster_size = kDefaultClusterSize;
   bool force = false;              // replace an existing overlay
   ImageOpener opener = OpenImage;
 };

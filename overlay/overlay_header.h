@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "overlay/image_spec.h"
 
 namespace corfs::overlay {
 
@@ -37,7 +38,7 @@ inline constexpr uint64_t kBitmapPageSize = 4096;
 inline constexpr uint32_t kMinClusterBits = 12;  // 4 KiB
 inline constexpr uint32_t kMaxClusterBits = 21;  // 2 MiB
 inline constexpr uint32_t kDefaultClusterBits = 16;  // 64 KiB
-inline constexpr size_t kMaxChainLength = 64;
+inline constexpr uint64_t kDefaultClusterSize = uint64_t{1} << kDefaultClusterBits;
 
 // One image of the backing chain as the header records it.
 struct BackingRef {

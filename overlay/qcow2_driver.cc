@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "common/file_io.h"
+#include "common/hex.h"
 
 namespace corfs::overlay {
 
@@ -25,12 +26,6 @@ constexpr uint64_t kOffsetMask = 0x00fffffffffffe00ULL;
 constexpr uint64_t kL2Compressed = uint64_t{1} << 62;
 constexpr uint64_t kL2ZeroFlag = uint64_t{1} << 0;
 constexpr uint64_t kDescriptorMask = (uint64_t{1} << 62) - 1;
-
-std::string Hex(uint64_t value) {
-  char text[24];
-  std::snprintf(text, sizeof text, "0x%llx", static_cast<unsigned long long>(value));
-  return text;
-}
 
 uint64_t FromBigEndian(uint64_t raw) {
   if constexpr (std::endian::native == std::endian::little) return __builtin_bswap64(raw);

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "common/file_io.h"
+#include "common/hex.h"
 #include "common/unique_fd.h"
 
 namespace corfs::overlay {
@@ -23,12 +24,6 @@ uint32_t Be32(const unsigned char* p) {
 }
 
 uint64_t Be64(const unsigned char* p) { return (uint64_t{Be32(p)} << 32) | Be32(p + 4); }
-
-std::string Hex(uint64_t value) {
-  char text[24];
-  std::snprintf(text, sizeof text, "0x%llx", static_cast<unsigned long long>(value));
-  return text;
-}
 
 // The bits of `bits` as "bit 5 ('name'), bit 9", with names from the
 // feature name table where it has them.

@@ -1,7 +1,5 @@
 #include "overlay/shared_image_cache.h"
 
-#include <sys/stat.h>
-
 #include "overlay/forwarding_driver.h"
 
 namespace corfs::overlay {
@@ -26,9 +24,9 @@ SharedImageCache::SharedImageCache(ImageOpener opener) : state_(std::make_shared
 ImageOpener SharedImageCache::opener() const {
   std::shared_ptr<State> state = state_;
   return [state](const std::string& path, const std::string& format, std::unique_ptr<BlockDriver>* out) -> Status {
-    struct stat st {};
-    if (::stat(path.c_str(), &st) != 0) return Status::FromErrno("open " + path);
-    const auto key = std::make_tuple(uint64_t{st.st_dev}, uint64_t{st.st_ino}, format);
+    FileId file;
+    if (Status found = IdentifyFile(path, &file); !found.ok()) return Status::Error(found.code(), "open " + found.message());
+    const auto key = std::make_tuple(file, format);
     std::lock_guard lock(state->mutex);
     std::shared_ptr<BlockDriver> driver = state->drivers[key].lock();
     if (!driver) {

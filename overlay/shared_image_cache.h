@@ -12,6 +12,7 @@
 #include <string>
 #include <utility>
 
+#include "common/file_id.h"
 #include "overlay/image_opener.h"
 
 namespace corfs::overlay {
@@ -32,7 +33,7 @@ class SharedImageCache {
     ImageOpener inner;
     std::mutex mutex;
     // (device, inode, format) -> driver, while anyone holds it.
-    std::map<std::tuple<uint64_t, uint64_t, std::string>, std::weak_ptr<BlockDriver>> drivers;
+    std::map<std::tuple<FileId, std::string>, std::weak_ptr<BlockDriver>> drivers;
   };
   std::shared_ptr<State> state_;
 };

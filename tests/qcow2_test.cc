@@ -421,7 +421,7 @@ TEST(Qcow2Chain, BackingFormatDetectedWhenTheExtensionIsMissing) {
     at += 8 + ((len + 7) & ~7u);
   }
   ASSERT_TRUE(found);
-  std::vector<ChainImage> chain;
+  std::vector<ImageSpec> chain;
   ASSERT_TRUE(ExpandImageChain(c.top, "", &chain).ok());
   ASSERT_EQ(chain.size(), 3u);
   EXPECT_EQ(chain[1].format, "qcow2");
@@ -439,12 +439,12 @@ TEST(Qcow2Chain, ExpandImageListPlacesBackingFiles) {
   ChainFiles c = MakeChain(dir, rng);
   const std::string other = dir.File("other.raw");
   MakeSourceRaw(other, kMiB, rng);
-  auto paths = [](const std::vector<ChainImage>& images) {
+  auto paths = [](const std::vector<ImageSpec>& images) {
     std::vector<std::string> p;
-    for (const ChainImage& i : images) p.push_back(i.path);
+    for (const ImageSpec& i : images) p.push_back(i.path);
     return p;
   };
-  std::vector<ChainImage> out;
+  std::vector<ImageSpec> out;
   ASSERT_TRUE(ExpandImageList({{c.top, ""}}, &out).ok());
   EXPECT_EQ(paths(out), (std::vector<std::string>{c.top, c.mid, c.base}));
   // The user lists part of the chain: no image twice.
@@ -478,7 +478,7 @@ TEST(Qcow2Chain, LoopsAndDepthAreRefused) {
   QemuImg({"create", "-q", "-f", "qcow2", a, "1M"});
   QemuImg({"create", "-q", "-f", "qcow2", "-b", "a.qcow2", "-F", "qcow2", b});
   QemuImg({"rebase", "-u", "-b", "b.qcow2", "-F", "qcow2", a});
-  std::vector<ChainImage> chain;
+  std::vector<ImageSpec> chain;
   Status loop = ExpandImageChain(b, "", &chain);
   ASSERT_FALSE(loop.ok());
   EXPECT_NE(loop.message().find("loops"), std::string::npos) << loop.message();

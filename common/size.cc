@@ -5,6 +5,8 @@
 #include <cstdio>
 #include <limits>
 
+#include "common/trim.h"
+
 namespace corfs {
 
 namespace {
@@ -24,9 +26,7 @@ int SuffixShift(std::string_view suffix) {
 }  // namespace
 
 Status ParseSize(std::string_view text, uint64_t* out) {
-  std::string_view s = text;
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
+  const std::string_view s = TrimSpace(text);
   const std::string quoted = "'" + std::string(text) + "'";
   if (s.empty()) return Status::Invalid("empty size");
   if (s.front() == '-') return Status::Invalid("size " + quoted + " is negative");

@@ -15,6 +15,7 @@
 #include <sstream>
 
 #include "common/size.h"
+#include "common/trim.h"
 #include "config/chain_resolver.h"
 #include "config/yaml_reader.h"
 
@@ -35,12 +36,6 @@ constexpr std::string_view kOnErrorWords[] = {"report", "ignore", "stop"};
 constexpr uint64_t kMaxId = 0xfffffffe;  // (uid_t)-1 means "unchanged" to the kernel
 constexpr uint64_t kMaxWorkers = 4096;
 constexpr uint64_t kDefaultChunkSize = 512 * 1024;
-
-std::string Trim(std::string_view text) {
-  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front()))) text.remove_prefix(1);
-  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.remove_suffix(1);
-  return std::string(text);
-}
 
 // A path with its symbolic links resolved as far as it exists, to compare
 // paths that need not exist yet (overlays).
@@ -64,7 +59,7 @@ bool ReadWriteThreshold(const Field& field, Diagnostics& diag, WriteThreshold* o
                field.what + ": expected a size (10G) or a percentage of the disk (80%), got " + Describe(field.node));
     return false;
   }
-  const std::string text = Trim(field.node.Scalar());
+  const std::string text(TrimSpace(field.node.Scalar()));
   if (text.empty() || text.back() != '%') {
     WriteThreshold threshold;
     if (!ReadSize(field, diag, &threshold.bytes)) return false;
@@ -72,7 +67,7 @@ bool ReadWriteThreshold(const Field& field, Diagnostics& diag, WriteThreshold* o
     *out = threshold;
     return true;
   }
-  const std::string number = Trim(std::string_view(text).substr(0, text.size() - 1));
+  const std::string number(TrimSpace(std::string_view(text).substr(0, text.size() - 1)));
   size_t dot = number.find('.');
   std::string whole = number.substr(0, dot);
   std::string fraction = dot == std::string::npos ? "" : number.substr(dot + 1);

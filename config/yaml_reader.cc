@@ -9,6 +9,7 @@
 #include <yaml-cpp/eventhandler.h>
 
 #include "common/size.h"
+#include "common/trim.h"
 
 namespace corfs::config {
 
@@ -20,12 +21,6 @@ std::string Lower(std::string_view text) {
   std::string out;
   for (char c : text) out.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
   return out;
-}
-
-std::string Trim(std::string_view text) {
-  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front()))) text.remove_prefix(1);
-  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.remove_suffix(1);
-  return std::string(text);
 }
 
 // `text` with control characters escaped (a NUL as \0, others as \xNN), so
@@ -280,7 +275,7 @@ bool ReadSize(const Field& field, Diagnostics& diag, uint64_t* out) {
 
 bool ReadUnsigned(const Field& field, uint64_t max, Diagnostics& diag, uint64_t* out) {
   if (!RequireScalar(field, "a whole number", diag)) return false;
-  const std::string text = Trim(field.node.Scalar());
+  const std::string text(TrimSpace(field.node.Scalar()));
   bool digits = !text.empty() && std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
   if (!digits) {
     diag.Error(field.mark, field.what + ": expected a whole number, got " + Quote(field.node.Scalar()));
@@ -301,7 +296,7 @@ bool ReadUnsigned(const Field& field, uint64_t max, Diagnostics& diag, uint64_t*
 
 bool ReadMode(const Field& field, Diagnostics& diag, uint32_t* out) {
   if (!RequireScalar(field, "an octal mode such as 0644", diag)) return false;
-  std::string text = Trim(field.node.Scalar());
+  std::string text(TrimSpace(field.node.Scalar()));
   if (text.size() > 2 && text[0] == '0' && (text[1] == 'o' || text[1] == 'O')) text = text.substr(2);
   bool octal = !text.empty() && text.size() <= 12 &&
                std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '7'; });

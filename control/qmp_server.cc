@@ -28,10 +28,10 @@ struct QmpServer::Client {
 
 namespace {
 
-// Fix: dump() throws on a string that is not UTF-8 (a backing file or image
-// named in Latin-1, say), and the throw on the poll thread (or the job thread
-// publishing an event) aborted the daemon, leaving a stale mount. Such bytes
-// are now sent as U+FFFD instead.
+// Bytes that are not UTF-8 (a backing file or image named in Latin-1, say)
+// are sent as U+FFFD: dump() would otherwise throw, and a throw on the poll
+// thread (or the job thread publishing an event) would abort the daemon and
+// leave a stale mount.
 std::string Line(const nlohmann::json& message) {
   return message.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
 }
@@ -117,8 +117,8 @@ QmpServer::~QmpServer() {
   Wake();
   if (thread_.joinable()) thread_.join();
   // Only a socket this server bound is removed: a server that failed to
-  // start because another corfs holds the path must leave that one alone
-  // (it used to unlink it, cutting the running mount off its control).
+  // start because another corfs holds the path must leave that one alone,
+  // or the running mount would be cut off its control.
   struct stat st {};
   if (bound_inode_ != 0 && ::lstat(socket_path_.c_str(), &st) == 0 && st.st_ino == bound_inode_) {
     ::unlink(socket_path_.c_str());
@@ -194,10 +194,9 @@ bool QmpServer::Receive(Client& client) {
   } while (n < 0 && errno == EINTR);
   if (n < 0) return errno == EAGAIN || errno == EWOULDBLOCK;
   if (n == 0) {
-    // Fix: EOF used to drop the client at once, losing the replies to the
-    // commands that came with it (`printf ... | socat - UNIX-CONNECT:...`
-    // got only the greeting about half the time). Now the loop writes
-    // what is owed first (see Client::eof).
+    // The client is not dropped yet: the replies to the commands that came
+    // with its EOF (`printf ... | socat - UNIX-CONNECT:...`) are owed, and
+    // the loop writes them before closing (see Client::eof).
     client.eof = true;
     return true;
   }

@@ -189,8 +189,19 @@ Status Qcow2Driver::LoadL2(uint64_t offset, Qcow2L2Cache::Table* table) {
   return Status::Ok();
 }
 
+// One L2 entry Map looked up, with what locates it for messages.
+struct Qcow2Driver::L2Entry {
+  uint64_t offset = 0;     // the guest offset asked about
+  uint64_t l2_offset = 0;  // the file offset of its L2 table
+  uint64_t entry = 0;      // the standard descriptor
+  uint64_t bitmap = 0;     // extended L2 entries: the subcluster bitmap
+
+  std::string Where() const {
+    return " (guest offset " + std::to_string(offset) + ", L2 table at " + Hex(l2_offset) + ")";
+  }
+};
+
 Status Qcow2Driver::Map(uint64_t offset, Extent* out) {
-  const uint32_t cluster_bits = header_.cluster_bits;
   const uint64_t cluster_size = header_.cluster_size();
   const uint32_t l1_shift = header_.l1_entry_shift();
   const uint64_t l1_index = offset >> l1_shift;
@@ -207,72 +218,83 @@ Status Qcow2Driver::Map(uint64_t offset, Extent* out) {
   CORFS_RETURN_IF_ERROR(l2_cache_.Get(
       l2_offset, [this](uint64_t at, Qcow2L2Cache::Table* t) { return LoadL2(at, t); }, &table));
 
-  const uint64_t l2_index = (offset >> cluster_bits) & ((uint64_t{1} << header_.l2_bits()) - 1);
+  const uint64_t l2_index = (offset >> header_.cluster_bits) & ((uint64_t{1} << header_.l2_bits()) - 1);
   const bool extended = header_.extended_l2();
-  const uint64_t entry = (*table)[extended ? 2 * l2_index : l2_index];
-  const uint64_t bitmap = extended ? (*table)[2 * l2_index + 1] : 0;
-  const uint64_t in_cluster = offset & (cluster_size - 1);
+  const L2Entry entry{offset, l2_offset, (*table)[extended ? 2 * l2_index : l2_index],
+                      extended ? (*table)[2 * l2_index + 1] : 0};
+  if (entry.entry & kL2Compressed) return MapCompressed(entry, out);
+  if (!extended) return MapStandard(entry, out);
+  return MapSubclusters(entry, out);
+}
+
+Status Qcow2Driver::MapCompressed(const L2Entry& entry, Extent* out) const {
+  // Offset in the low x bits, x = 62 - (cluster_bits - 8); above it, the
+  // number of 512-byte sectors beyond the one holding the offset.
+  const uint32_t x = 62 - (header_.cluster_bits - 8);
+  const uint64_t host = entry.entry & ((uint64_t{1} << x) - 1);
+  const uint64_t extra_sectors = (entry.entry & kDescriptorMask) >> x;
+  if ((host >> 56) != 0 || host >= header_.file_size) {
+    return Status::Corrupt(path_ + ": compressed cluster at " + Hex(host) + " lies past the end of the file (" +
+                           std::to_string(header_.file_size) + " bytes)" + entry.Where());
+  }
+  const uint64_t cluster_size = header_.cluster_size();
+  out->kind = Kind::kCompressed;
+  out->length = cluster_size - (entry.offset & (cluster_size - 1));
+  out->host = host;
+  out->descriptor = entry.entry & kDescriptorMask;
+  out->compressed_bytes = (extra_sectors + 1) * 512 - (host & 511);
+  return Status::Ok();
+}
+
+Status Qcow2Driver::CheckDataCluster(const L2Entry& entry, uint64_t host) const {
+  if (host % header_.cluster_size() != 0) {
+    return Status::Corrupt(path_ + ": data cluster offset " + Hex(host) + " is not a cluster boundary" +
+                           entry.Where());
+  }
+  if (host >= header_.file_size) {
+    return Status::Corrupt(path_ + ": data cluster at " + Hex(host) + " lies past the end of the file (" +
+                           std::to_string(header_.file_size) + " bytes)" + entry.Where());
+  }
+  return Status::Ok();
+}
+
+Status Qcow2Driver::MapStandard(const L2Entry& entry, Extent* out) const {
+  const uint64_t cluster_size = header_.cluster_size();
+  const uint64_t in_cluster = entry.offset & (cluster_size - 1);
   const uint64_t rest = cluster_size - in_cluster;
-  auto where = [&] { return " (guest offset " + std::to_string(offset) + ", L2 table at " + Hex(l2_offset) + ")"; };
-
-  if (entry & kL2Compressed) {
-    // Offset in the low x bits, x = 62 - (cluster_bits - 8); above it, the
-    // number of 512-byte sectors beyond the one holding the offset.
-    const uint32_t x = 62 - (cluster_bits - 8);
-    const uint64_t host = entry & ((uint64_t{1} << x) - 1);
-    const uint64_t extra_sectors = (entry & kDescriptorMask) >> x;
-    if ((host >> 56) != 0 || host >= header_.file_size) {
-      return Status::Corrupt(path_ + ": compressed cluster at " + Hex(host) + " lies past the end of the file (" +
-                             std::to_string(header_.file_size) + " bytes)" + where());
-    }
-    out->kind = Kind::kCompressed;
-    out->length = rest;
-    out->host = host;
-    out->descriptor = entry & kDescriptorMask;
-    out->compressed_bytes = (extra_sectors + 1) * 512 - (host & 511);
+  const uint64_t host = entry.entry & kOffsetMask;
+  if (header_.version >= 3 && (entry.entry & kL2ZeroFlag)) {
+    *out = Extent{Kind::kZero, rest};
     return Status::Ok();
   }
-
-  const uint64_t host = entry & kOffsetMask;
-  auto check_data = [&]() -> Status {
-    if (host % cluster_size != 0) {
-      return Status::Corrupt(path_ + ": data cluster offset " + Hex(host) + " is not a cluster boundary" + where());
-    }
-    if (host >= header_.file_size) {
-      return Status::Corrupt(path_ + ": data cluster at " + Hex(host) + " lies past the end of the file (" +
-                             std::to_string(header_.file_size) + " bytes)" + where());
-    }
-    return Status::Ok();
-  };
-
-  if (!extended) {
-    if (header_.version >= 3 && (entry & kL2ZeroFlag)) {
-      *out = Extent{Kind::kZero, rest};
-      return Status::Ok();
-    }
-    if (host == 0) {
-      *out = Extent{Kind::kUnallocated, rest};
-      return Status::Ok();
-    }
-    CORFS_RETURN_IF_ERROR(check_data());
-    *out = Extent{Kind::kData, rest, host + in_cluster};
+  if (host == 0) {
+    *out = Extent{Kind::kUnallocated, rest};
     return Status::Ok();
   }
+  CORFS_RETURN_IF_ERROR(CheckDataCluster(entry, host));
+  *out = Extent{Kind::kData, rest, host + in_cluster};
+  return Status::Ok();
+}
 
-  // Extended L2 entries: 32 subclusters, each allocated, zero or neither.
-  const uint32_t alloc = static_cast<uint32_t>(bitmap);
-  const uint32_t zero = static_cast<uint32_t>(bitmap >> 32);
+// Extended L2 entries: 32 subclusters, each allocated, zero or neither. The
+// extent is the run of subclusters of one kind from the guest offset.
+Status Qcow2Driver::MapSubclusters(const L2Entry& entry, Extent* out) const {
+  const uint64_t host = entry.entry & kOffsetMask;
+  const uint32_t alloc = static_cast<uint32_t>(entry.bitmap);
+  const uint32_t zero = static_cast<uint32_t>(entry.bitmap >> 32);
   if (alloc & zero) {
-    return Status::Corrupt(path_ + ": subclusters both allocated and zero (bitmap " + Hex(bitmap) + ")" + where());
+    return Status::Corrupt(path_ + ": subclusters both allocated and zero (bitmap " + Hex(entry.bitmap) + ")" +
+                           entry.Where());
   }
   if (alloc != 0) {
     if (host == 0) {
-      return Status::Corrupt(path_ + ": allocated subclusters without a host cluster (bitmap " + Hex(bitmap) + ")" +
-                             where());
+      return Status::Corrupt(path_ + ": allocated subclusters without a host cluster (bitmap " + Hex(entry.bitmap) +
+                             ")" + entry.Where());
     }
-    CORFS_RETURN_IF_ERROR(check_data());
+    CORFS_RETURN_IF_ERROR(CheckDataCluster(entry, host));
   }
-  const uint32_t sub_bits = cluster_bits - 5;
+  const uint64_t in_cluster = entry.offset & (header_.cluster_size() - 1);
+  const uint32_t sub_bits = header_.cluster_bits - 5;
   const uint32_t first = static_cast<uint32_t>(in_cluster >> sub_bits);
   auto kind_of = [&](uint32_t i) {
     if ((alloc >> i) & 1) return Kind::kData;

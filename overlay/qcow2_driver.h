@@ -95,6 +95,14 @@ class Qcow2Driver final : public BlockDriver {
   Qcow2Driver(std::string path, UniqueFd fd, Qcow2Header header, std::vector<uint64_t> l1, const Options& options);
 
   Status Map(uint64_t offset, Extent* out);
+  // The steps of Map once it has the L2 entry: a compressed cluster, a
+  // standard cluster, or the subclusters of an extended entry.
+  struct L2Entry;
+  Status MapCompressed(const L2Entry& entry, Extent* out) const;
+  Status MapStandard(const L2Entry& entry, Extent* out) const;
+  Status MapSubclusters(const L2Entry& entry, Extent* out) const;
+  // A data cluster's host offset is cluster-aligned and inside the file.
+  Status CheckDataCluster(const L2Entry& entry, uint64_t host) const;
   Status LoadL2(uint64_t offset, Qcow2L2Cache::Table* table);
   // A whole compressed cluster a Read inflates into its buffer at `out`.
   struct CompressedJob {

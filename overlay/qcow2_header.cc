@@ -110,30 +110,73 @@ Status ParseExtensions(std::span<const unsigned char> area, const std::string& p
   return Status::Ok();
 }
 
-}  // namespace
-
-uint64_t Qcow2Header::l1_entries_needed() const {
-  const uint32_t shift = l1_entry_shift();
-  return (size >> shift) + ((size & ((uint64_t{1} << shift) - 1)) != 0 ? 1 : 0);
-}
-
-Status ReadQcow2Header(int fd, const std::string& path, Qcow2Header* out) {
+// The size of the image file: for a block device, where reads end.
+Status ImageFileSize(int fd, const std::string& path, uint64_t* out) {
   struct stat st {};
   if (::fstat(fd, &st) != 0) return Status::FromErrno("stat " + path);
   if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
     return Status::Invalid(path + " is neither a regular file nor a block device");
   }
-  uint64_t file_size = static_cast<uint64_t>(st.st_size);
+  *out = static_cast<uint64_t>(st.st_size);
   if (S_ISBLK(st.st_mode)) {
-    // A block device: its size is where reads end.
     off_t end = ::lseek(fd, 0, SEEK_END);
     if (end < 0) return Status::FromErrno("size of " + path);
-    file_size = static_cast<uint64_t>(end);
+    *out = static_cast<uint64_t>(end);
   }
+  return Status::Ok();
+}
 
-  Qcow2Header h;
-  h.file_size = file_size;
-  std::array<unsigned char, 112> raw{};
+// The first bytes of the file: the fixed header of either version.
+using RawHeader = std::array<unsigned char, 112>;
+
+// The compression type field (v3, byte 104 when the header has it), checked
+// against the compression type feature bit.
+Status ReadCompressionType(const RawHeader& raw, const std::string& path, Qcow2Header* h) {
+  uint8_t compression_type = h->header_length > 104 ? raw[104] : 0;
+  if (h->incompatible_features & kQcow2IncompatCompression) {
+    if (compression_type == 0) {
+      return Status::Corrupt(path + ": the compression type feature bit is set, but the compression_type "
+                                    "field is missing or zero");
+    }
+  } else if (compression_type != 0) {
+    return Status::Corrupt(path + ": compression_type " + std::to_string(compression_type) +
+                           " without the compression type feature bit");
+  }
+  if (compression_type > 1) {
+    return Status::Error(EOPNOTSUPP, path + ": qcow2 compression type " + std::to_string(compression_type) +
+                                         " is not supported (only zlib and zstd)");
+  }
+  h->compression = static_cast<Qcow2Compression>(compression_type);
+  return Status::Ok();
+}
+
+// The fields only version 3 has: feature bits, refcount order, header
+// length and compression type.
+Status ReadV3Fields(const RawHeader& raw, const std::string& path, Qcow2Header* h) {
+  if (h->file_size < 104) {
+    return Status::Corrupt(path + ": qcow2 v3 image truncated: the file has " + std::to_string(h->file_size) +
+                           " bytes, less than a v3 header");
+  }
+  h->incompatible_features = Be64(raw.data() + 72);
+  h->compatible_features = Be64(raw.data() + 80);
+  h->autoclear_features = Be64(raw.data() + 88);
+  h->refcount_order = Be32(raw.data() + 96);
+  h->header_length = Be32(raw.data() + 100);
+  const uint64_t cluster_size = h->cluster_size();
+  if (h->header_length < 104 || h->header_length % 8 != 0 || h->header_length > cluster_size ||
+      h->header_length > h->file_size) {
+    return Status::Corrupt(path + ": qcow2 header_length " + std::to_string(h->header_length) +
+                           " is not a multiple of 8 between 104 and the cluster size (" +
+                           std::to_string(cluster_size) + ") inside the file");
+  }
+  return ReadCompressionType(raw, path, h);
+}
+
+// The magic, the version and the fields both versions have, then those of
+// version 3. `h->file_size` is known.
+Status ReadFixedFields(int fd, const std::string& path, Qcow2Header* h) {
+  const uint64_t file_size = h->file_size;
+  RawHeader raw{};
   if (file_size < 4) return Status::Invalid(path + " is not a qcow2 image (shorter than its magic)");
   CORFS_RETURN_IF_ERROR(
       PreadFull(fd, std::span<char>(reinterpret_cast<char*>(raw.data()), raw.size()), 0, path));
@@ -142,84 +185,56 @@ Status ReadQcow2Header(int fd, const std::string& path, Qcow2Header* out) {
     return Status::Corrupt(path + ": qcow2 image truncated: the file has " + std::to_string(file_size) +
                            " bytes, less than a header");
   }
-  h.version = Be32(raw.data() + 4);
-  if (h.version != 2 && h.version != 3) {
-    return Status::Error(EOPNOTSUPP, path + ": qcow2 version " + std::to_string(h.version) +
+  h->version = Be32(raw.data() + 4);
+  if (h->version != 2 && h->version != 3) {
+    return Status::Error(EOPNOTSUPP, path + ": qcow2 version " + std::to_string(h->version) +
                                          " is not supported (only versions 2 and 3)");
   }
-  h.backing_file_offset = Be64(raw.data() + 8);
-  h.backing_file_size = Be32(raw.data() + 16);
-  h.cluster_bits = Be32(raw.data() + 20);
-  h.size = Be64(raw.data() + 24);
-  h.crypt_method = Be32(raw.data() + 32);
-  h.l1_size = Be32(raw.data() + 36);
-  h.l1_table_offset = Be64(raw.data() + 40);
-  h.refcount_table_offset = Be64(raw.data() + 48);
-  h.refcount_table_clusters = Be32(raw.data() + 56);
-  h.nb_snapshots = Be32(raw.data() + 60);
-  h.snapshots_offset = Be64(raw.data() + 64);
+  h->backing_file_offset = Be64(raw.data() + 8);
+  h->backing_file_size = Be32(raw.data() + 16);
+  h->cluster_bits = Be32(raw.data() + 20);
+  h->size = Be64(raw.data() + 24);
+  h->crypt_method = Be32(raw.data() + 32);
+  h->l1_size = Be32(raw.data() + 36);
+  h->l1_table_offset = Be64(raw.data() + 40);
+  h->refcount_table_offset = Be64(raw.data() + 48);
+  h->refcount_table_clusters = Be32(raw.data() + 56);
+  h->nb_snapshots = Be32(raw.data() + 60);
+  h->snapshots_offset = Be64(raw.data() + 64);
 
-  if (h.cluster_bits < kQcow2MinClusterBits || h.cluster_bits > kQcow2MaxClusterBits) {
-    return Status::Corrupt(path + ": qcow2 cluster_bits " + std::to_string(h.cluster_bits) + " is outside " +
+  if (h->cluster_bits < kQcow2MinClusterBits || h->cluster_bits > kQcow2MaxClusterBits) {
+    return Status::Corrupt(path + ": qcow2 cluster_bits " + std::to_string(h->cluster_bits) + " is outside " +
                            std::to_string(kQcow2MinClusterBits) + ".." + std::to_string(kQcow2MaxClusterBits));
   }
-  const uint64_t cluster_size = h.cluster_size();
+  if (h->version >= 3) return ReadV3Fields(raw, path, h);
+  h->header_length = 72;
+  return Status::Ok();
+}
 
-  if (h.version >= 3) {
-    if (file_size < 104) {
-      return Status::Corrupt(path + ": qcow2 v3 image truncated: the file has " + std::to_string(file_size) +
-                             " bytes, less than a v3 header");
-    }
-    h.incompatible_features = Be64(raw.data() + 72);
-    h.compatible_features = Be64(raw.data() + 80);
-    h.autoclear_features = Be64(raw.data() + 88);
-    h.refcount_order = Be32(raw.data() + 96);
-    h.header_length = Be32(raw.data() + 100);
-    if (h.header_length < 104 || h.header_length % 8 != 0 || h.header_length > cluster_size ||
-        h.header_length > file_size) {
-      return Status::Corrupt(path + ": qcow2 header_length " + std::to_string(h.header_length) +
-                             " is not a multiple of 8 between 104 and the cluster size (" +
-                             std::to_string(cluster_size) + ") inside the file");
-    }
-    uint8_t compression_type = h.header_length > 104 ? raw[104] : 0;
-    if (h.incompatible_features & kQcow2IncompatCompression) {
-      if (compression_type == 0) {
-        return Status::Corrupt(path + ": the compression type feature bit is set, but the compression_type "
-                                      "field is missing or zero");
-      }
-    } else if (compression_type != 0) {
-      return Status::Corrupt(path + ": compression_type " + std::to_string(compression_type) +
-                             " without the compression type feature bit");
-    }
-    if (compression_type > 1) {
-      return Status::Error(EOPNOTSUPP, path + ": qcow2 compression type " + std::to_string(compression_type) +
-                                           " is not supported (only zlib and zstd)");
-    }
-    h.compression = static_cast<Qcow2Compression>(compression_type);
-  } else {
-    h.header_length = 72;
-  }
+Status CheckNotEncrypted(const Qcow2Header& h, const std::string& path) {
+  if (h.crypt_method == 0) return Status::Ok();
+  std::string method = h.crypt_method == 1 ? "AES" : h.crypt_method == 2 ? "LUKS" : "method " +
+                                                                                   std::to_string(h.crypt_method);
+  return Status::Error(EOPNOTSUPP, path + ": encrypted qcow2 images (" + method + ") are not supported");
+}
 
-  if (h.crypt_method != 0) {
-    std::string method = h.crypt_method == 1 ? "AES" : h.crypt_method == 2 ? "LUKS" : "method " +
-                                                                                     std::to_string(h.crypt_method);
-    return Status::Error(EOPNOTSUPP, path + ": encrypted qcow2 images (" + method + ") are not supported");
+// The header extensions: after the header, up to the end of the first
+// cluster or the backing file name, whichever comes first.
+Status ReadExtensions(int fd, const std::string& path, Qcow2Header* h) {
+  uint64_t area_end = std::min(h->cluster_size(), h->file_size);
+  if (h->backing_file_offset > h->header_length && h->backing_file_offset < area_end) {
+    area_end = h->backing_file_offset;
   }
+  if (area_end <= h->header_length) return Status::Ok();
+  std::vector<unsigned char> area(area_end - h->header_length);
+  CORFS_RETURN_IF_ERROR(PreadFull(
+      fd, std::span<char>(reinterpret_cast<char*>(area.data()), area.size()), h->header_length, path));
+  return ParseExtensions(area, path, h);
+}
 
-  // The header extensions: after the header, up to the end of the first
-  // cluster or the backing file name, whichever comes first.
-  uint64_t area_end = std::min(cluster_size, file_size);
-  if (h.backing_file_offset > h.header_length && h.backing_file_offset < area_end) {
-    area_end = h.backing_file_offset;
-  }
-  if (area_end > h.header_length) {
-    std::vector<unsigned char> area(area_end - h.header_length);
-    CORFS_RETURN_IF_ERROR(PreadFull(
-        fd, std::span<char>(reinterpret_cast<char*>(area.data()), area.size()), h.header_length, path));
-    CORFS_RETURN_IF_ERROR(ParseExtensions(area, path, &h));
-  }
-
-  // Incompatible features, now that the feature names are known.
+// The incompatible features this reader cannot follow. Checked after the
+// extensions so that unknown bits are named from the feature name table.
+Status CheckFeatures(const Qcow2Header& h, const std::string& path) {
   const uint64_t unknown = h.incompatible_features & ~kQcow2IncompatKnown;
   if (unknown != 0) {
     return Status::Error(EOPNOTSUPP, path + ": unknown incompatible qcow2 feature " +
@@ -231,10 +246,14 @@ Status ReadQcow2Header(int fd, const std::string& path, Qcow2Header* out) {
   }
   if (h.extended_l2() && h.cluster_bits < 14) {
     return Status::Corrupt(path + ": extended L2 entries need clusters of at least 16 KiB, the image has " +
-                           std::to_string(cluster_size) + " bytes");
+                           std::to_string(h.cluster_size()) + " bytes");
   }
+  return Status::Ok();
+}
 
-  // The virtual size and the L1 table.
+// The virtual size and the bounds of the L1 table: large enough for the
+// size, at most 32 MiB, cluster-aligned and inside the file.
+Status CheckL1Table(const Qcow2Header& h, const std::string& path) {
   if (h.size >= kQcow2MaxVirtualSize) {
     return Status::Corrupt(path + ": qcow2 virtual size " + std::to_string(h.size) + " is too large");
   }
@@ -247,35 +266,56 @@ Status ReadQcow2Header(int fd, const std::string& path, Qcow2Header* out) {
     return Status::Corrupt(path + ": qcow2 L1 table has " + std::to_string(h.l1_size) + " entries, the virtual size " +
                            std::to_string(h.size) + " needs " + std::to_string(needed));
   }
-  if (h.l1_size > 0) {
-    if (h.l1_table_offset == 0 || h.l1_table_offset % cluster_size != 0) {
-      return Status::Corrupt(path + ": qcow2 L1 table offset " + Hex(h.l1_table_offset) +
-                             " is not a cluster boundary after the header");
-    }
-    if (h.l1_table_offset > file_size || uint64_t{h.l1_size} * 8 > file_size - h.l1_table_offset) {
-      return Status::Corrupt(path + ": qcow2 L1 table (" + std::to_string(h.l1_size) + " entries at " +
-                             Hex(h.l1_table_offset) + ") runs past the end of the file (" +
-                             std::to_string(file_size) + " bytes); the image is truncated or damaged");
-    }
+  if (h.l1_size == 0) return Status::Ok();
+  if (h.l1_table_offset == 0 || h.l1_table_offset % h.cluster_size() != 0) {
+    return Status::Corrupt(path + ": qcow2 L1 table offset " + Hex(h.l1_table_offset) +
+                           " is not a cluster boundary after the header");
   }
+  if (h.l1_table_offset > h.file_size || uint64_t{h.l1_size} * 8 > h.file_size - h.l1_table_offset) {
+    return Status::Corrupt(path + ": qcow2 L1 table (" + std::to_string(h.l1_size) + " entries at " +
+                           Hex(h.l1_table_offset) + ") runs past the end of the file (" +
+                           std::to_string(h.file_size) + " bytes); the image is truncated or damaged");
+  }
+  return Status::Ok();
+}
 
-  // The backing file name.
-  if (h.backing_file_offset != 0 && h.backing_file_size != 0) {
-    if (h.backing_file_size > kQcow2MaxBackingNameLength) {
-      return Status::Corrupt(path + ": qcow2 backing file name of " + std::to_string(h.backing_file_size) +
-                             " bytes is longer than 1023");
-    }
-    if (h.backing_file_offset > file_size || h.backing_file_size > file_size - h.backing_file_offset) {
-      return Status::Corrupt(path + ": qcow2 backing file name at " + Hex(h.backing_file_offset) +
-                             " runs past the end of the file");
-    }
-    std::string name(h.backing_file_size, '\0');
-    CORFS_RETURN_IF_ERROR(PreadFull(fd, name, h.backing_file_offset, path));
-    if (name.find('\0') != std::string::npos) {
-      return Status::Corrupt(path + ": qcow2 backing file name '" + Printable(name) + "' holds a NUL byte");
-    }
-    h.backing_file = std::move(name);
+// The backing file name, when the header gives one: bounded, inside the
+// file, without NUL bytes.
+Status ReadBackingName(int fd, const std::string& path, Qcow2Header* h) {
+  if (h->backing_file_offset == 0 || h->backing_file_size == 0) return Status::Ok();
+  if (h->backing_file_size > kQcow2MaxBackingNameLength) {
+    return Status::Corrupt(path + ": qcow2 backing file name of " + std::to_string(h->backing_file_size) +
+                           " bytes is longer than 1023");
   }
+  if (h->backing_file_offset > h->file_size || h->backing_file_size > h->file_size - h->backing_file_offset) {
+    return Status::Corrupt(path + ": qcow2 backing file name at " + Hex(h->backing_file_offset) +
+                           " runs past the end of the file");
+  }
+  std::string name(h->backing_file_size, '\0');
+  CORFS_RETURN_IF_ERROR(PreadFull(fd, name, h->backing_file_offset, path));
+  if (name.find('\0') != std::string::npos) {
+    return Status::Corrupt(path + ": qcow2 backing file name '" + Printable(name) + "' holds a NUL byte");
+  }
+  h->backing_file = std::move(name);
+  return Status::Ok();
+}
+
+}  // namespace
+
+uint64_t Qcow2Header::l1_entries_needed() const {
+  const uint32_t shift = l1_entry_shift();
+  return (size >> shift) + ((size & ((uint64_t{1} << shift) - 1)) != 0 ? 1 : 0);
+}
+
+Status ReadQcow2Header(int fd, const std::string& path, Qcow2Header* out) {
+  Qcow2Header h;
+  CORFS_RETURN_IF_ERROR(ImageFileSize(fd, path, &h.file_size));
+  CORFS_RETURN_IF_ERROR(ReadFixedFields(fd, path, &h));
+  CORFS_RETURN_IF_ERROR(CheckNotEncrypted(h, path));
+  CORFS_RETURN_IF_ERROR(ReadExtensions(fd, path, &h));
+  CORFS_RETURN_IF_ERROR(CheckFeatures(h, path));
+  CORFS_RETURN_IF_ERROR(CheckL1Table(h, path));
+  CORFS_RETURN_IF_ERROR(ReadBackingName(fd, path, &h));
   *out = std::move(h);
   return Status::Ok();
 }

@@ -7,6 +7,7 @@
 #include "cli/commands.h"
 #include "common/hex.h"
 #include "common/size.h"
+#include "overlay/overlay_files.h"
 #include "overlay/overlay_inspect.h"
 
 namespace corfs::cli {
@@ -22,12 +23,12 @@ double Percent(const overlay::OverlayInfo& info) {
 
 void PrintJson(const overlay::OverlayInfo& info) {
   nlohmann::json chain = nlohmann::json::array();
-  for (const overlay::ChainEntryInfo& entry : info.chain) {
-    chain.push_back({{"path", entry.recorded.path},
-                     {"resolved-path", entry.resolved_path},
-                     {"format", entry.recorded.format},
-                     {"size", entry.recorded.size},
-                     {"fingerprint", Hex16(entry.recorded.fingerprint)}});
+  for (const overlay::BackingImage& image : info.header.chain) {
+    chain.push_back({{"path", image.spec.path},
+                     {"resolved-path", overlay::ResolveBackingPath(info.path, image.spec.path)},
+                     {"format", image.spec.format},
+                     {"size", image.identity.size},
+                     {"fingerprint", Hex16(image.identity.fingerprint)}});
   }
   nlohmann::json out = {{"path", info.path},
                         {"virtual-size", info.header.virtual_size},
@@ -52,15 +53,15 @@ void PrintText(const overlay::OverlayInfo& info) {
               FormatSize(info.allocated_bytes).c_str(), Percent(info), info.allocated_clusters, h.cluster_count());
   std::printf("disk usage:     %s\n", FormatSize(info.data_file_bytes).c_str());
   std::printf("state:          %s\n", State(h).c_str());
-  if (info.chain.empty()) {
+  if (h.chain.empty()) {
     std::printf("backing chain:  none\n");
     return;
   }
   std::printf("backing chain:\n");
-  for (size_t i = 0; i < info.chain.size(); ++i) {
-    const overlay::BackingRef& ref = info.chain[i].recorded;
-    std::printf("  %zu. %s (%s, %s, fingerprint %s)\n", i + 1, ref.path.c_str(), ref.format.c_str(),
-                FormatSize(ref.size).c_str(), Hex16(ref.fingerprint).c_str());
+  for (size_t i = 0; i < h.chain.size(); ++i) {
+    const overlay::BackingImage& image = h.chain[i];
+    std::printf("  %zu. %s (%s, %s, fingerprint %s)\n", i + 1, image.spec.path.c_str(), image.spec.format.c_str(),
+                FormatSize(image.identity.size).c_str(), Hex16(image.identity.fingerprint).c_str());
   }
 }
 

@@ -27,8 +27,9 @@ nlohmann::json ImageJson(const ControlledImage& image, jobs::JobManager& jobs) {
   const overlay::Overlay& ovl = *image.overlay;
   overlay::OverlayHeader header = ovl.header();
   nlohmann::json chain = nlohmann::json::array();
-  for (const overlay::BackingRef& ref : header.chain) {
-    chain.push_back({{"filename", ref.path}, {"format", ref.format}, {"virtual-size", ref.size}});
+  for (const overlay::BackingImage& backing : header.chain) {
+    chain.push_back(
+        {{"filename", backing.spec.path}, {"format", backing.spec.format}, {"virtual-size", backing.identity.size}});
   }
   nlohmann::json job = nullptr;
   for (const jobs::JobInfo& info : jobs.List()) {

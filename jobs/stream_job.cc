@@ -4,6 +4,8 @@
 #include <thread>
 #include <vector>
 
+#include "jobs/stream_plan.h"
+
 namespace corfs::jobs {
 
 namespace {
@@ -107,20 +109,20 @@ Status StreamJob::Pass(bool wait_for_busy) {
     uint64_t walked = 0;
     uint64_t to_copy = 0;
     while (pos < end_ && chunks.size() < max_chunks && walked < kMaxBatchWalk) {
-      overlay::StreamRun run;
-      Status planned = overlay_.PlanStream(pos, end_ - pos, end_layer_, &run);
+      StreamRun run;
+      Status planned = PlanStream(overlay_, pos, end_ - pos, end_layer_, &run);
       if (!planned.ok()) {
         ErrorAction action = OnStepError(planned, /*is_read=*/true);
         if (action == ErrorAction::kFail) return planned;
         if (action == ErrorAction::kRetry) continue;
-        run = {overlay::StreamWork::kLocal, std::min<uint64_t>(end_ - pos, overlay_.cluster_size())};
+        run = {StreamWork::kLocal, std::min<uint64_t>(end_ - pos, overlay_.cluster_size())};
       }
       uint64_t length = run.length;
-      if (run.work == overlay::StreamWork::kCopy) {
+      if (run.work == StreamWork::kCopy) {
         length = std::min(length, options_.chunk_size);
         chunks.push_back({pos, length, /*copy=*/true});
         to_copy += length;
-      } else if (run.work == overlay::StreamWork::kZero) {
+      } else if (run.work == StreamWork::kZero) {
         length = std::min(length, kMaxZeroChunk);
         chunks.push_back({pos, length, /*copy=*/false});
       }

@@ -7,6 +7,12 @@
 // The in-memory copy is the truth for the running process. Pages (4 KiB of
 // bitmap) whose bits changed since the last commit are marked dirty; a commit
 // takes them and writes them to NAME.cor after the data is durable.
+//
+// Threading: Test, SetRange, RunLength and CountSet may be called from
+// several threads at once and take no lock (atomic words). Load and
+// HasBitsPastEnd come before the bitmap is shared. TakeDirtyPages and
+// MarkDirty are called by one committer at a time (the overlay's
+// commit_mutex_), while other threads call SetRange.
 
 #include <atomic>
 #include <cstdint>

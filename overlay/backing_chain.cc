@@ -10,7 +10,8 @@ BackingChain::BackingChain(std::vector<std::unique_ptr<BlockDriver>> layers, uin
                                                              std::make_move_iterator(layers.end())),
                    disk_size) {}
 
-BackingChain::BackingChain(std::vector<std::shared_ptr<BlockDriver>> layers, uint64_t disk_size) {
+BackingChain::BackingChain(std::vector<std::shared_ptr<BlockDriver>> layers, uint64_t disk_size)
+    : disk_size_(disk_size) {
   uint64_t visible = disk_size;
   for (auto& driver : layers) {
     visible = std::min(visible, driver->size());
@@ -77,6 +78,28 @@ Status BackingChain::GetBlockStatus(uint64_t offset, uint64_t length, size_t end
   }
   *out = {Allocation::kUnallocated, length};
   return Status::Ok();
+}
+
+Status BackingChain::GetUpperLayersStatus(uint64_t offset, uint64_t length, size_t end_layer,
+                                          UpperLayersStatus* out) {
+  end_layer = std::min(end_layer, depth());
+  *out = {};
+  out->has_lower_layers = end_layer < depth();
+  if (out->has_lower_layers) {
+    // Past the end of an upper layer the disk reads zeros, while layer
+    // `end_layer` may hold bytes there. Today that layer shows up to
+    // visible_size(end_layer), which is cut at the end of every upper
+    // layer; without them it would show up to its own size (cut at the
+    // disk's). Its bytes in between are hidden now.
+    const uint64_t hidden_from = visible_size(end_layer);
+    const uint64_t lower_end = std::min(disk_size_, layers_[end_layer].driver->size());
+    if (offset >= hidden_from && offset < lower_end) {
+      out->status = {Allocation::kZero, std::min(length, lower_end - offset)};
+      out->hides_lower_bytes = true;
+      return Status::Ok();
+    }
+  }
+  return GetBlockStatus(offset, length, end_layer, &out->status);
 }
 
 }  // namespace corfs::overlay

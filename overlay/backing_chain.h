@@ -6,6 +6,10 @@
 // layer is seen only up to its own size and the size of every layer above it:
 // past the end of a backing image the disk reads zeros, whatever lies below,
 // as in QEMU.
+//
+// Threading: a chain does not change once made (the overlay replaces it
+// whole when its chain changes), and every method may be called from
+// several threads at once, as BlockDriver allows for its reads.
 
 #include <memory>
 #include <vector>
@@ -13,6 +17,22 @@
 #include "overlay/block_driver.h"
 
 namespace corfs::overlay {
+
+// What the layers above layer `end_layer` of a chain (the upper layers) say
+// about a run of the disk: what a stream down to that layer (its base)
+// needs to know to move the run into the overlay.
+struct UpperLayersStatus {
+  // kData or kZero: an upper layer holds the run, or knows it is zero;
+  // kUnallocated: none does, and what shows there comes from the layers
+  // below them.
+  BlockStatus status;
+  // Layers from `end_layer` down exist (with none, kUnallocated reads as zeros).
+  bool has_lower_layers = false;
+  // The run lies past the end of an upper layer but inside layer
+  // `end_layer`: the disk reads zeros there (status is kZero) while that
+  // layer has bytes there, which would show once the upper layers were gone.
+  bool hides_lower_bytes = false;
+};
 
 class BackingChain {
  public:
@@ -46,7 +66,12 @@ class BackingChain {
   // holds the run.
   Status GetBlockStatus(uint64_t offset, uint64_t length, size_t end_layer, BlockStatus* out, size_t* layer);
 
+  // The run at `offset` (at most `length` bytes) as the top `end_layer`
+  // layers see it; an `end_layer` past the bottom means the whole chain.
+  Status GetUpperLayersStatus(uint64_t offset, uint64_t length, size_t end_layer, UpperLayersStatus* out);
+
  private:
+  // An opened backing image, and how much of it shows.
   struct Layer {
     std::shared_ptr<BlockDriver> driver;  // shared: images over one template open it once
     uint64_t visible_size;  // min(disk size, size of this layer and of all above)
@@ -54,6 +79,7 @@ class BackingChain {
 
   Status ReadFrom(size_t layer, size_t end_layer, uint64_t offset, std::span<char> buf);
 
+  uint64_t disk_size_ = 0;
   std::vector<Layer> layers_;
 };
 

@@ -6,6 +6,17 @@
 // zeros. GetBlockStatus tells, for a range, whether the image itself holds the
 // data (kData), knows it is zero (kZero), or holds nothing so that a lower
 // layer of a chain shows through (kUnallocated), and how long that run is.
+//
+// Threading: every method may be called from several threads at once on one
+// driver. A backing image is read together by its overlay's guest requests
+// and stream workers, and, through SharedImageCache, by every overlay over
+// the same template. The drivers allow it: RawDriver makes only positional
+// system calls (pread, pwrite, fallocate, fdatasync, and lseek with
+// SEEK_DATA / SEEK_HOLE, whose moving of the file offset no call relies
+// on); Qcow2Driver is read-only and locks its caches; FaultInjectionDriver
+// counts its failures with atomics; the ForwardingDriver wrappers (it, and
+// the shared image cache's handles) add no other state. A new driver must
+// allow it too.
 
 #include <cstdint>
 #include <memory>

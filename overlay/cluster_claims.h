@@ -10,6 +10,17 @@
 //
 // Claims are few at any time (in-flight requests), so they live in a small
 // hash set per shard rather than in a per-cluster array.
+//
+// Threading: every method of ClusterClaims may be called from several
+// threads at once; a shard's mutex is held only to look at its set (a leaf
+// of the overlay's lock order). A ClaimedRun belongs to the thread that made
+// it. A claim is held like a lock, across I/O, so claims cannot deadlock
+// only because every thread takes the claims of a run in ascending cluster
+// order and holds one run at a time (it releases a run before it claims
+// the next), and because no thread that holds a claim waits for anything
+// that waits for a claim: while holding one a thread may take the
+// overlay's header_mutex_ (its chain snapshot), the write threshold's
+// mutex and the drivers' own locks, all of which are leaves.
 
 #include <condition_variable>
 #include <cstdint>
@@ -44,27 +55,30 @@ class ClusterClaims {
   Shard shards_[kShards];
 };
 
-// Holds claims on a contiguous run of clusters and releases them on scope exit.
+// Claims on a run of clusters, taken at construction and released on scope
+// exit: the one way the overlay claims clusters.
 class ClaimedRun {
  public:
-  ClaimedRun(ClusterClaims& claims, uint64_t first) : claims_(claims), first_(first) {}
+  // Claims up to `max` clusters from `first`, in order, stopping at the
+  // first one it cannot claim: allocated (before or after waiting for its
+  // claimant), or, when `wait` is false, claimed by someone else. count()
+  // says how many it holds; 0 when it could not claim `first`.
+  ClaimedRun(ClusterClaims& claims, uint64_t first, uint64_t max, bool wait) : claims_(claims), first_(first) {
+    while (count_ < max && (wait ? claims_.Acquire(first_ + count_) : claims_.TryAcquire(first_ + count_))) {
+      ++count_;
+    }
+  }
   ClaimedRun(const ClaimedRun&) = delete;
   ClaimedRun& operator=(const ClaimedRun&) = delete;
   ~ClaimedRun() {
     for (uint64_t i = 0; i < count_; ++i) claims_.Release(first_ + i);
-  }
-  // Claims the next cluster of the run; false if it is allocated.
-  bool Extend(bool wait) {
-    bool claimed = wait ? claims_.Acquire(first_ + count_) : claims_.TryAcquire(first_ + count_);
-    if (claimed) ++count_;
-    return claimed;
   }
   uint64_t first() const { return first_; }
   uint64_t count() const { return count_; }
 
  private:
   ClusterClaims& claims_;
-  uint64_t first_;
+  const uint64_t first_;
   uint64_t count_ = 0;
 };
 

@@ -3,6 +3,11 @@
 // a mount, so background jobs can tell whether guests are doing I/O anywhere
 // on it, not only on the image they copy.
 //
+// It counts requests that arrived, not requests being served: those are
+// the image's requests in flight (Overlay::guest_io_in_flight), which a
+// stream of that image waits on; both are kept by the overlay for each
+// guest request it serves.
+//
 // A stream that sees the count move between two of its batches copies its
 // next batch with one thread instead of the whole pool, leaving the other
 // cores to the threads that serve guests. Measured on 2 cores: the p99 of
@@ -15,6 +20,8 @@
 
 namespace corfs::overlay {
 
+// Threading: Note and Sample may be called from several threads at once
+// (relaxed atomics; a count that comes one sample late does no harm).
 class GuestActivity {
  public:
   // Called for every guest request, on the I/O path of every image: it only

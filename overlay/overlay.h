@@ -17,43 +17,44 @@
 // cluster was synced (Commit). Flush commits; a background thread commits
 // about once a second; closing commits.
 //
-// All methods are thread-safe.
+// Where the parts live:
+//   overlay_open.cc    Create and Open (the files themselves: overlay_files.h)
+//   overlay_io.cc      guest reads and writes, copy-on-read, Populate
+//   overlay.cc         commits, header updates (chain surgery), queries
+//   data_file.h        writes to NAME that keep zeros as holes
+//   cluster_claims.h   who may fill a cluster the overlay lacks
+//   commit_thread.h    the background commit
+//   write_threshold.h  the one-shot alarm on allocation
+//
+// Threading: every public method may be called from several threads at
+// once, except Close (and the destructor), which comes after all others.
+// The locks and the order they are taken in are listed at the members.
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "common/unique_fd.h"
 #include "overlay/allocation_bitmap.h"
 #include "overlay/backing_chain.h"
 #include "overlay/cluster_claims.h"
+#include "overlay/commit_thread.h"
+#include "overlay/data_file.h"
 #include "overlay/guest_activity.h"
 #include "overlay/image_opener.h"
+#include "overlay/overlay_files.h"
 #include "overlay/overlay_header.h"
 #include "overlay/write_behind.h"
+#include "overlay/write_threshold.h"
 
 namespace corfs::overlay {
-
-// What a stream job has to do with a run of the disk (Overlay::PlanStream).
-enum class StreamWork {
-  kLocal,      // the overlay holds it already
-  kCopy,       // an image of the chain holds data: copy it
-  kZero,       // it reads as zeros: record that, no reading needed
-  kBelowBase,  // only the base or images below it hold it: leave it there
-};
-
-struct StreamRun {
-  StreamWork work = StreamWork::kLocal;
-  uint64_t length = 0;
-};
 
 struct CreateOptions {
   std::vector<ImageSpec> backing;  // top first; relative paths are relative to the current folder
@@ -78,9 +79,6 @@ struct OpenOptions {
   std::shared_ptr<GuestActivity> guest_activity;
 };
 
-// The metadata file of the overlay whose data file is `path`.
-std::string MetadataPath(const std::string& path);
-
 // Checks a cluster size given by a user: a power of two in [4 KiB, 2 MiB].
 Status ValidateClusterSize(uint64_t cluster_size);
 
@@ -102,9 +100,11 @@ class Overlay {
   uint64_t cluster_size() const { return uint64_t{1} << cluster_bits_; }
   uint64_t cluster_count() const { return bitmap_.clusters(); }
   uint64_t allocated_clusters() const { return bitmap_.CountSet(); }
+  uint64_t allocated_bytes() const { return std::min(size_, allocated_clusters() * cluster_size()); }
   bool read_only() const { return read_only_; }
   OverlayHeader header() const;
 
+  // Guest I/O (overlay_io.cc).
   Status Read(uint64_t offset, std::span<char> buf);
   Status Write(uint64_t offset, std::span<const char> data);
   // Makes the range read as zeros (discard and write-zeroes alike).
@@ -112,9 +112,25 @@ class Overlay {
   // Commits: data synced, then the bitmap written and synced.
   Status Flush() { return Commit(); }
 
+  // The data file's descriptor when the overlay holds every cluster of
+  // [offset, offset + length), else -1. A read of such a range needs nothing
+  // from the chain, so the FUSE server can hand the file range to the kernel
+  // (splice) instead of copying it through a buffer. Local data only changes
+  // by guest writes, which a concurrent read may see or not, as with pread.
+  int LocalDataFd(uint64_t offset, uint64_t length) const;
+
   // Allocation of the disk as a whole (overlay, then chain): kData, kZero, or
   // kUnallocated where no image holds the range (it reads as zeros).
   Status GetBlockStatus(uint64_t offset, uint64_t length, BlockStatus* out);
+
+  // The run at `offset` (at most `length` bytes) whose clusters the overlay
+  // either all holds (*local true) or all lacks, and its length. Reads the
+  // bitmap only: no lock, no chain.
+  Status GetLocalRun(uint64_t offset, uint64_t length, bool* local, uint64_t* run_length) const;
+  // What the top `end_layer` images of the chain say about the run at
+  // `offset` (BackingChain::GetUpperLayersStatus); `end_layer` at or past the
+  // chain's depth asks the whole chain.
+  Status GetUpperLayersStatus(uint64_t offset, uint64_t length, size_t end_layer, UpperLayersStatus* out) const;
 
   // Copies the clusters of [offset, offset+length) that the overlay lacks
   // from the chain, as a read would, without returning the data. Clusters
@@ -125,11 +141,6 @@ class Overlay {
   // descriptor of its own for the data file; null if none can be opened
   // (the stream then just leaves its pages to the kernel).
   std::unique_ptr<WriteBehind> OpenWriteBehind(uint64_t batch, uint64_t window) const;
-
-  // What a stream down to layer `end_layer` of the chain (the base; the
-  // chain's depth for a whole-image stream) has to do with the run at
-  // `offset`, and how long that run is.
-  Status PlanStream(uint64_t offset, uint64_t length, size_t end_layer, StreamRun* out);
 
   // The index in the chain of the image at `path`.
   Status FindBackingLayer(const std::string& path, size_t* index) const;
@@ -143,26 +154,20 @@ class Overlay {
   // `new_top` (the base of a stream), committed the same way.
   Status ShortenChain(size_t new_top);
 
-  // A one-shot alarm, like QEMU's write threshold: once the overlay holds
-  // more than `bytes` (by writes, copy-on-read or streaming), `on_exceeded`
-  // is called once with the threshold and the amount over it, and the
-  // threshold goes back to 0 (off). It runs on the I/O thread: keep it short.
-  using ThresholdHandler = std::function<void(uint64_t threshold, uint64_t exceeded)>;
-  void SetWriteThreshold(uint64_t bytes, ThresholdHandler on_exceeded);
-  uint64_t write_threshold() const { return write_threshold_.load(std::memory_order_relaxed); }
-  uint64_t allocated_bytes() const { return std::min(size_, allocated_clusters() * cluster_size()); }
+  // A one-shot alarm on allocation (write_threshold.h). The handler runs on
+  // the thread whose I/O passed the threshold, which may hold cluster
+  // claims: keep it short, and make it touch no image of the mount.
+  using ThresholdHandler = WriteThreshold::Handler;
+  void SetWriteThreshold(uint64_t bytes, ThresholdHandler on_exceeded) {
+    write_threshold_.Set(bytes, std::move(on_exceeded));
+  }
+  uint64_t write_threshold() const { return write_threshold_.bytes(); }
 
-  // The data file's descriptor when the overlay holds every cluster of
-  // [offset, offset + length), else -1. A read of such a range needs nothing
-  // from the chain, so the FUSE server can hand the file range to the kernel
-  // (splice) instead of copying it through a buffer. Local data only changes
-  // by guest writes, which a concurrent read may see or not, as with pread.
-  int LocalDataFd(uint64_t offset, uint64_t length) const;
-
-  // Guest requests being served right now; background jobs yield to them.
-  int64_t guest_io_in_flight() const { return guest_io_.load(std::memory_order_relaxed); }
-  // Guest requests served so far, on this image and every image sharing its
-  // GuestActivity (OpenOptions).
+  // Guest requests on this image being served right now; background jobs
+  // wait while there are any.
+  int64_t guest_io_in_flight() const { return guest_requests_in_flight_.load(std::memory_order_relaxed); }
+  // The running count of guest requests on every image of the mount (every
+  // image sharing this GuestActivity, OpenOptions); jobs yield to it.
   GuestActivity& guest_activity() const { return *guest_activity_; }
 
  private:
@@ -173,17 +178,15 @@ class Overlay {
 
   uint64_t ClusterStart(uint64_t cluster) const { return cluster << cluster_bits_; }
   uint64_t ClusterEnd(uint64_t cluster) const { return std::min(size_, (cluster + 1) << cluster_bits_); }
+  // Clusters from the one holding `offset` to the one holding byte `end` - 1.
+  uint64_t ClustersUpTo(uint64_t offset, uint64_t end) const {
+    return ((end - 1) >> cluster_bits_) - (offset >> cluster_bits_) + 1;
+  }
 
   // Fills the claimed clusters from the chain and marks them allocated.
   // Runs no image holds, or that read as zeros, become holes without being
   // read. `out`, if not empty, has the run's length and receives its data.
   Status FillClaimed(const ClaimedRun& run, std::span<char> out);
-  // Copies `length` bytes at `offset` from the raw file `source` into the
-  // data file without a buffer; returns how many it copied (0: cannot).
-  uint64_t CopyInKernel(int source, uint64_t offset, uint64_t length);
-  // Writes `bytes` at `offset` of the data file; 4 KiB blocks of zeros
-  // become holes instead.
-  Status StoreBytes(uint64_t offset, std::span<const char> bytes);
   // Replaces the header with `next` (sequence bumped) and the chain with `chain`.
   Status UpdateHeader(OverlayHeader next, std::shared_ptr<BackingChain> chain);
   // Marks clusters allocated and fires the write threshold if it is passed.
@@ -192,11 +195,10 @@ class Overlay {
   // `data` at `offset` (or zeros when `data` is empty and `zero_length` > 0).
   Status MergeIntoCluster(uint64_t cluster, uint64_t offset, std::span<const char> data, uint64_t zero_length,
                           bool* done);
-  Status PunchData(uint64_t offset, uint64_t length);
   // A write of `data` at `offset`, or (`data` empty) a discard of `length`
   // bytes: the one walk over allocated, whole and partial clusters that both
   // take.
-  Status Change(uint64_t offset, uint64_t length, std::span<const char> data);
+  Status WriteOrDiscard(uint64_t offset, uint64_t length, std::span<const char> data);
 
   std::string path_;
   std::string meta_path_;
@@ -204,28 +206,45 @@ class Overlay {
   uint32_t cluster_bits_ = kDefaultClusterBits;
   bool read_only_ = false;
   bool copy_on_read_ = true;
-  UniqueFd data_fd_;
+  DataFile data_;
   UniqueFd meta_fd_;  // also holds the flock that keeps a second writer out
 
+  // Lock order: a thread holding one of these may take only those listed
+  // after it.
+  //
+  //   header_update_mutex_  one header update (DropBacking, ShortenChain) at
+  //                         a time, from reading the header to publishing the
+  //                         next one; it commits on the way, hence first.
+  //   commit_mutex_         one Commit at a time, so a commit's dirty pages
+  //                         are written after the data sync that covers them
+  //                         and before another commit's; held across the
+  //                         syncs, it takes no other lock of the overlay.
+  //   (cluster claims)      held across I/O by guest I/O and Populate, never
+  //                         by a thread in Commit or a header update; see
+  //                         cluster_claims.h for why they cannot deadlock.
+  //   header_mutex_         guards header_ and chain_; held only to copy or
+  //                         swap them: a leaf.
+  //   leaves of the parts:  the write threshold's, the commit thread's and
+  //                         the claim shards' mutexes, and the drivers' own
+  //                         locks, each held only inside its class.
+  //
+  // The bitmap takes no lock (atomic words; bits only go from 0 to 1), which
+  // is why reads of allocated clusters take none either.
+  std::mutex header_update_mutex_;
+  std::mutex commit_mutex_;
   mutable std::mutex header_mutex_;
   OverlayHeader header_;
-  std::shared_ptr<BackingChain> chain_;
+  std::shared_ptr<BackingChain> chain_;  // readers take a snapshot (chain())
 
   AllocationBitmap bitmap_;
   ClusterClaims claims_;
 
-  std::mutex commit_mutex_;
-  std::mutex header_update_mutex_;
   bool closed_ = false;
-  std::atomic<int64_t> guest_io_{0};
+  std::atomic<int64_t> guest_requests_in_flight_{0};
   std::shared_ptr<GuestActivity> guest_activity_ = std::make_shared<GuestActivity>();
-  std::atomic<uint64_t> write_threshold_{0};
-  std::mutex threshold_mutex_;
-  ThresholdHandler threshold_handler_;
+  WriteThreshold write_threshold_;
 
-  std::mutex committer_mutex_;
-  std::condition_variable_any committer_wakeup_;
-  std::jthread committer_;  // last member: stopped before the others go
+  std::unique_ptr<CommitThread> committer_;  // last member: stopped before the others go
 };
 
 }  // namespace corfs::overlay

@@ -73,10 +73,13 @@ Status OverlayHeader::Validate() const {
                            std::to_string(kMaxChainLength) + ")");
   }
   if (standalone && !chain.empty()) return Status::Invalid("a standalone overlay lists a backing chain");
-  for (const BackingRef& ref : chain) {
-    if (ref.path.empty() || ref.path.size() > kMaxPathLength) return Status::Invalid("backing path length is invalid");
-    if (ref.path.find('\0') != std::string::npos) return Status::Invalid("backing path contains a NUL byte");
-    if (ref.format.empty() || ref.format.size() > 16) return Status::Invalid("backing format name is invalid");
+  for (const BackingImage& image : chain) {
+    const ImageSpec& spec = image.spec;
+    if (spec.path.empty() || spec.path.size() > kMaxPathLength) {
+      return Status::Invalid("backing path length is invalid");
+    }
+    if (spec.path.find('\0') != std::string::npos) return Status::Invalid("backing path contains a NUL byte");
+    if (spec.format.empty() || spec.format.size() > 16) return Status::Invalid("backing format name is invalid");
   }
   return Status::Ok();
 }
@@ -89,11 +92,11 @@ Status EncodeHeaderSlot(const OverlayHeader& header, std::string* slot) {
   payload.Int<uint32_t>(header.cluster_bits);
   payload.Int<uint32_t>(header.standalone ? 1 : 0);
   payload.Int<uint32_t>(static_cast<uint32_t>(header.chain.size()));
-  for (const BackingRef& ref : header.chain) {
-    payload.String(ref.path);
-    payload.String(ref.format);
-    payload.Int<uint64_t>(ref.size);
-    payload.Int<uint64_t>(ref.fingerprint);
+  for (const BackingImage& image : header.chain) {
+    payload.String(image.spec.path);
+    payload.String(image.spec.format);
+    payload.Int<uint64_t>(image.identity.size);
+    payload.Int<uint64_t>(image.identity.fingerprint);
   }
   if (payload.bytes().size() + kPrefixSize > kHeaderSlotSize) {
     return Status::Invalid("the backing chain's paths are too long to fit the overlay header");
@@ -136,10 +139,10 @@ Status DecodeHeaderSlot(std::string_view slot, OverlayHeader* out) {
             payload.Int(&header.cluster_bits) && payload.Int(&flags) && payload.Int(&chain_length);
   if (ok && chain_length > kMaxChainLength) return Status::Corrupt("backing chain length " + std::to_string(chain_length) + " is too large");
   for (uint32_t i = 0; ok && i < chain_length; ++i) {
-    BackingRef ref;
-    ok = payload.String(&ref.path) && payload.String(&ref.format) && payload.Int(&ref.size) &&
-         payload.Int(&ref.fingerprint);
-    header.chain.push_back(std::move(ref));
+    BackingImage image;
+    ok = payload.String(&image.spec.path) && payload.String(&image.spec.format) &&
+         payload.Int(&image.identity.size) && payload.Int(&image.identity.fingerprint);
+    header.chain.push_back(std::move(image));
   }
   if (!ok || !payload.empty()) return Status::Corrupt("header fields do not match their length");
   if ((flags & ~1u) != 0) return Status::Corrupt("unknown header flags " + std::to_string(flags));

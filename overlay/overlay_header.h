@@ -14,6 +14,9 @@
 // slot with the highest sequence: the chain is either the old or the new one,
 // never a mix. Header sequence N lives in slot N % 2.
 //
+// The functions below are plain functions of their arguments, callable from
+// any thread; the overlay serializes its own header writes.
+//
 // Slot encoding, little-endian:
 //   magic "CORFSHDR" | u32 version | u32 payload length | u64 checksum
 //   (XXH3-64 of version, length and payload) | payload
@@ -28,6 +31,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "overlay/image_identity.h"
 #include "overlay/image_spec.h"
 
 namespace corfs::overlay {
@@ -40,14 +44,16 @@ inline constexpr uint32_t kMaxClusterBits = 21;  // 2 MiB
 inline constexpr uint32_t kDefaultClusterBits = 16;  // 64 KiB
 inline constexpr uint64_t kDefaultClusterSize = uint64_t{1} << kDefaultClusterBits;
 
-// One image of the backing chain as the header records it.
-struct BackingRef {
-  std::string path;    // as stored: relative paths are relative to the overlay's folder
-  std::string format;  // "raw", "qcow2"
-  uint64_t size = 0;
-  uint64_t fingerprint = 0;
+// One image of the backing chain as the header records it: the image as
+// named, and the identity it had when the overlay was made over it (an
+// image found there later must still have it).
+struct BackingImage {
+  // A relative path is relative to the overlay's folder (ResolveBackingPath
+  // in overlay_files.h); the format is the detected one, never "".
+  ImageSpec spec;
+  ImageIdentity identity;
 
-  bool operator==(const BackingRef&) const = default;
+  bool operator==(const BackingImage&) const = default;
 };
 
 struct OverlayHeader {
@@ -55,7 +61,7 @@ struct OverlayHeader {
   uint64_t virtual_size = 0;
   uint32_t cluster_bits = kDefaultClusterBits;
   bool standalone = false;  // streaming finished: no backing chain any more
-  std::vector<BackingRef> chain;  // top first
+  std::vector<BackingImage> chain;  // top first
 
   uint64_t cluster_size() const { return uint64_t{1} << cluster_bits; }
   uint64_t cluster_count() const { return (virtual_size + cluster_size() - 1) >> cluster_bits; }

@@ -1,6 +1,8 @@
 #pragma once
 // Looking at an overlay without opening its chain: what `corfs info` shows
-// and what `corfs check` verifies.
+// and what `corfs check` verifies. Both only read the overlay's files (no
+// lock on them), so they may run while a corfs process has the overlay open,
+// and from any thread.
 
 #include <string>
 #include <vector>
@@ -10,18 +12,12 @@
 
 namespace corfs::overlay {
 
-struct ChainEntryInfo {
-  BackingRef recorded;       // as the header has it
-  std::string resolved_path; // where it is looked for
-};
-
 struct OverlayInfo {
   std::string path;
-  OverlayHeader header;
+  OverlayHeader header;  // its chain's paths as stored: see ResolveBackingPath (overlay_files.h)
   uint64_t allocated_clusters = 0;
   uint64_t allocated_bytes = 0;   // clusters held, capped at the disk size
   uint64_t data_file_bytes = 0;   // space the data file takes on disk
-  std::vector<ChainEntryInfo> chain;
 };
 
 // Reads the header and counts the bitmap; fails only if the overlay cannot

@@ -23,6 +23,9 @@
 // uses a descriptor of its own for the data file because the kernel reports
 // a writeback error once per open file; the overlay's fdatasync on its own
 // descriptor still sees any error that happened under this one.
+//
+// Threading: one thread (the stream job's driver thread) uses it; it is
+// not thread-safe.
 
 #include <cstdint>
 #include <deque>

@@ -195,7 +195,7 @@ TEST(BackingPaths, RelativePathsMoveWithTheOverlay) {
   status = Overlay::Open(dir.File("y/a/disk.img"), open, &image);
   ASSERT_TRUE(status.ok()) << status.message();
   ASSERT_EQ(image->header().chain.size(), 1u);
-  EXPECT_EQ(image->header().chain[0].path, "../b/base.raw");
+  EXPECT_EQ(image->header().chain[0].spec.path, "../b/base.raw");
   std::string all;
   ASSERT_TRUE(testing::ReadWholeDisk(*image, &all).ok());
   EXPECT_EQ(testing::FirstDifference(all, base.content), "");

@@ -94,8 +94,8 @@ TEST_F(BadInputTest, SoundOverlayOpensAndChecksClean) {
   EXPECT_EQ(info.allocated_clusters, 2u);
   EXPECT_EQ(info.allocated_bytes, 2 * kCluster);
   EXPECT_EQ(info.header.virtual_size, kBackingSize);
-  ASSERT_EQ(info.chain.size(), 1u);
-  EXPECT_EQ(info.chain[0].resolved_path, backing_.path);
+  ASSERT_EQ(info.header.chain.size(), 1u);
+  EXPECT_EQ(ResolveBackingPath(path_, info.header.chain[0].spec.path), backing_.path);
 
   std::unique_ptr<Overlay> image;
   ASSERT_TRUE(Overlay::Open(path_, Options(), &image).ok());

@@ -13,8 +13,8 @@ OverlayHeader SampleHeader() {
   header.virtual_size = (uint64_t{10} << 30) + 12345;
   header.cluster_bits = 16;
   header.standalone = false;
-  header.chain.push_back({"../templates/top.raw", "raw", 123456789, 0x0123456789abcdefULL});
-  header.chain.push_back({"/var/lib/images/base image.qcow2", "qcow2", uint64_t{10} << 30, 0xfedcba9876543210ULL});
+  header.chain.push_back({{"../templates/top.raw", "raw"}, {123456789, 0x0123456789abcdefULL}});
+  header.chain.push_back({{"/var/lib/images/base image.qcow2", "qcow2"}, {uint64_t{10} << 30, 0xfedcba9876543210ULL}});
   return header;
 }
 
@@ -80,13 +80,13 @@ TEST(OverlayHeader, ValidateRefusesOutOfRangeFields) {
   invalid([](OverlayHeader& h) { h.cluster_bits = 22; });
   invalid([](OverlayHeader& h) { h.virtual_size = 0; });
   invalid([](OverlayHeader& h) { h.standalone = true; });  // with a chain
-  invalid([](OverlayHeader& h) { h.chain[0].path.clear(); });
-  invalid([](OverlayHeader& h) { h.chain[0].format.clear(); });
+  invalid([](OverlayHeader& h) { h.chain[0].spec.path.clear(); });
+  invalid([](OverlayHeader& h) { h.chain[0].spec.format.clear(); });
   invalid([](OverlayHeader& h) { h.chain.resize(kMaxChainLength + 1, h.chain[0]); });
-  invalid([](OverlayHeader& h) { h.chain[1].path = std::string("a\0b", 3); });
+  invalid([](OverlayHeader& h) { h.chain[1].spec.path = std::string("a\0b", 3); });
   // Paths each valid but too long to fit a slot together: encoding refuses.
   OverlayHeader header = SampleHeader();
-  header.chain.assign(kMaxChainLength, BackingRef{std::string(4000, 'p'), "raw", 1, 2});
+  header.chain.assign(kMaxChainLength, BackingImage{{std::string(4000, 'p'), "raw"}, {1, 2}});
   EXPECT_TRUE(header.Validate().ok());
   std::string slot;
   Status encoded = EncodeHeaderSlot(header, &slot);

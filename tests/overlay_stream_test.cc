@@ -6,6 +6,7 @@
 
 #include <cstring>
 
+#include "jobs/stream_plan.h"
 #include "overlay/overlay.h"
 #include "overlay/overlay_inspect.h"
 #include "tests/test_support.h"
@@ -14,6 +15,9 @@ namespace corfs::overlay {
 namespace {
 
 using namespace std::chrono_literals;
+using jobs::PlanStream;
+using jobs::StreamRun;
+using jobs::StreamWork;
 using testing::TempDir;
 
 constexpr uint64_t kCluster = 64 * 1024;
@@ -51,7 +55,7 @@ class StreamTest : public ::testing::Test {
     uint64_t pos = 0;
     while (pos < kDiskSize) {
       StreamRun run;
-      Status status = image_->PlanStream(pos, kDiskSize - pos, end_layer, &run);
+      Status status = PlanStream(*image_, pos, kDiskSize - pos, end_layer, &run);
       ASSERT_TRUE(status.ok()) << status.message();
       ASSERT_GT(run.length, 0u);
       ASSERT_LE(run.length, kDiskSize - pos);
@@ -120,7 +124,7 @@ TEST_F(StreamTest, StreamIntoBaseKeepsTheDiskContent) {
   Status status = image_->ShortenChain(1);
   ASSERT_TRUE(status.ok()) << status.message();
   ASSERT_EQ(image_->header().chain.size(), 1u);
-  EXPECT_EQ(image_->header().chain[0].path, layers_[1].path);
+  EXPECT_EQ(image_->header().chain[0].spec.path, layers_[1].path);
   ExpectContent("after the chain was shortened");
 
   ASSERT_TRUE(image_->Close().ok());
@@ -133,11 +137,11 @@ TEST_F(StreamTest, StreamIntoBaseKeepsTheDiskContent) {
 TEST_F(StreamTest, PlanStreamOfALocalDiskIsLocal) {
   Stream(2);
   StreamRun run;
-  ASSERT_TRUE(image_->PlanStream(0, kDiskSize, 2, &run).ok());
+  ASSERT_TRUE(PlanStream(*image_, 0, kDiskSize, 2, &run).ok());
   EXPECT_EQ(run.work, StreamWork::kLocal);
   EXPECT_EQ(run.length, kDiskSize);
-  EXPECT_EQ(image_->PlanStream(0, 0, 2, &run).code(), EINVAL);
-  EXPECT_EQ(image_->PlanStream(kDiskSize, 1, 2, &run).code(), EINVAL);
+  EXPECT_EQ(PlanStream(*image_, 0, 0, 2, &run).code(), EINVAL);
+  EXPECT_EQ(PlanStream(*image_, kDiskSize, 1, 2, &run).code(), EINVAL);
 }
 
 }  // namespace

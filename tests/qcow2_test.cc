@@ -528,9 +528,9 @@ TEST(Qcow2Overlay, ReadPopulateAndDropBacking) {
     ASSERT_TRUE(Overlay::Open(ov, OpenOptions{}, &overlay).ok());
     OverlayHeader header = overlay->header();
     ASSERT_EQ(header.chain.size(), 3u);
-    EXPECT_EQ(header.chain[0].format, "qcow2");
-    EXPECT_EQ(header.chain[1].format, "qcow2");
-    EXPECT_EQ(header.chain[2].format, "raw");
+    EXPECT_EQ(header.chain[0].spec.format, "qcow2");
+    EXPECT_EQ(header.chain[1].spec.format, "qcow2");
+    EXPECT_EQ(header.chain[2].spec.format, "raw");
     EXPECT_EQ(overlay->size(), c.size);
     std::string got;
     ASSERT_TRUE(testing::ReadWholeDisk(*overlay, &got, 100 * kKiB).ok());

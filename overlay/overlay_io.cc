@@ -1,0 +1,255 @@
+// Overlay: the I/O path. Guest reads and writes, copy-on-read and
+// copy-on-write under cluster claims, and Populate, the stream's copy.
+//
+// Reads of allocated clusters take no lock and allocate nothing; neither
+// does a stream's copy of a raw layer (copy_file_range) beyond one scratch
+// buffer per run when the kernel cannot copy.
+
+#include <fcntl.h>
+
+#include <cstring>
+
+#include "overlay/overlay.h"
+#include "overlay/scratch_buffer.h"
+
+namespace corfs::overlay {
+
+namespace {
+
+Status RangeCheck(uint64_t offset, uint64_t length, uint64_t size, const char* what) {
+  if (offset > size || length > size - offset) {
+    return Status::Invalid(std::string(what) + " of " + std::to_string(length) + " bytes at " +
+                           std::to_string(offset) + " is past the end of the disk (" + std::to_string(size) + ")");
+  }
+  return Status::Ok();
+}
+
+// One guest request on an image, for as long as it is being served: counted
+// in the image's requests in flight (Overlay::guest_io_in_flight, which a
+// stream of that image waits on) and noted in the mount's GuestActivity
+// (which streams of every image of the mount yield to).
+class InFlightGuestRequest {
+ public:
+  InFlightGuestRequest(std::atomic<int64_t>& in_flight, GuestActivity& activity) : in_flight_(in_flight) {
+    in_flight_.fetch_add(1, std::memory_order_relaxed);
+    activity.Note();
+  }
+  ~InFlightGuestRequest() { in_flight_.fetch_sub(1, std::memory_order_relaxed); }
+  InFlightGuestRequest(const InFlightGuestRequest&) = delete;
+  InFlightGuestRequest& operator=(const InFlightGuestRequest&) = delete;
+
+ private:
+  std::atomic<int64_t>& in_flight_;
+};
+
+}  // namespace
+
+int Overlay::LocalDataFd(uint64_t offset, uint64_t length) const {
+  if (length == 0 || offset >= size_ || length > size_ - offset) return -1;
+  const uint64_t clusters = ClustersUpTo(offset, offset + length);
+  if (bitmap_.RunLength(offset >> cluster_bits_, clusters, true) != clusters) return -1;
+  guest_activity_->Note();  // the caller serves a guest read with it
+  return data_.fd();
+}
+
+Status Overlay::Read(uint64_t offset, std::span<char> buf) {
+  CORFS_RETURN_IF_ERROR(RangeCheck(offset, buf.size(), size_, "read"));
+  InFlightGuestRequest request(guest_requests_in_flight_, *guest_activity_);
+  const uint64_t end = offset + buf.size();
+  uint64_t pos = offset;
+  while (pos < end) {
+    const uint64_t cluster = pos >> cluster_bits_;
+    const uint64_t clusters_left = ClustersUpTo(pos, end);
+    std::span<char> rest = buf.subspan(pos - offset);
+
+    if (bitmap_.Test(cluster)) {
+      uint64_t n = bitmap_.RunLength(cluster, clusters_left, true);
+      uint64_t run_end = std::min(end, ClusterStart(cluster + n));
+      CORFS_RETURN_IF_ERROR(data_.Read(pos, rest.first(run_end - pos)));
+      pos = run_end;
+      continue;
+    }
+
+    uint64_t n = bitmap_.RunLength(cluster, clusters_left, false);
+    if (!copy_on_read_) {
+      // A thin clone: read through to the chain, keep nothing. A write that
+      // races this read is ordered after it.
+      uint64_t run_end = std::min(end, ClusterStart(cluster + n));
+      CORFS_RETURN_IF_ERROR(chain()->Read(pos, rest.first(run_end - pos)));
+      pos = run_end;
+      continue;
+    }
+
+    ClaimedRun run(claims_, cluster, n, /*wait=*/true);
+    if (run.count() == 0) continue;  // someone else filled it: read it from the overlay
+    const uint64_t run_start = ClusterStart(cluster);
+    const uint64_t run_end = ClusterEnd(cluster + run.count() - 1);
+    const uint64_t copy_end = std::min(end, run_end);
+    if (pos == run_start && copy_end == run_end) {
+      // The request covers the whole run: fill straight into the caller's buffer.
+      CORFS_RETURN_IF_ERROR(FillClaimed(run, rest.first(run_end - run_start)));
+    } else {
+      ScratchBuffer scratch(run_end - run_start);
+      CORFS_RETURN_IF_ERROR(FillClaimed(run, scratch.span()));
+      std::memcpy(rest.data(), scratch.span().data() + (pos - run_start), copy_end - pos);
+    }
+    pos = copy_end;
+  }
+  return Status::Ok();
+}
+
+Status Overlay::Write(uint64_t offset, std::span<const char> data) {
+  return WriteOrDiscard(offset, data.size(), data);
+}
+
+Status Overlay::Discard(uint64_t offset, uint64_t length) { return WriteOrDiscard(offset, length, {}); }
+
+Status Overlay::WriteOrDiscard(uint64_t offset, uint64_t length, std::span<const char> data) {
+  const bool discard = data.empty();
+  if (read_only_) return Status::Error(EROFS, path_ + " is read-only");
+  CORFS_RETURN_IF_ERROR(RangeCheck(offset, length, size_, discard ? "discard" : "write"));
+  InFlightGuestRequest request(guest_requests_in_flight_, *guest_activity_);
+  const uint64_t end = offset + length;
+  // Writes the data of [pos, pos+n) to the data file, or punches it out.
+  auto store = [&](uint64_t pos, uint64_t n) {
+    return discard ? data_.Punch(pos, n) : data_.Write(pos, data.subspan(pos - offset, n));
+  };
+  uint64_t pos = offset;
+  while (pos < end) {
+    const uint64_t cluster = pos >> cluster_bits_;
+    const uint64_t clusters_left = ClustersUpTo(pos, end);
+
+    if (bitmap_.Test(cluster)) {
+      uint64_t n = bitmap_.RunLength(cluster, clusters_left, true);
+      uint64_t run_end = std::min(end, ClusterStart(cluster + n));
+      CORFS_RETURN_IF_ERROR(store(pos, run_end - pos));
+      pos = run_end;
+      continue;
+    }
+
+    if (pos == ClusterStart(cluster) && end >= ClusterEnd(cluster)) {
+      // Whole clusters: nothing of the chain survives, so no backing read.
+      // The claim still matters: it keeps a copy-on-read of these clusters
+      // from landing after this change.
+      uint64_t whole = (end == size_) ? clusters_left : (end >> cluster_bits_) - cluster;
+      ClaimedRun run(claims_, cluster, bitmap_.RunLength(cluster, whole, false), /*wait=*/true);
+      if (run.count() == 0) continue;  // allocated meanwhile: the direct path
+      uint64_t run_end = ClusterEnd(cluster + run.count() - 1);
+      CORFS_RETURN_IF_ERROR(store(pos, run_end - pos));
+      MarkAllocated(cluster, run.count());
+      pos = run_end;
+      continue;
+    }
+
+    // Part of a cluster the overlay lacks: copy-on-write.
+    uint64_t part_end = std::min(end, ClusterEnd(cluster));
+    bool done = false;
+    std::span<const char> part = discard ? std::span<const char>() : data.subspan(pos - offset, part_end - pos);
+    CORFS_RETURN_IF_ERROR(MergeIntoCluster(cluster, pos, part, part_end - pos, &done));
+    if (done) pos = part_end;
+  }
+  return Status::Ok();
+}
+
+Status Overlay::MergeIntoCluster(uint64_t cluster, uint64_t offset, std::span<const char> data,
+                                 uint64_t zero_length, bool* done) {
+  ClaimedRun run(claims_, cluster, 1, /*wait=*/true);
+  *done = run.count() == 1;
+  if (!*done) return Status::Ok();  // allocated meanwhile: the caller takes the direct path
+  const uint64_t start = ClusterStart(cluster);
+  ScratchBuffer scratch(ClusterEnd(cluster) - start);
+  std::span<char> bytes = scratch.span();
+  CORFS_RETURN_IF_ERROR(chain()->Read(start, bytes));
+  if (data.empty()) {
+    std::memset(bytes.data() + (offset - start), 0, zero_length);
+  } else {
+    std::memcpy(bytes.data() + (offset - start), data.data(), data.size());
+  }
+  CORFS_RETURN_IF_ERROR(data_.Store(start, bytes));
+  MarkAllocated(cluster, 1);
+  return Status::Ok();
+}
+
+Status Overlay::Populate(uint64_t offset, uint64_t length, bool wait) {
+  if (read_only_) return Status::Error(EROFS, path_ + " is read-only");
+  CORFS_RETURN_IF_ERROR(RangeCheck(offset, length, size_, "populate"));
+  if (length == 0) return Status::Ok();
+  uint64_t cluster = offset >> cluster_bits_;
+  const uint64_t last = (offset + length - 1) >> cluster_bits_;
+  while (cluster <= last) {
+    if (bitmap_.Test(cluster)) {
+      cluster += bitmap_.RunLength(cluster, last - cluster + 1, true);
+      continue;
+    }
+    ClaimedRun run(claims_, cluster, bitmap_.RunLength(cluster, last - cluster + 1, false), wait);
+    if (run.count() == 0) {
+      ++cluster;  // in use or just allocated: the other party fills it
+      continue;
+    }
+    CORFS_RETURN_IF_ERROR(FillClaimed(run, {}));
+    cluster += run.count();
+  }
+  return Status::Ok();
+}
+
+Status Overlay::FillClaimed(const ClaimedRun& run, std::span<char> out) {
+  const uint64_t start = ClusterStart(run.first());
+  const uint64_t end = ClusterEnd(run.first() + run.count() - 1);
+  std::shared_ptr<BackingChain> backing = chain();
+  // When the caller wants no data (a stream), bytes are copied in pieces of
+  // at most this many. On a kernel without preemption (preempt=none, usual
+  // on servers) a thread inside a long read or copy keeps its CPU until the
+  // call returns, and a guest request woken meanwhile waits for it; small
+  // pieces bound that wait.
+  constexpr uint64_t kMaxPiece = 128 << 10;
+  std::unique_ptr<ScratchBuffer> scratch;
+  uint64_t pos = start;
+  while (pos < end) {
+    BlockStatus status;
+    size_t layer = 0;
+    CORFS_RETURN_IF_ERROR(backing->GetBlockStatus(pos, end - pos, backing->depth(), &status, &layer));
+    uint64_t length = std::min(status.length, end - pos);
+    if (status.allocation != Allocation::kData) {
+      if (!out.empty()) std::memset(out.data() + (pos - start), 0, length);
+      CORFS_RETURN_IF_ERROR(data_.Punch(pos, length));
+    } else if (!out.empty()) {
+      // A guest read: the bytes go to the caller and into the overlay.
+      std::span<char> piece = out.subspan(pos - start, length);
+      CORFS_RETURN_IF_ERROR(backing->Read(pos, piece));
+      CORFS_RETURN_IF_ERROR(data_.Store(pos, piece));
+    } else {
+      // A stream: the bytes are only stored, in the kernel when the layer is
+      // a raw file, else through a scratch buffer; the whole run in pieces.
+      const int source = backing->layer(layer).data_fd();
+      const uint64_t run_end = pos + length;
+      while (pos < run_end) {
+        uint64_t piece = std::min(run_end - pos, kMaxPiece);
+        const uint64_t copied = source >= 0 ? data_.CopyFrom(source, pos, piece) : 0;
+        if (copied > 0) {
+          piece = copied;
+        } else {
+          if (!scratch) scratch = std::make_unique<ScratchBuffer>(std::min(kMaxPiece, end - start));
+          std::span<char> bytes = scratch->span().first(piece);
+          CORFS_RETURN_IF_ERROR(backing->Read(pos, bytes));
+          CORFS_RETURN_IF_ERROR(data_.Store(pos, bytes));
+        }
+        pos += piece;
+      }
+      continue;
+    }
+    pos += length;
+  }
+  MarkAllocated(run.first(), run.count());
+  return Status::Ok();
+}
+
+std::unique_ptr<WriteBehind> Overlay::OpenWriteBehind(uint64_t batch, uint64_t window) const {
+  // The same file through /proc, not by name: the name may point elsewhere
+  // by now. A new open gives the descriptor its own writeback-error cursor.
+  const std::string self = "/proc/self/fd/" + std::to_string(data_.fd());
+  UniqueFd fd(::open(self.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return nullptr;
+  return std::make_unique<WriteBehind>(std::move(fd), batch, window);
+}
+
+}  // namespace corfs::overlay

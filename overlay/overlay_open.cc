@@ -1,0 +1,233 @@
+// Overlay::Create and Overlay::Open: from the two files to a running
+// Overlay, and back.
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <bit>
+#include <filesystem>
+
+#include "common/file_io.h"
+#include "common/size.h"
+#include "overlay/image_identity.h"
+#include "overlay/overlay.h"
+
+namespace corfs::overlay {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// The header of a new overlay at `path`: every backing image opened and
+// fingerprinted, every field checked. Writes nothing.
+Status NewHeader(const std::string& path, const CreateOptions& options, OverlayHeader* out) {
+  OverlayHeader header;
+  header.sequence = 0;
+  header.cluster_bits = static_cast<uint32_t>(std::countr_zero(options.cluster_size));
+  std::error_code ec;
+  std::vector<ImageSpec> backing;
+  CORFS_RETURN_IF_ERROR(ExpandImageList(options.backing, &backing));
+  for (const ImageSpec& spec : backing) {
+    if (fs::exists(path) && fs::equivalent(spec.path, path, ec)) {
+      return Status::Invalid("backing image '" + spec.path + "' is the overlay itself");
+    }
+    std::unique_ptr<BlockDriver> driver;
+    Status opened = options.opener(spec.path, spec.format, &driver);
+    if (!opened.ok()) return opened.WithContext("backing image '" + spec.path + "'");
+    BackingImage image{{StoredBackingPath(path, spec.path), driver->format()}, {}};
+    CORFS_RETURN_IF_ERROR(ComputeIdentity(*driver, &image.identity));
+    header.chain.push_back(std::move(image));
+  }
+  header.virtual_size = options.size;
+  if (header.virtual_size == 0) {
+    if (header.chain.empty()) return Status::Invalid("an overlay without a backing image needs a size");
+    header.virtual_size = header.chain.front().identity.size;
+  }
+  if (header.virtual_size == 0) return Status::Invalid("the disk size is zero");
+  header.standalone = header.chain.empty();
+  CORFS_RETURN_IF_ERROR(header.Validate());
+  *out = std::move(header);
+  return Status::Ok();
+}
+
+// Writes the two files of a new overlay. The metadata file appears last and
+// whole (write, sync, rename), so an interrupted create leaves no overlay.
+Status WriteNewOverlay(const std::string& path, OverlayHeader header, bool force) {
+  const std::string meta_path = MetadataPath(path);
+  const std::string tmp_path = meta_path + ".tmp";
+  UniqueFd meta(::open(tmp_path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  if (!meta.valid()) return Status::FromErrno("create " + tmp_path);
+  auto fail = [&](Status status) {
+    ::unlink(tmp_path.c_str());
+    return status;
+  };
+  if (::ftruncate(meta.get(), static_cast<off_t>(header.metadata_file_size())) != 0) {
+    return fail(Status::FromErrno("size " + tmp_path));
+  }
+  for (uint64_t seq : {0, 1}) {  // both slots valid from the start
+    header.sequence = seq;
+    Status written = WriteHeaderSlot(meta.get(), tmp_path, header);
+    if (!written.ok()) return fail(written);
+  }
+
+  UniqueFd data(::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | (force ? O_TRUNC : O_EXCL), 0644));
+  if (!data.valid()) return fail(Status::FromErrno("create " + path));
+  if (::ftruncate(data.get(), static_cast<off_t>(header.virtual_size)) != 0 || ::fsync(data.get()) != 0) {
+    Status status = Status::FromErrno("size " + path);
+    ::unlink(path.c_str());
+    return fail(status);
+  }
+  if (::rename(tmp_path.c_str(), meta_path.c_str()) != 0) return fail(Status::FromErrno("rename " + tmp_path));
+  return SyncParentDirectory(path);
+}
+
+// Opens the metadata file and takes the lock that keeps a second writer out:
+// one writer per overlay, like QEMU's image locking. The lock goes with the
+// process, so a killed daemon leaves no stale lock.
+Status OpenMetadataFile(const std::string& path, const std::string& meta_path, bool read_only, UniqueFd* out) {
+  UniqueFd meta(::open(meta_path.c_str(), (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC));
+  if (!meta.valid()) {
+    if (errno == ENOENT) return Status::NotFound(meta_path + " does not exist (make the overlay with `corfs create`)");
+    return Status::FromErrno("open " + meta_path);
+  }
+  if (::flock(meta.get(), (read_only ? LOCK_SH : LOCK_EX) | LOCK_NB) != 0) {
+    if (errno == EWOULDBLOCK) return Status::Error(EBUSY, "overlay " + path + " is in use by another process");
+    return Status::FromErrno("lock " + meta_path);
+  }
+  *out = std::move(meta);
+  return Status::Ok();
+}
+
+// Opens the data file and checks that it is a regular file of the disk's size.
+Status OpenDataFile(const std::string& path, bool read_only, uint64_t disk_size, UniqueFd* out) {
+  UniqueFd data(::open(path.c_str(), (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC));
+  if (!data.valid()) return Status::FromErrno("open data file " + path);
+  struct stat st {};
+  if (::fstat(data.get(), &st) != 0) return Status::FromErrno("stat " + path);
+  if (!S_ISREG(st.st_mode) || static_cast<uint64_t>(st.st_size) != disk_size) {
+    return Status::Corrupt("data file " + path + " has " + std::to_string(st.st_size) +
+                           " bytes, the header says the disk has " + std::to_string(disk_size));
+  }
+  *out = std::move(data);
+  return Status::Ok();
+}
+
+// Opens each image of `specs` and checks it against the identity recorded
+// in `recorded`; the error names both images when they differ.
+Status OpenVerifiedImages(const std::vector<ImageSpec>& specs, const std::vector<BackingImage>& recorded,
+                          const ImageOpener& opener, std::vector<std::unique_ptr<BlockDriver>>* out) {
+  // A stream down to a base shortens the overlay's chain: the caller's
+  // chain (as a YAML file names it) may then be longer, and its bottom part
+  // is what the overlay still uses.
+  if (specs.size() < recorded.size()) {
+    return Status::Invalid("the backing chain has " + std::to_string(specs.size()) +
+                           " images, but the overlay was made over " + std::to_string(recorded.size()));
+  }
+  const size_t skip = specs.size() - recorded.size();
+  for (size_t i = 0; i < recorded.size(); ++i) {
+    const ImageSpec& spec = specs[skip + i];
+    std::unique_ptr<BlockDriver> driver;
+    Status opened = opener(spec.path, spec.format.empty() ? recorded[i].spec.format : spec.format, &driver);
+    if (!opened.ok()) return opened.WithContext("backing image '" + spec.path + "'");
+    ImageIdentity found;
+    CORFS_RETURN_IF_ERROR(ComputeIdentity(*driver, &found));
+    if (found != recorded[i].identity) {
+      return Status::Invalid("backing image '" + spec.path + "' (" + found.ToString() +
+                             ") is not the image this overlay was made over: '" + recorded[i].spec.path + "' (" +
+                             recorded[i].identity.ToString() + ")");
+    }
+    out->push_back(std::move(driver));
+  }
+  return Status::Ok();
+}
+
+// The backing chain of the overlay at `path`: the images the caller expects
+// when it names them, else those the header names, each checked against
+// the identity the header records.
+Status OpenBackingChain(const std::string& path, const OverlayHeader& header, const OpenOptions& options,
+                        std::shared_ptr<BackingChain>* out) {
+  std::vector<std::unique_ptr<BlockDriver>> drivers;
+  if (!header.standalone) {
+    std::vector<ImageSpec> specs;
+    if (options.expected_backing) {
+      CORFS_RETURN_IF_ERROR(ExpandImageList(*options.expected_backing, &specs));
+    } else {
+      for (const BackingImage& image : header.chain) {
+        specs.push_back({ResolveBackingPath(path, image.spec.path), image.spec.format});
+      }
+    }
+    CORFS_RETURN_IF_ERROR(OpenVerifiedImages(specs, header.chain, options.opener, &drivers));
+  }
+  *out = std::make_shared<BackingChain>(std::move(drivers), header.virtual_size);
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status ValidateClusterSize(uint64_t cluster_size) {
+  if (!std::has_single_bit(cluster_size)) {
+    return Status::Invalid("cluster size " + std::to_string(cluster_size) + " is not a power of two");
+  }
+  if (cluster_size < (uint64_t{1} << kMinClusterBits) || cluster_size > (uint64_t{1} << kMaxClusterBits)) {
+    return Status::Invalid("cluster size " + FormatSize(cluster_size) + " is outside 4 KiB .. 2 MiB");
+  }
+  return Status::Ok();
+}
+
+Status Overlay::Create(const std::string& path, const CreateOptions& options) {
+  CORFS_RETURN_IF_ERROR(ValidateClusterSize(options.cluster_size));
+  if (path.empty() || path.back() == '/') return Status::Invalid("overlay path '" + path + "' names no file");
+  if (!options.force) {
+    for (const std::string& p : {path, MetadataPath(path)}) {
+      if (fs::exists(fs::symlink_status(p))) {
+        return Status::Error(EEXIST, p + " already exists (use --force to replace the overlay)");
+      }
+    }
+  }
+  OverlayHeader header;
+  CORFS_RETURN_IF_ERROR(NewHeader(path, options, &header));
+  // Everything is checked: now write.
+  return WriteNewOverlay(path, std::move(header), options.force);
+}
+
+Status Overlay::Open(const std::string& path, const OpenOptions& options, std::unique_ptr<Overlay>* out) {
+  const std::string meta_path = MetadataPath(path);
+  UniqueFd meta;
+  CORFS_RETURN_IF_ERROR(OpenMetadataFile(path, meta_path, options.read_only, &meta));
+  OverlayHeader header;
+  CORFS_RETURN_IF_ERROR(ReadMetadataHeader(meta.get(), meta_path, &header));
+  UniqueFd data;
+  CORFS_RETURN_IF_ERROR(OpenDataFile(path, options.read_only, header.virtual_size, &data));
+  std::shared_ptr<BackingChain> chain;
+  CORFS_RETURN_IF_ERROR(OpenBackingChain(path, header, options, &chain));
+
+  std::unique_ptr<Overlay> overlay(new Overlay(header.cluster_count()));
+  CORFS_RETURN_IF_ERROR(LoadBitmap(meta.get(), meta_path, header, &overlay->bitmap_));
+  if (overlay->bitmap_.HasBitsPastEnd()) {
+    return Status::Corrupt(meta_path + ": the bitmap has bits set past the last cluster");
+  }
+  overlay->path_ = path;
+  overlay->meta_path_ = meta_path;
+  overlay->size_ = header.virtual_size;
+  overlay->cluster_bits_ = header.cluster_bits;
+  overlay->read_only_ = options.read_only;
+  overlay->copy_on_read_ = options.copy_on_read && !options.read_only;
+  overlay->chain_ = std::move(chain);
+  overlay->header_ = std::move(header);
+  if (options.guest_activity) overlay->guest_activity_ = options.guest_activity;
+  overlay->data_ = DataFile(std::move(data), path);
+  overlay->meta_fd_ = std::move(meta);
+  if (!options.read_only && options.commit_interval.count() > 0) {
+    Overlay* self = overlay.get();
+    overlay->committer_ = std::make_unique<CommitThread>(options.commit_interval, [self] {
+      // A failed commit leaves its pages dirty, for the next Flush to report.
+      if (self->bitmap_.HasDirtyPages()) (void)self->Commit();
+    });
+  }
+  *out = std::move(overlay);
+  return Status::Ok();
+}
+
+}  // namespace corfs::overlay

@@ -65,7 +65,8 @@ Status MountSession::Start(const config::MountConfig& cfg, const SessionOptions&
     if (threshold != 0) control::ArmWriteThreshold(controlled, threshold, session->events_);
     if (image.stream.auto_start && !image.read_only && !controlled.overlay->header().standalone) {
       jobs::StartedStream stream;
-      Status started = session->jobs_->StartStream(*controlled.overlay, image.name, controlled.stream_defaults, &stream);
+      Status started =
+          session->jobs_->StartStream(*controlled.overlay, image.name, controlled.stream_defaults, &stream);
       if (!started.ok()) return started.WithContext("image '" + image.name + "': auto stream");
     }
   }

@@ -158,9 +158,8 @@ int RunJobs(const Target& target, bool watch) {
     }
     for (const nlohmann::json& job : jobs) {
       if (target.json) break;
-      // Fix: the erase-to-end-of-line escape ("\033[K") went out on plain
-      // lines too, so `corfs jobs | ...` got terminal control bytes; it is
-      // only for redrawing bars in place on a terminal.
+      // The erase-to-end-of-line escape ("\033[K") is for redrawing bars in
+      // place on a terminal; piped output gets plain lines.
       if (tty) {
         std::printf("%s\033[K\n", ProgressBar(job, 30).c_str());
       } else {
@@ -245,22 +244,23 @@ int RunStatus(const Target& target) {
   return 0;
 }
 
-}  // namespace
+// corfs stream IMAGE [--speed ...] [--wait]
+void AddStreamCommand(CLI::App& app, int* exit_code) {
+  auto a = std::make_shared<StreamArgs>();
+  CLI::App* cmd = app.add_subcommand("stream", "Start streaming an image of a running mount (block-stream)");
+  cmd->add_option("image", a->image, "Image name in the mount")->required();
+  cmd->add_option("--speed", a->speed, "Speed limit per second, e.g. 100M (0 = none)");
+  cmd->add_option("--base", a->base, "Copy only what lies above this backing image; it becomes the backing image");
+  cmd->add_option("--range", a->range, "Copy only OFFSET:LENGTH, e.g. 0:1G");
+  cmd->add_option("--on-error", a->on_error, "report, ignore or stop");
+  cmd->add_option("--job-id", a->job_id, "Job id (default: the image name)");
+  cmd->add_flag("--wait", a->wait, "Follow the job until it ends; exit 0 if it completed");
+  AddTargetOptions(cmd, &a->target);
+  cmd->callback([a, exit_code] { *exit_code = RunStream(*a); });
+}
 
-void AddJobCommands(CLI::App& app, int* exit_code) {
-  {
-    auto a = std::make_shared<StreamArgs>();
-    CLI::App* cmd = app.add_subcommand("stream", "Start streaming an image of a running mount (block-stream)");
-    cmd->add_option("image", a->image, "Image name in the mount")->required();
-    cmd->add_option("--speed", a->speed, "Speed limit per second, e.g. 100M (0 = none)");
-    cmd->add_option("--base", a->base, "Copy only what lies above this backing image; it becomes the backing image");
-    cmd->add_option("--range", a->range, "Copy only OFFSET:LENGTH, e.g. 0:1G");
-    cmd->add_option("--on-error", a->on_error, "report, ignore or stop");
-    cmd->add_option("--job-id", a->job_id, "Job id (default: the image name)");
-    cmd->add_flag("--wait", a->wait, "Follow the job until it ends; exit 0 if it completed");
-    AddTargetOptions(cmd, &a->target);
-    cmd->callback([a, exit_code] { *exit_code = RunStream(*a); });
-  }
+// corfs jobs, pause, resume, cancel, set-speed: the jobs and their control.
+void AddJobControlCommands(CLI::App& app, int* exit_code) {
   {
     auto target = std::make_shared<Target>();
     auto watch = std::make_shared<bool>(false);
@@ -300,6 +300,10 @@ void AddJobCommands(CLI::App& app, int* exit_code) {
                                : Fail("speed: " + parsed.message());
     });
   }
+}
+
+// corfs threshold, events, status: the rest of what a mount reports.
+void AddMountCommands(CLI::App& app, int* exit_code) {
   {
     auto target = std::make_shared<Target>();
     auto image = std::make_shared<std::string>();
@@ -322,6 +326,14 @@ void AddJobCommands(CLI::App& app, int* exit_code) {
     AddTargetOptions(cmd, target.get());
     cmd->callback([=] { *exit_code = RunStatus(*target); });
   }
+}
+
+}  // namespace
+
+void AddJobCommands(CLI::App& app, int* exit_code) {
+  AddStreamCommand(app, exit_code);
+  AddJobControlCommands(app, exit_code);
+  AddMountCommands(app, exit_code);
 }
 
 }  // namespace corfs::cli

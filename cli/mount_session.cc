@@ -16,11 +16,7 @@ jobs::StreamOptions StreamDefaults(const config::ImageConfig& image) {
   jobs::StreamOptions options;
   options.speed = image.stream.speed;
   options.chunk_size = image.stream.chunk_size;
-  switch (image.stream.on_error) {
-    case config::StreamPolicy::OnError::kReport: options.on_error = jobs::OnError::kReport; break;
-    case config::StreamPolicy::OnError::kIgnore: options.on_error = jobs::OnError::kIgnore; break;
-    case config::StreamPolicy::OnError::kStop: options.on_error = jobs::OnError::kStop; break;
-  }
+  options.on_error = image.stream.on_error;
   if (image.stream.base) options.base = *image.stream.base;
   return options;
 }
@@ -47,7 +43,7 @@ Status MountSession::Start(const config::MountConfig& cfg, const SessionOptions&
 
   unsigned workers = 0;
   for (const config::ImageConfig& image : cfg.images) workers = std::max(workers, image.stream.workers);
-  session->jobs_ = std::make_unique<jobs::JobManager>(workers, session->events_);
+  session->jobs_ = std::make_unique<jobs::JobManager>(workers, control::PublishJobEvents(session->events_));
 
   control::ControlContext& context = session->control_context_;
   context.jobs = session->jobs_.get();
@@ -68,8 +64,9 @@ Status MountSession::Start(const config::MountConfig& cfg, const SessionOptions&
     uint64_t threshold = image.write_threshold.Bytes(controlled.overlay->size());
     if (threshold != 0) control::ArmWriteThreshold(controlled, threshold, session->events_);
     if (image.stream.auto_start && !image.read_only && !controlled.overlay->header().standalone) {
-      std::string id;
-      Status started = session->jobs_->StartStream(*controlled.overlay, image.name, controlled.stream_defaults, &id);
+      jobs::StartedStream stream;
+      Status started =
+          session->jobs_->StartStream(*controlled.overlay, image.name, controlled.stream_defaults, &stream);
       if (!started.ok()) return started.WithContext("image '" + image.name + "': auto stream");
     }
   }

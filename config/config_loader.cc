@@ -31,11 +31,9 @@ constexpr std::string_view kImageKeys[] = {"overlay", "backing", "size", "cluste
                                            "read_only", "mode", "uid", "gid", "create", "write_threshold",
                                            "stream"};
 constexpr std::string_view kStreamKeys[] = {"auto", "speed", "workers", "chunk_size", "base", "on_error"};
-constexpr std::string_view kOnErrorWords[] = {"report", "ignore", "stop"};
 
 constexpr uint64_t kMaxId = 0xfffffffe;  // (uid_t)-1 means "unchanged" to the kernel
 constexpr uint64_t kMaxWorkers = 4096;
-constexpr uint64_t kDefaultChunkSize = 512 * 1024;
 
 // A path with its symbolic links resolved as far as it exists, to compare
 // paths that need not exist yet (overlays).
@@ -349,14 +347,8 @@ void Loader::ApplyStreamKey(const MapEntry& entry, ImageDraft* draft) {
   } else if (key == "on_error") {
     std::string word;
     if (!ReadString(value, diag_, &word)) return;
-    if (word == "report") {
-      stream.on_error = StreamPolicy::OnError::kReport;
-    } else if (word == "ignore") {
-      stream.on_error = StreamPolicy::OnError::kIgnore;
-    } else if (word == "stop") {
-      stream.on_error = StreamPolicy::OnError::kStop;
-    } else {
-      diag_.Error(value.mark, value.what + ": expected " + ListWords(kOnErrorWords) + ", got '" + word + "'");
+    if (!jobs::ParseOnError(word, &stream.on_error)) {
+      diag_.Error(value.mark, value.what + ": expected " + ListWords(jobs::kOnErrorNames) + ", got '" + word + "'");
     }
   }
 }
@@ -387,7 +379,7 @@ void Loader::FinishImage(ImageDraft* draft) {
                                            " is more than the disk (" + FormatSize(image.size) + "); it would never fire");
   }
   if (!draft->chunk_mark) {
-    image.stream.chunk_size = std::max(kDefaultChunkSize, image.cluster_size);
+    image.stream.chunk_size = std::max(jobs::kDefaultChunkSize, image.cluster_size);
   } else if (image.stream.chunk_size < image.cluster_size) {
     diag_.Error(*draft->chunk_mark, draft->what + ".stream.chunk_size: " + FormatSize(image.stream.chunk_size) +
                                         " is smaller than the cluster size (" + FormatSize(image.cluster_size) + ")");

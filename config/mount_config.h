@@ -12,21 +12,20 @@
 #include <string>
 #include <vector>
 
+#include "jobs/stream_options.h"
 #include "overlay/overlay.h"
 
 namespace corfs::config {
 
 // The background stream job of an image (`stream:`).
 struct StreamPolicy {
-  enum class OnError { kReport, kIgnore, kStop };
-
   bool auto_start = false;              // start streaming at mount time (`auto:`)
   uint64_t speed = 0;                   // bytes per second, 0 = unlimited
   unsigned workers = 0;                 // 0 = one per core
-  uint64_t chunk_size = 512 * 1024;     // at least the cluster size
+  uint64_t chunk_size = jobs::kDefaultChunkSize;  // at least the cluster size
   std::optional<std::string> base;      // stream down to this image; it is the
                                         // `path` of one entry of the chain
-  OnError on_error = OnError::kReport;
+  jobs::OnError on_error = jobs::OnError::kReport;
 };
 
 // A one-shot alarm when the overlay holds more than a given amount

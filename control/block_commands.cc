@@ -33,7 +33,7 @@ nlohmann::json ImageJson(const ControlledImage& image, jobs::JobManager& jobs) {
   }
   nlohmann::json job = nullptr;
   for (const jobs::JobInfo& info : jobs.List()) {
-    if (info.device == image.name) job = info.id;
+    if (info.image == image.name) job = info.id;
   }
   return {{"name", image.name},
           {"filename", ovl.path()},
@@ -49,10 +49,11 @@ nlohmann::json ImageJson(const ControlledImage& image, jobs::JobManager& jobs) {
           {"job", job}};
 }
 
+// QMP names a job's id "device".
 nlohmann::json JobJson(const jobs::JobInfo& info) {
   return {{"type", info.type},
           {"device", info.id},
-          {"image", info.device},
+          {"image", info.image},
           {"len", info.len},
           {"offset", info.offset},
           {"copied", info.copied},
@@ -70,10 +71,11 @@ QmpResult BlockStream(ControlContext& context, const nlohmann::json& args) {
   Arguments a(args);
   QmpError error;
   if (!a.OnlyKnown({"device", "job-id", "base", "speed", "on-error", "offset", "length"}, &error)) return Failed(error);
-  std::string device;
-  if (!a.String("device", &device, &error)) return Failed(error);
-  const ControlledImage* image = FindImage(context, device);
-  if (image == nullptr) return NoSuchImage(device);
+  // Here "device" is the image to stream.
+  std::string image_name;
+  if (!a.String("device", &image_name, &error)) return Failed(error);
+  const ControlledImage* image = FindImage(context, image_name);
+  if (image == nullptr) return NoSuchImage(image_name);
   jobs::StreamOptions options = image->stream_defaults;
   options.base.reset();
   std::string text;
@@ -104,28 +106,24 @@ QmpResult BlockStream(ControlContext& context, const nlohmann::json& args) {
     if (!a.Unsigned("length", &number, &error)) return Failed(error);
     options.range_length = number;
   }
-  std::string id;
-  Status started = context.jobs->StartStream(*image->overlay, device, options, &id);
-  if (!started.ok()) return QmpResult::Generic(started.message());
-  nlohmann::json result = {{"job-id", id}};
-  if (options.range_offset || options.range_length) {
-    if (auto job = std::dynamic_pointer_cast<jobs::StreamJob>(context.jobs->Find(id))) {
-      result["next-offset"] = job->range_end();
-    }
-  }
+  jobs::StartedStream started;
+  Status status = context.jobs->StartStream(*image->overlay, image_name, options, &started);
+  if (!status.ok()) return QmpResult::Generic(status.message());
+  nlohmann::json result = {{"job-id", started.job_id}};
+  if (started.next_offset) result["next-offset"] = *started.next_offset;
   return QmpResult::Ok(result);
 }
 
-// The job named by the "device" argument (QMP's name for a job id).
+// The job named by the "device" argument: QMP spells a job id "device".
 QmpResult WithJob(ControlContext& context, const nlohmann::json& args, std::initializer_list<const char*> known,
                   const std::function<QmpResult(jobs::Job&)>& act) {
   Arguments a(args);
   QmpError error;
   if (!a.OnlyKnown(known, &error)) return Failed(error);
-  std::string id;
-  if (!a.String("device", &id, &error)) return Failed(error);
-  std::shared_ptr<jobs::Job> job = context.jobs->Find(id);
-  if (job == nullptr) return NoSuchJob(id);
+  std::string job_id;
+  if (!a.String("device", &job_id, &error)) return Failed(error);
+  std::shared_ptr<jobs::Job> job = context.jobs->Find(job_id);
+  if (job == nullptr) return NoSuchJob(job_id);
   return act(*job);
 }
 
@@ -159,7 +157,37 @@ QmpResult SetWriteThreshold(ControlContext& context, const nlohmann::json& args)
   return QmpResult::Ok({{"write-threshold", bytes}});
 }
 
+const char* JobEventName(jobs::JobEvent::Kind kind) {
+  switch (kind) {
+    case jobs::JobEvent::Kind::kCompleted: return "BLOCK_JOB_COMPLETED";
+    case jobs::JobEvent::Kind::kCancelled: return "BLOCK_JOB_CANCELLED";
+    case jobs::JobEvent::Kind::kReady: return "BLOCK_JOB_READY";
+    case jobs::JobEvent::Kind::kError: return "BLOCK_JOB_ERROR";
+  }
+  return "BLOCK_JOB_UNKNOWN";
+}
+
+Event JobEventQmp(const jobs::JobEvent& event) {
+  const jobs::JobInfo& job = event.job;
+  // QMP names a job's id "device".
+  nlohmann::json data = {{"type", job.type}, {"device", job.id},     {"image", job.image},
+                         {"len", job.len},   {"offset", job.offset}, {"speed", job.speed}};
+  if (event.kind == jobs::JobEvent::Kind::kError) {
+    data["operation"] = event.operation == jobs::IoOperation::kWrite ? "write" : "read";
+    data["action"] = jobs::ToString(event.action);
+    data["reason"] = event.error.value_or("");
+  } else if (event.error) {
+    data["error"] = *event.error;
+  }
+  return {JobEventName(event.kind), std::move(data)};
+}
+
 }  // namespace
+
+jobs::JobEventSink PublishJobEvents(EventBus& events) {
+  EventBus* bus = &events;
+  return [bus](const jobs::JobEvent& event) { bus->Publish(JobEventQmp(event)); };
+}
 
 void ArmWriteThreshold(const ControlledImage& image, uint64_t bytes, EventBus& events) {
   const std::string name = image.name;

@@ -2,7 +2,8 @@
 // The commands of a corfs control socket, named as QEMU's where the meaning
 // matches: query-version, query-images, block-stream, query-block-jobs,
 // block-job-set-speed, block-job-pause, block-job-resume, block-job-cancel,
-// block-set-write-threshold.
+// block-set-write-threshold. QMP's spellings (a job id is "device") stay
+// here; the layers below name things their own way.
 
 #include <map>
 #include <string>
@@ -29,6 +30,10 @@ struct ControlContext {
 
 // `context` must outlive the table.
 CommandTable MakeBlockCommands(ControlContext& context);
+
+// Publishes each job event on `events` as QMP's event: BLOCK_JOB_COMPLETED,
+// BLOCK_JOB_CANCELLED, BLOCK_JOB_ERROR, BLOCK_JOB_READY.
+jobs::JobEventSink PublishJobEvents(EventBus& events);
 
 // Arms the one-shot write threshold of `image`, reporting on `events` as
 // BLOCK_WRITE_THRESHOLD. 0 disarms it.

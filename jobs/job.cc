@@ -17,43 +17,18 @@ const char* ToString(JobState state) {
   return "unknown";
 }
 
-const char* ToString(OnError policy) {
-  switch (policy) {
-    case OnError::kReport: return "report";
-    case OnError::kIgnore: return "ignore";
-    case OnError::kStop: return "stop";
-  }
-  return "unknown";
-}
+Job::Job(std::string image, const JobOptions& options, std::unique_ptr<JobDriver> driver, JobEventSink events)
+    : id_(options.IdFor(image)),
+      image_(std::move(image)),
+      on_error_(options.on_error),
+      driver_(std::move(driver)),
+      events_(std::move(events)),
+      limiter_(options.speed),
+      len_(driver_->initial_length()) {}
 
-bool ParseOnError(const std::string& text, OnError* out) {
-  for (OnError policy : {OnError::kReport, OnError::kIgnore, OnError::kStop}) {
-    if (text == ToString(policy)) {
-      *out = policy;
-      return true;
-    }
-  }
-  return false;
-}
-
-Job::Job(std::string id, std::string type, std::string device, OnError on_error, uint64_t speed, EventBus& events)
-    : id_(std::move(id)),
-      type_(std::move(type)),
-      device_(std::move(device)),
-      on_error_(on_error),
-      events_(events),
-      limiter_(speed) {}
-
-Job::~Job() { CancelAndJoin(); }
-
-void Job::CancelAndJoin() {
+Job::~Job() {
   Cancel();
   if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id()) thread_.join();
-}
-
-bool Job::errors_ignored() const {
-  std::lock_guard lock(mutex_);
-  return errors_ignored_;
 }
 
 void Job::Start() {
@@ -66,20 +41,23 @@ void Job::Start() {
 
 void Job::Main() {
   UseLongSlices();  // guests' threads go first (background_thread.h)
-  Status status = Run();
+  Status status = driver_->Run(*this);
   const bool cancelled = cancel_requested();
-  if (status.ok() && !cancelled) status = Prepare();
-  Clean();
+  if (status.ok() && !cancelled) status = driver_->Prepare(*this);
+  if (!status.ok() || cancelled) driver_->Abort(*this);
+  driver_->Clean(*this);
 
-  nlohmann::json data = EventBase();
+  JobEvent event;
   {
     std::lock_guard lock(mutex_);
     state_ = JobState::kConcluded;
     cancelled_ = cancelled && status.ok();
     if (!status.ok()) error_ = status.message();
-    if (!status.ok()) data["error"] = error_;
+    event.kind = cancelled_ ? JobEvent::Kind::kCancelled : JobEvent::Kind::kCompleted;
+    event.job = InfoLocked();
+    if (!status.ok()) event.error = error_;
   }
-  Emit(cancelled && status.ok() ? "BLOCK_JOB_CANCELLED" : "BLOCK_JOB_COMPLETED", data);
+  Emit(event);
   changed_.notify_all();
 }
 
@@ -106,9 +84,26 @@ void Job::SetSpeed(uint64_t bytes_per_second) {
   changed_.notify_all();
 }
 
+Status Job::Complete() {
+  {
+    std::lock_guard lock(mutex_);
+    if (state_ != JobState::kReady || cancel_requested_) {
+      return Status::Error(EBUSY, "job '" + id_ + "' is not ready to complete (it is " +
+                                      (cancel_requested_ ? "cancelled" : ToString(state_)) + ")");
+    }
+  }
+  driver_->Complete();
+  return Status::Ok();
+}
+
 bool Job::cancel_requested() const {
   std::lock_guard lock(mutex_);
   return cancel_requested_;
+}
+
+bool Job::errors_ignored() const {
+  std::lock_guard lock(mutex_);
+  return errors_ignored_;
 }
 
 bool Job::concluded() const {
@@ -123,10 +118,14 @@ bool Job::WaitConcluded(std::chrono::milliseconds timeout) const {
 
 JobInfo Job::Info() const {
   std::lock_guard lock(mutex_);
+  return InfoLocked();
+}
+
+JobInfo Job::InfoLocked() const {
   JobInfo info;
   info.id = id_;
-  info.type = type_;
-  info.device = device_;
+  info.type = driver_->type();
+  info.image = image_;
   info.state = state_;
   info.offset = offset_;
   info.len = len_;
@@ -148,7 +147,7 @@ bool Job::Checkpoint() {
     rate_time_ = std::chrono::steady_clock::now();  // paused time is no progress
     rate_offset_ = offset_;
   }
-  if (state_ == JobState::kPaused) state_ = JobState::kRunning;
+  if (state_ == JobState::kPaused) state_ = ready_ ? JobState::kReady : JobState::kRunning;
   return !cancel_requested_;
 }
 
@@ -160,12 +159,47 @@ bool Job::Throttle(uint64_t bytes) {
   return !cancel_requested_;
 }
 
-Job::ErrorAction Job::OnStepError(const Status& error, bool is_read) {
-  nlohmann::json data = EventBase();
-  data["operation"] = is_read ? "read" : "write";
-  data["action"] = ToString(on_error_);
-  data["reason"] = error.message();
-  Emit("BLOCK_JOB_ERROR", data);
+void Job::EnterReady() {
+  JobEvent event;
+  {
+    std::lock_guard lock(mutex_);
+    ready_ = true;
+    if (state_ == JobState::kRunning) state_ = JobState::kReady;
+    event.kind = JobEvent::Kind::kReady;
+    event.job = InfoLocked();
+  }
+  Emit(event);
+  changed_.notify_all();
+}
+
+Status Job::RunStep(Status result, const std::function<Status()>& again, ClassifyError classify, bool* skipped) {
+  if (skipped != nullptr) *skipped = false;
+  while (!result.ok()) {
+    switch (OnStepError(result, classify(result))) {
+      case ErrorAction::kFail:
+        return result;
+      case ErrorAction::kSkip:
+        if (skipped != nullptr) *skipped = true;
+        return Status::Ok();
+      case ErrorAction::kRetry:
+        result = again();
+        break;
+    }
+  }
+  return Status::Ok();
+}
+
+Job::ErrorAction Job::OnStepError(const Status& error, IoOperation operation) {
+  JobEvent event;
+  event.kind = JobEvent::Kind::kError;
+  event.error = error.message();
+  event.operation = operation;
+  event.action = on_error_;
+  {
+    std::lock_guard lock(mutex_);
+    event.job = InfoLocked();
+  }
+  Emit(event);
   switch (on_error_) {
     case OnError::kReport:
       return ErrorAction::kFail;
@@ -204,12 +238,8 @@ void Job::Advance(uint64_t processed, uint64_t copied) {
   }
 }
 
-nlohmann::json Job::EventBase() const {
-  // QMP names: "device" is the job's id (which defaults to the image name).
-  return {{"type", type_},   {"device", id_},     {"image", device_},
-          {"len", len_},     {"offset", offset_}, {"speed", limiter_.speed()}};
+void Job::Emit(const JobEvent& event) {
+  if (events_) events_(event);
 }
-
-void Job::Emit(const std::string& name, nlohmann::json data) { events_.Publish({name, std::move(data)}); }
 
 }  // namespace corfs::jobs

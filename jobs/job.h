@@ -1,57 +1,40 @@
 #pragma once
-// Job: a background block job in the manner of QEMU's jobs. A job runs its
-// driver (Run, then Prepare on success, then Clean) on a thread of its own,
-// which fans the actual copying out to the shared TBB worker pool.
+// Job: a background block job in the manner of QEMU's jobs. A job owns a
+// driver (jobs/job_driver.h) and runs it on a thread of its own (Run, then
+// Prepare or Abort, then Clean); the driver fans the actual copying out to
+// the shared TBB worker pool.
 //
-// States, as QMP names them: created -> running <-> paused -> concluded.
-// Control (pause, resume, cancel, speed) is taken at the driver's
-// checkpoints, between chunks. Errors follow the job's on-error policy:
-//   report  end the job with the error;
-//   ignore  skip the failed chunk and go on (the outcome is then partial);
-//   stop    pause the job; resume retries the chunk.
-// Events go out on the EventBus with QMP's names and data:
-// BLOCK_JOB_COMPLETED (with "error" when it failed), BLOCK_JOB_CANCELLED,
-// BLOCK_JOB_ERROR.
+// States, as QMP names them: created -> running <-> paused -> concluded,
+// with ready on the way for a driver that waits for a complete. Control
+// (pause, resume, cancel, speed) is called from any thread and taken at the
+// driver's checkpoints, between steps. Errors follow the job's on-error
+// policy (jobs/on_error.h), applied by JobContext::RunStep. Events go to the
+// job's JobEventSink on the job's thread: completed (with the error when it
+// failed), cancelled, error, ready.
 
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
 
-#include "common/event_bus.h"
 #include "common/status.h"
+#include "jobs/job_driver.h"
+#include "jobs/job_event.h"
+#include "jobs/job_info.h"
+#include "jobs/job_options.h"
 #include "jobs/rate_limiter.h"
 
 namespace corfs::jobs {
 
-enum class JobState { kCreated, kRunning, kPaused, kReady, kConcluded };
-const char* ToString(JobState state);
-
-enum class OnError { kReport, kIgnore, kStop };
-const char* ToString(OnError policy);
-bool ParseOnError(const std::string& text, OnError* out);
-
-struct JobInfo {
-  std::string id;
-  std::string type;    // "stream"
-  std::string device;  // the image the job works on
-  JobState state = JobState::kCreated;
-  uint64_t offset = 0;  // bytes of the job's range processed (QMP "offset")
-  uint64_t len = 0;     // bytes of the job's range (QMP "len")
-  uint64_t copied = 0;  // bytes actually read from the chain
-  uint64_t speed = 0;   // limit in bytes/s, 0 = none
-  double rate = 0;      // measured progress in bytes/s
-  double eta_seconds = -1;  // -1: unknown
-  std::string error;    // why it failed, once concluded
-  bool cancelled = false;
-};
-
-class Job {
+class Job final : private JobContext {
  public:
-  Job(std::string id, std::string type, std::string device, OnError on_error, uint64_t speed, EventBus& events);
-  virtual ~Job();
+  // A job on the image named `image`; its id is options.IdFor(image).
+  Job(std::string image, const JobOptions& options, std::unique_ptr<JobDriver> driver, JobEventSink events);
+  // Cancels the job and waits for its thread, then lets the driver go.
+  ~Job();
   Job(const Job&) = delete;
   Job& operator=(const Job&) = delete;
 
@@ -60,55 +43,48 @@ class Job {
   void Resume();
   void Cancel();
   void SetSpeed(uint64_t bytes_per_second);
+  // Tells a READY job to finish; an error in any other state.
+  Status Complete();
 
   JobInfo Info() const;
   const std::string& id() const { return id_; }
-  const std::string& device() const { return device_; }
+  const std::string& image() const { return image_; }
   bool concluded() const;
   // Waits for the job to conclude; false on timeout.
   bool WaitConcluded(std::chrono::milliseconds timeout) const;
 
- protected:
-  // The driver. Run does the work; Prepare commits its outcome after a
-  // successful Run (it is not called after an error or a cancel); Clean runs
-  // last in every case.
-  virtual Status Run() = 0;
-  virtual Status Prepare() { return Status::Ok(); }
-  virtual void Clean() {}
-
-  // Between steps: blocks while paused; false once cancelled.
-  bool Checkpoint();
-  // Waits until `bytes` may be copied under the speed limit; false once cancelled.
-  bool Throttle(uint64_t bytes);
+ private:
+  // JobContext, for the driver on the job's thread.
+  bool Checkpoint() override;
+  bool Throttle(uint64_t bytes) override;
+  void SetRange(uint64_t len) override;
+  void Advance(uint64_t processed, uint64_t copied) override;
+  void EnterReady() override;
+  Status RunStep(Status result, const std::function<Status()>& again, ClassifyError classify,
+                 bool* skipped) override;
+  bool cancel_requested() const override;
+  bool errors_ignored() const override;
 
   enum class ErrorAction { kFail, kSkip, kRetry };
-  // Applies the on-error policy to a failed step and emits BLOCK_JOB_ERROR.
-  // kStop blocks until the job is resumed (kRetry) or cancelled (kFail).
-  ErrorAction OnStepError(const Status& error, bool is_read);
+  // Reports a failed attempt and applies the policy to it; kStop blocks
+  // until the job is resumed (kRetry) or cancelled (kFail).
+  ErrorAction OnStepError(const Status& error, IoOperation operation);
 
-  void SetRange(uint64_t len);
-  void Advance(uint64_t processed, uint64_t copied);
-  bool cancel_requested() const;
-  bool errors_ignored() const;
-  // Cancels and waits for the driver thread; a derived job calls it in its
-  // destructor, so the driver never runs on a half-destroyed object.
-  void CancelAndJoin();
-
- private:
   void Main();
-  void Emit(const std::string& name, nlohmann::json data);
-  nlohmann::json EventBase() const;
+  JobInfo InfoLocked() const;  // mutex_ held
+  void Emit(const JobEvent& event);
 
   const std::string id_;
-  const std::string type_;
-  const std::string device_;
+  const std::string image_;
   const OnError on_error_;
-  EventBus& events_;
+  const std::unique_ptr<JobDriver> driver_;
+  const JobEventSink events_;
   RateLimiter limiter_;
 
   mutable std::mutex mutex_;
   mutable std::condition_variable changed_;
   JobState state_ = JobState::kCreated;
+  bool ready_ = false;  // entered READY: a resume goes back there
   bool pause_requested_ = false;
   bool cancel_requested_ = false;
   bool errors_ignored_ = false;

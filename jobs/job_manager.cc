@@ -1,5 +1,7 @@
 #include "jobs/job_manager.h"
 
+#include "jobs/stream_driver.h"
+
 namespace corfs::jobs {
 
 JobManager::~JobManager() {
@@ -9,7 +11,7 @@ JobManager::~JobManager() {
     jobs.swap(jobs_);
   }
   for (auto& [id, job] : jobs) job->Cancel();
-  jobs.clear();  // each job's destructor waits for its driver
+  jobs.clear();  // each job's destructor waits for its thread
 }
 
 void JobManager::Reap() {
@@ -18,23 +20,34 @@ void JobManager::Reap() {
   }
 }
 
-Status JobManager::StartStream(overlay::Overlay& overlay, const std::string& device, const StreamOptions& options,
-                               std::string* id) {
-  std::lock_guard lock(mutex_);
-  Reap();
-  const std::string job_id = options.job_id.empty() ? device : options.job_id;
+Status JobManager::CheckFree(const std::string& job_id, const std::string& image_name) {
   if (jobs_.contains(job_id)) return Status::Error(EEXIST, "a job with id '" + job_id + "' exists already");
   for (auto& [other_id, job] : jobs_) {
-    if (job->device() == device) {
-      return Status::Error(EBUSY, "image '" + device + "' is busy: job '" + other_id + "' works on it");
+    if (job->image() == image_name) {
+      return Status::Error(EBUSY, "image '" + image_name + "' is busy: job '" + other_id + "' works on it");
     }
   }
-  std::unique_ptr<StreamJob> job;
-  CORFS_RETURN_IF_ERROR(StreamJob::Make(overlay, device, options, pool_, events_, &job));
+  return Status::Ok();
+}
+
+void JobManager::Launch(std::unique_ptr<Job> job) {
   std::shared_ptr<Job> shared(std::move(job));
-  jobs_[job_id] = shared;
+  jobs_[shared->id()] = shared;
   shared->Start();
-  *id = job_id;
+}
+
+Status JobManager::StartStream(overlay::Overlay& overlay, const std::string& image_name,
+                               const StreamOptions& options, StartedStream* out) {
+  std::lock_guard lock(mutex_);
+  Reap();
+  const std::string job_id = options.IdFor(image_name);
+  CORFS_RETURN_IF_ERROR(CheckFree(job_id, image_name));
+  std::unique_ptr<StreamDriver> driver;
+  CORFS_RETURN_IF_ERROR(StreamDriver::Make(overlay, image_name, options, pool_, &driver));
+  StartedStream started{job_id, std::nullopt};
+  if (options.range_offset || options.range_length) started.next_offset = driver->range_end();
+  Launch(std::make_unique<Job>(image_name, options, std::move(driver), events_));
+  *out = std::move(started);
   return Status::Ok();
 }
 

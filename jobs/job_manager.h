@@ -1,39 +1,55 @@
 #pragma once
 // JobManager: the jobs of a mount, by id. One job per image at a time (like
 // QEMU's "device is busy"). Concluded jobs are dismissed automatically once
-// their final event is out, as with QEMU's auto-dismiss.
+// their final event is out, as with QEMU's auto-dismiss. Its methods may be
+// called from any thread.
 
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <string>
 #include <vector>
 
 #include "jobs/job.h"
-#include "jobs/stream_job.h"
+#include "jobs/stream_options.h"
 #include "jobs/worker_pool.h"
+#include "overlay/overlay.h"
 
 namespace corfs::jobs {
 
+// What starting a stream tells its caller.
+struct StartedStream {
+  std::string job_id;
+  std::optional<uint64_t> next_offset;  // a range: where the next range starts
+};
+
 class JobManager {
  public:
-  JobManager(unsigned workers, EventBus& events) : pool_(workers), events_(events) {}
+  // Every job's events go to `events`.
+  JobManager(unsigned workers, JobEventSink events) : pool_(workers), events_(std::move(events)) {}
   ~JobManager();  // cancels every job and waits for it
 
   WorkerPool& pool() { return pool_; }
 
-  // Starts a stream job on `overlay` (named `device`); its id goes to *id.
-  Status StartStream(overlay::Overlay& overlay, const std::string& device, const StreamOptions& options,
-                     std::string* id);
+  // Starts a stream job on `overlay`, which the mount names `image_name`.
+  Status StartStream(overlay::Overlay& overlay, const std::string& image_name, const StreamOptions& options,
+                     StartedStream* out);
 
   // The job with this id, or nullptr.
   std::shared_ptr<Job> Find(const std::string& id);
   std::vector<JobInfo> List();
 
  private:
-  void Reap();  // drops concluded jobs; mutex_ held
+  // The rest hold mutex_.
+  void Reap();  // drops concluded jobs
+  // Whether a job with id `job_id` may start on `image_name`.
+  Status CheckFree(const std::string& job_id, const std::string& image_name);
+  // Adds the job and starts it.
+  void Launch(std::unique_ptr<Job> job);
 
   WorkerPool pool_;
-  EventBus& events_;
+  const JobEventSink events_;
   std::mutex mutex_;
   std::map<std::string, std::shared_ptr<Job>> jobs_;
 };

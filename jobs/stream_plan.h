@@ -1,5 +1,5 @@
 #pragma once
-// PlanStream: what a stream job (stream_job.h) has to do with the next run
+// PlanStream: what a stream job (stream_driver.h) has to do with the next run
 // of the disk, decided from the overlay's allocation and what the images
 // above the stream's base hold.
 //

@@ -171,7 +171,7 @@ images:
   EXPECT_EQ(vm1.stream.workers, 3u);        // from defaults
   EXPECT_EQ(vm1.stream.chunk_size, kMiB);
   EXPECT_EQ(vm1.stream.base, base);  // normalised to the chain's path
-  EXPECT_EQ(vm1.stream.on_error, StreamPolicy::OnError::kStop);
+  EXPECT_EQ(vm1.stream.on_error, jobs::OnError::kStop);
 
   const ImageConfig& blank = cfg.images[1];
   EXPECT_EQ(blank.overlay_path, "/abs/blank.img");
@@ -213,7 +213,7 @@ images:
   EXPECT_EQ(image.stream.workers, 0u);
   EXPECT_EQ(image.stream.chunk_size, 512 * kKiB);
   EXPECT_FALSE(image.stream.base.has_value());
-  EXPECT_EQ(image.stream.on_error, StreamPolicy::OnError::kReport);
+  EXPECT_EQ(image.stream.on_error, jobs::OnError::kReport);
 }
 
 TEST_F(ConfigTest, ChunkSizeFollowsLargeClusters) {
@@ -244,7 +244,7 @@ images:
   EXPECT_EQ(cfg.images[1].write_threshold.kind, WriteThreshold::Kind::kNone);
   EXPECT_EQ(cfg.images[2].mode, 0600u);
   EXPECT_EQ(cfg.images[2].write_threshold.kind, WriteThreshold::Kind::kNone);
-  EXPECT_EQ(cfg.images[2].stream.on_error, StreamPolicy::OnError::kIgnore);
+  EXPECT_EQ(cfg.images[2].stream.on_error, jobs::OnError::kIgnore);
 }
 
 TEST_F(ConfigTest, WriteThresholdBytesDoesNotOverflow) {

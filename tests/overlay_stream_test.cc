@@ -50,7 +50,7 @@ class StreamTest : public ::testing::Test {
     return Overlay::Open(path_, open, &image_);
   }
 
-  // One pass of a stream down to `end_layer`, as jobs/stream_job.cc does it.
+  // One pass of a stream down to `end_layer`, as jobs/stream_driver.cc does it.
   void Stream(size_t end_layer) {
     uint64_t pos = 0;
     while (pos < kDiskSize) {

@@ -12,8 +12,8 @@
 #include <random>
 #include <set>
 
-#include "common/event_bus.h"
-#include "jobs/stream_job.h"
+#include "jobs/job.h"
+#include "jobs/stream_driver.h"
 #include "jobs/worker_pool.h"
 #include "overlay/overlay.h"
 #include "overlay/shared_image_cache.h"
@@ -55,26 +55,26 @@ TEST(StreamJobs, ImagesOverOneTemplateStreamTogetherOnOnePool) {
   EXPECT_EQ(cache.open_images(), 1u) << "images over one template must share one driver";
 
   WorkerPool pool(2);
-  EventBus events;
   std::mutex mutex;
   std::condition_variable completed_changed;
   std::set<std::string> completed;
-  EventBus::Subscription subscription = events.Subscribe([&](const Event& event) {
-    if (event.name != "BLOCK_JOB_COMPLETED") return;
+  JobEventSink events = [&](const JobEvent& event) {
+    if (event.kind != JobEvent::Kind::kCompleted) return;
     std::lock_guard lock(mutex);
-    EXPECT_FALSE(event.data.contains("error")) << event.data.dump();
-    completed.insert(event.data.value("device", ""));
+    EXPECT_FALSE(event.error.has_value()) << *event.error;
+    completed.insert(event.job.id);
     completed_changed.notify_all();
-  });
+  };
 
-  std::vector<std::unique_ptr<StreamJob>> jobs;
+  std::vector<std::unique_ptr<Job>> jobs;
   for (int i = 0; i < kImages; ++i) {
+    const std::string name = "vm" + std::to_string(i);
     StreamOptions options;
     options.chunk_size = 256 * 1024;
-    std::unique_ptr<StreamJob> job;
-    Status status = StreamJob::Make(*images[i], "vm" + std::to_string(i), options, pool, events, &job);
+    std::unique_ptr<StreamDriver> driver;
+    Status status = StreamDriver::Make(*images[i], name, options, pool, &driver);
     ASSERT_TRUE(status.ok()) << status.message();
-    jobs.push_back(std::move(job));
+    jobs.push_back(std::make_unique<Job>(name, options, std::move(driver), events));
   }
   for (auto& job : jobs) job->Start();  // all at once, on the one pool
   for (auto& job : jobs) {

@@ -1,4 +1,4 @@
-#include "jobs/stream_job.h"
+#include "jobs/stream_driver.h"
 
 #include <algorithm>
 #include <thread>
@@ -23,15 +23,19 @@ constexpr uint64_t kMaxBatchWalk = 1ull << 30;
 constexpr uint64_t kWriteBehindBatch = 16ull << 20;
 constexpr uint64_t kWriteBehindWindow = 32ull << 20;
 
-bool IsWriteError(const Status& status) {
-  return status.code() == ENOSPC || status.code() == EDQUOT || status.code() == EROFS;
+IoOperation ReadOrWrite(const Status& error) {
+  const bool write = error.code() == ENOSPC || error.code() == EDQUOT || error.code() == EROFS;
+  return write ? IoOperation::kWrite : IoOperation::kRead;
 }
+
+// Planning asks the chain what it holds: a read.
+IoOperation Read(const Status&) { return IoOperation::kRead; }
 
 }  // namespace
 
-Status StreamJob::Make(overlay::Overlay& overlay, const std::string& device, const StreamOptions& options,
-                       WorkerPool& pool, EventBus& events, std::unique_ptr<StreamJob>* out) {
-  if (overlay.read_only()) return Status::Error(EROFS, "image '" + device + "' is read-only");
+Status StreamDriver::Make(overlay::Overlay& overlay, const std::string& image, const StreamOptions& options,
+                          WorkerPool& pool, std::unique_ptr<StreamDriver>* out) {
+  if (overlay.read_only()) return Status::Error(EROFS, "image '" + image + "' is read-only");
   if (options.chunk_size < overlay.cluster_size()) {
     return Status::Invalid("chunk size " + std::to_string(options.chunk_size) + " is smaller than a cluster (" +
                            std::to_string(overlay.cluster_size()) + ")");
@@ -56,46 +60,36 @@ Status StreamJob::Make(overlay::Overlay& overlay, const std::string& device, con
                                        overlay.cluster_size());
     start = start / overlay.cluster_size() * overlay.cluster_size();
   }
-  out->reset(new StreamJob(overlay, device, options, pool, events, end_layer, start, end));
+  out->reset(new StreamDriver(overlay, options, pool, end_layer, start, end));
   return Status::Ok();
 }
 
-StreamJob::StreamJob(overlay::Overlay& overlay, const std::string& device, const StreamOptions& options,
-                     WorkerPool& pool, EventBus& events, size_t end_layer, uint64_t start, uint64_t end)
-    : Job(options.job_id.empty() ? device : options.job_id, "stream", device, options.on_error, options.speed,
-          events),
-      overlay_(overlay),
+StreamDriver::StreamDriver(overlay::Overlay& overlay, const StreamOptions& options, WorkerPool& pool,
+                           size_t end_layer, uint64_t start, uint64_t end)
+    : overlay_(overlay),
       pool_(pool),
-      options_(options),
+      chunk_size_(options.chunk_size),
       end_layer_(end_layer),
       base_mode_(options.base.has_value()),
       start_(start),
-      end_(end),
-      next_offset_(start) {
-  SetRange(end - start);
-}
+      end_(end) {}
 
-StreamJob::~StreamJob() {
-  // Stop the driver before the members it uses go away.
-  CancelAndJoin();
-}
-
-Status StreamJob::Run() {
+Status StreamDriver::Run(JobContext& job) {
   write_behind_ = overlay_.OpenWriteBehind(kWriteBehindBatch, kWriteBehindWindow);
-  CORFS_RETURN_IF_ERROR(Pass(/*wait_for_busy=*/false));
-  if (cancel_requested()) return Status::Ok();
+  CORFS_RETURN_IF_ERROR(Pass(job, /*wait_for_busy=*/false));
+  if (job.cancel_requested()) return Status::Ok();
   // Clusters that guest I/O held while the first pass went by were filled by
   // that I/O, unless it failed; a second pass waits for them and catches those.
-  return Pass(/*wait_for_busy=*/true);
+  return Pass(job, /*wait_for_busy=*/true);
 }
 
-Status StreamJob::Pass(bool wait_for_busy) {
+Status StreamDriver::Pass(JobContext& job, bool wait_for_busy) {
   const bool first_pass = !wait_for_busy;
   uint64_t pos = start_;
   uint64_t guest_requests = overlay_.guest_activity().Sample();
   std::vector<Chunk> chunks;
   while (pos < end_) {
-    if (!Checkpoint()) return Status::Ok();
+    if (!job.Checkpoint()) return Status::Ok();
     // Yield to guest I/O: a request in flight on this image goes first, and
     // while guests use any image of the mount the batch is one chunk, copied
     // by one thread, so the other cores stay free for them (see
@@ -110,16 +104,14 @@ Status StreamJob::Pass(bool wait_for_busy) {
     uint64_t to_copy = 0;
     while (pos < end_ && chunks.size() < max_chunks && walked < kMaxBatchWalk) {
       StreamRun run;
-      Status planned = PlanStream(overlay_, pos, end_ - pos, end_layer_, &run);
-      if (!planned.ok()) {
-        ErrorAction action = OnStepError(planned, /*is_read=*/true);
-        if (action == ErrorAction::kFail) return planned;
-        if (action == ErrorAction::kRetry) continue;
-        run = {StreamWork::kLocal, std::min<uint64_t>(end_ - pos, overlay_.cluster_size())};
-      }
+      auto plan = [&] { return PlanStream(overlay_, pos, end_ - pos, end_layer_, &run); };
+      bool skipped = false;
+      CORFS_RETURN_IF_ERROR(job.RunStep(plan(), plan, Read, &skipped));
+      // A run that could not be planned is left to the chain, a cluster of it.
+      if (skipped) run = {StreamWork::kLocal, std::min<uint64_t>(end_ - pos, overlay_.cluster_size())};
       uint64_t length = run.length;
       if (run.work == StreamWork::kCopy) {
-        length = std::min(length, options_.chunk_size);
+        length = std::min(length, chunk_size_);
         chunks.push_back({pos, length, /*copy=*/true});
         to_copy += length;
       } else if (run.work == StreamWork::kZero) {
@@ -129,38 +121,33 @@ Status StreamJob::Pass(bool wait_for_busy) {
       pos += length;
       walked += length;
     }
-    if (!Throttle(to_copy)) return Status::Ok();
-    CORFS_RETURN_IF_ERROR(CopyBatch(chunks, wait_for_busy));
+    if (!job.Throttle(to_copy)) return Status::Ok();
+    CORFS_RETURN_IF_ERROR(CopyBatch(job, chunks, wait_for_busy));
     if (write_behind_) {
       for (const Chunk& chunk : chunks) {
         if (chunk.copy) write_behind_->Written(chunk.offset, chunk.length);
       }
     }
-    if (first_pass) Advance(walked, to_copy);
-    next_offset_.store(pos);
+    if (first_pass) job.Advance(walked, to_copy);
   }
   return Status::Ok();
 }
 
-Status StreamJob::CopyBatch(const std::vector<Chunk>& chunks, bool wait_for_busy) {
+Status StreamDriver::CopyBatch(JobContext& job, const std::vector<Chunk>& chunks, bool wait_for_busy) {
   std::vector<Status> results(chunks.size());
   pool_.ParallelFor(chunks.size(), [&](size_t i) {
     results[i] = overlay_.Populate(chunks[i].offset, chunks[i].length, wait_for_busy);
   });
   for (size_t i = 0; i < chunks.size(); ++i) {
-    while (!results[i].ok()) {
-      ErrorAction action = OnStepError(results[i], !IsWriteError(results[i]));
-      if (action == ErrorAction::kFail) return results[i];
-      if (action == ErrorAction::kSkip) break;
-      results[i] = overlay_.Populate(chunks[i].offset, chunks[i].length, wait_for_busy);
-    }
+    auto populate = [&] { return overlay_.Populate(chunks[i].offset, chunks[i].length, wait_for_busy); };
+    CORFS_RETURN_IF_ERROR(job.RunStep(results[i], populate, ReadOrWrite));
   }
   return Status::Ok();
 }
 
-Status StreamJob::Prepare() {
+Status StreamDriver::Prepare(JobContext& job) {
   // What was skipped after an error is still in the chain: keep the link.
-  if (errors_ignored()) return overlay_.Flush();
+  if (job.errors_ignored()) return overlay_.Flush();
   if (base_mode_) return overlay_.ShortenChain(end_layer_);
   if (overlay_.allocated_clusters() == overlay_.cluster_count()) return overlay_.DropBacking();
   return overlay_.Flush();  // a range: make its progress durable

@@ -1,6 +1,7 @@
 #pragma once
-// StreamJob: copies what an overlay lacks from its backing chain, in the
-// manner of QEMU's block/stream.c, so the overlay becomes standalone.
+// StreamDriver: the driver of a stream job (jobs/job_driver.h), in the
+// manner of QEMU's block/stream.c. It copies what an overlay lacks from its
+// backing chain, so the overlay becomes standalone.
 //
 // Modes:
 //   whole  every cluster; at the end the backing link is dropped;
@@ -14,47 +15,36 @@
 // copy-on-read does, so a stream never races a guest write.
 
 #include <memory>
-#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
-#include "jobs/job.h"
+#include "jobs/job_driver.h"
+#include "jobs/stream_options.h"
 #include "jobs/worker_pool.h"
 #include "overlay/overlay.h"
 
 namespace corfs::jobs {
 
-struct StreamOptions {
-  std::string job_id;               // default: the image's name
-  std::optional<std::string> base;  // path of an image of the chain
-  std::optional<uint64_t> range_offset;
-  std::optional<uint64_t> range_length;
-  uint64_t speed = 0;               // bytes/s, 0 = unlimited
-  OnError on_error = OnError::kReport;
-  uint64_t chunk_size = 512 * 1024;
-};
-
-class StreamJob final : public Job {
+class StreamDriver final : public JobDriver {
  public:
   // Checks the options against the overlay (base in the chain, range inside
-  // the disk) before any job exists.
-  static Status Make(overlay::Overlay& overlay, const std::string& device, const StreamOptions& options,
-                     WorkerPool& pool, EventBus& events, std::unique_ptr<StreamJob>* out);
-  ~StreamJob() override;
+  // the disk) before any job exists. `image` names the overlay in errors.
+  static Status Make(overlay::Overlay& overlay, const std::string& image, const StreamOptions& options,
+                     WorkerPool& pool, std::unique_ptr<StreamDriver>* out);
 
   // Where the job's range ends: for a range, the offset the next range
   // should start at.
   uint64_t range_end() const { return end_; }
-  // How far the job has got.
-  uint64_t next_offset() const { return next_offset_.load(); }
 
- protected:
-  Status Run() override;
-  Status Prepare() override;
+  std::string_view type() const override { return "stream"; }
+  uint64_t initial_length() const override { return end_ - start_; }
+  Status Run(JobContext& job) override;
+  Status Prepare(JobContext& job) override;
 
  private:
-  StreamJob(overlay::Overlay& overlay, const std::string& device, const StreamOptions& options, WorkerPool& pool,
-            EventBus& events, size_t end_layer, uint64_t start, uint64_t end);
+  StreamDriver(overlay::Overlay& overlay, const StreamOptions& options, WorkerPool& pool, size_t end_layer,
+               uint64_t start, uint64_t end);
 
   // One step of the job: a run to copy from the chain, or one to record
   // as zeros.
@@ -65,18 +55,17 @@ class StreamJob final : public Job {
   };
 
   // One pass over [start_, end_): copies every run the overlay needs.
-  Status Pass(bool wait_for_busy);
-  Status CopyBatch(const std::vector<Chunk>& chunks, bool wait_for_busy);
+  Status Pass(JobContext& job, bool wait_for_busy);
+  Status CopyBatch(JobContext& job, const std::vector<Chunk>& chunks, bool wait_for_busy);
 
   overlay::Overlay& overlay_;
   WorkerPool& pool_;
-  const StreamOptions options_;
+  const uint64_t chunk_size_;
   const size_t end_layer_;  // layers above the base (all layers without one)
   const bool base_mode_;
   const uint64_t start_;
   const uint64_t end_;
-  std::atomic<uint64_t> next_offset_;
-  std::unique_ptr<overlay::WriteBehind> write_behind_;  // used by the driver thread only
+  std::unique_ptr<overlay::WriteBehind> write_behind_;  // used by the job's thread only
 };
 
 }  // namespace corfs::jobs

@@ -1,0 +1,93 @@
+#pragma once
+// JobDriver: what a kind of job does (stream, and later mirror, commit,
+// backup), in the manner of QEMU's JobDriver. A Job (jobs/job.h) owns one
+// driver and runs it; the driver does the work and decides nothing about
+// states, control or events: it asks its JobContext for those.
+//
+// Threading contract:
+//   - Run, Prepare, Abort and Clean are called on the job's own thread, each
+//     at most once, in this order:
+//       Run      does the work;
+//       Prepare  commits the outcome, after Run returned Ok without a cancel;
+//       Abort    undoes what must be undone, after Run failed or was
+//                cancelled, or Prepare failed;
+//       Clean    releases what Run took, last, in every case.
+//     Run may fan work out to the shared worker pool; the context is for the
+//     job's thread only, never for pool workers.
+//   - Complete is called on the thread that asks for it (the control
+//     socket's), only while the job is READY, which only a driver that called
+//     JobContext::EnterReady is. It must not block: it tells Run to finish,
+//     and Run then returns (and Prepare commits) on the job's thread.
+//   - The Job destroys its driver only after its thread has ended, so a
+//     driver needs no destructor that stops or joins anything.
+
+#include <cstdint>
+#include <functional>
+#include <string_view>
+
+#include "common/status.h"
+#include "jobs/job_event.h"
+
+namespace corfs::jobs {
+
+// The job as its driver sees it. Every call is made on the job's thread.
+class JobContext {
+ public:
+  // Between steps: blocks while the job is paused; false once it is
+  // cancelled (Run then returns Ok at once).
+  virtual bool Checkpoint() = 0;
+  // Waits until `bytes` may be processed under the speed limit; false once
+  // the job is cancelled.
+  virtual bool Throttle(uint64_t bytes) = 0;
+
+  // Progress: the bytes the job is to process (QMP "len"), and what was
+  // processed since the last call (QMP "offset") and how much of it was read.
+  virtual void SetRange(uint64_t len) = 0;
+  virtual void Advance(uint64_t processed, uint64_t copied) = 0;
+
+  // The job is ready to complete (BLOCK_JOB_READY); from now on Complete is
+  // accepted. Run goes on until it is told to finish.
+  virtual void EnterReady() = 0;
+
+  // Classifies a failed step for the error event: read or write.
+  using ClassifyError = IoOperation (*)(const Status& error);
+
+  // The job's on-error policy, applied to one step. `result` is the outcome
+  // of the step's first attempt (made by the driver, maybe in parallel with
+  // other steps); `again` makes another. While the step fails, an error
+  // event goes out (its operation from `classify`) and the policy decides:
+  //   report  returns the error, which ends the job;
+  //   ignore  returns Ok and sets *skipped (if given); the job's outcome is
+  //           then partial, see errors_ignored();
+  //   stop    pauses the job; on resume, makes another attempt; on a cancel
+  //           instead, returns the error.
+  // Returns Ok (and *skipped false) once an attempt succeeds.
+  virtual Status RunStep(Status result, const std::function<Status()>& again, ClassifyError classify,
+                         bool* skipped = nullptr) = 0;
+
+  virtual bool cancel_requested() const = 0;
+  // Whether a step was skipped under on-error "ignore".
+  virtual bool errors_ignored() const = 0;
+
+ protected:
+  ~JobContext() = default;
+};
+
+class JobDriver {
+ public:
+  virtual ~JobDriver() = default;
+
+  // The job's type, as QMP reports it: "stream".
+  virtual std::string_view type() const = 0;
+  // The bytes the job is to process as known before Run: the job's range
+  // until Run sets another.
+  virtual uint64_t initial_length() const { return 0; }
+
+  virtual Status Run(JobContext& job) = 0;
+  virtual Status Prepare(JobContext&) { return Status::Ok(); }
+  virtual void Abort(JobContext&) {}
+  virtual void Clean(JobContext&) {}
+  virtual void Complete() {}
+};
+
+}  // namespace corfs::jobs

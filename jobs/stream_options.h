@@ -1,0 +1,25 @@
+#pragma once
+// StreamOptions: what a stream job is asked to do (block-stream's arguments,
+// over the defaults of the image's `stream:` settings). Header-only, so the
+// config layer can use the chunk default without linking jobs.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "jobs/job_options.h"
+
+namespace corfs::jobs {
+
+// The largest run a stream copies as one step, unless told otherwise. It is
+// at least a cluster; the config layer raises it to the cluster size.
+inline constexpr uint64_t kDefaultChunkSize = 512 * 1024;
+
+struct StreamOptions : JobOptions {
+  std::optional<std::string> base;  // path of an image of the chain
+  std::optional<uint64_t> range_offset;
+  std::optional<uint64_t> range_length;
+  uint64_t chunk_size = kDefaultChunkSize;
+};
+
+}  // namespace corfs::jobs

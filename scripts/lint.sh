@@ -26,8 +26,15 @@ else
   mapfile -t sources < <(find . -path './build*' -prune -o \( -name '*.cc' -o -name '*.h' \) -print | sort)
 fi
 echo "lint: $("$clang_format" --version | head -1): ${#sources[@]} files"
-if ! printf '%s\0' "${sources[@]}" | xargs -0 "$clang_format" --dry-run -Werror; then
-  echo "lint: FAILED: files above are not formatted as .clang-format says" >&2
+unformatted=0
+for f in "${sources[@]}"; do
+  if ! out=$("$clang_format" --dry-run -Werror "$f" 2>&1); then
+    echo "  $f ($(grep -c 'clang-format-violations' <<<"$out") violations; $clang_format --dry-run $f shows them)"
+    unformatted=$((unformatted + 1))
+  fi
+done
+if [ "$unformatted" -ne 0 ]; then
+  echo "lint: FAILED: $unformatted files are not formatted as .clang-format says" >&2
   failed=1
 fi
 

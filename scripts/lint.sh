@@ -48,13 +48,12 @@ echo "lint: $("$clang_tidy" --version | grep -m1 -i version) over $build/compile
 # -Wno-unknown-warning-option: the flags are GCC's (e.g. -Wno-error=restrict).
 tidy=("$run_clang_tidy" -clang-tidy-binary "$clang_tidy" -p "$build" -j "$jobs" -quiet
       -extra-arg=-Wno-unknown-warning-option '^(?!.*/tests/fuzz/)')
+# Drop clang's "N warnings generated." (counts of the suppressed warnings in
+# system headers) and, in a CI log, the colour codes run-clang-tidy asks for.
+filter='/^[0-9]+ (warnings?|errors?)( and [0-9]+ errors?)? generated\.$/d'
+[ -t 1 ] || filter+=';s/\x1b\[[0-9;]*m//g'
 status=0
-if [ -t 1 ]; then
-  "${tidy[@]}" || status=$?
-else
-  # Not a terminal (CI log): drop the colour codes run-clang-tidy asks for.
-  "${tidy[@]}" 2>&1 | sed 's/\x1b\[[0-9;]*m//g' || status=$?
-fi
+"${tidy[@]}" 2>&1 | sed -E "$filter" || status=$?
 if [ "$status" -ne 0 ]; then
   echo "lint: FAILED: clang-tidy findings above" >&2
   failed=1

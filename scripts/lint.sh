@@ -50,7 +50,7 @@ tidy=("$run_clang_tidy" -clang-tidy-binary "$clang_tidy" -p "$build" -j "$jobs" 
       -extra-arg=-Wno-unknown-warning-option '^(?!.*/tests/fuzz/)')
 # Drop clang's "N warnings generated." (counts of the suppressed warnings in
 # system headers) and, in a CI log, the colour codes run-clang-tidy asks for.
-filter='/^[0-9]+ (warnings?|errors?)( and [0-9]+ errors?)? generated\.$/d'
+filter='/^(\x1b\[[0-9;]*m)*[0-9]+ (warnings?|errors?)( and [0-9]+ errors?)? generated\.$/d'
 [ -t 1 ] || filter+=';s/\x1b\[[0-9;]*m//g'
 status=0
 "${tidy[@]}" 2>&1 | sed -E "$filter" || status=$?

@@ -8,6 +8,8 @@ packages=(
   build-essential cmake ninja-build pkg-config
   # the fuzz targets (scripts/fuzz-qcow2.sh): clang with libFuzzer and the sanitizers
   clang
+  # scripts/lint.sh: clang-format 14 and clang-tidy 14 (with run-clang-tidy-14)
+  clang-format clang-tidy
   # libraries
   libfuse3-dev fuse3 libtbb-dev libyaml-cpp-dev nlohmann-json3-dev
   libcli11-dev libspdlog-dev zlib1g-dev libzstd-dev libxxhash-dev

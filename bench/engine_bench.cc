@@ -49,9 +49,9 @@ using Json = nlohmann::json;
 
 constexpr uint64_t kMiB = uint64_t{1} << 20;
 constexpr uint64_t kGiB = uint64_t{1} << 30;
-constexpr double kReadTarget = 0.9;               // engine / pread
-constexpr double kOpenTimeTargetMs = 50;          // Overlay::Open of a 1 TiB overlay
-constexpr uint64_t kOpenRssTarget = 64 * kMiB;    // resident memory the open adds
+constexpr double kReadTarget = 0.9;             // engine / pread
+constexpr double kOpenTimeTargetMs = 50;        // Overlay::Open of a 1 TiB overlay
+constexpr uint64_t kOpenRssTarget = 64 * kMiB;  // resident memory the open adds
 
 [[noreturn]] void Die(const std::string& message) {
   std::fprintf(stderr, "corfs_engine_bench: %s\n", message.c_str());
@@ -309,8 +309,8 @@ std::vector<ReadResult> RunReadFigures(const std::string& dir, uint64_t size, in
     for (int i = 0; i < repeats; ++i) {
       for (int k = 0; k < 2; ++k) {
         const bool pread_turn = (k == 0) == (i % 2 == 0);
-        double s = RunPass(pread_turn ? Method::kPread : Method::kEngine, data_fd.get(), overlay.get(), w, plan,
-                           buffers);
+        double s =
+            RunPass(pread_turn ? Method::kPread : Method::kEngine, data_fd.get(), overlay.get(), w, plan, buffers);
         (pread_turn ? r.pread : r.engine).seconds.push_back(s);
       }
     }
@@ -408,7 +408,7 @@ std::string RunSelf(const std::vector<std::string>& args) {
 struct OpenResult {
   std::string name;
   uint64_t size = 0;
-  Json probe;             // what the child measured
+  Json probe;  // what the child measured
   double setup_seconds = 0;
   double first_ms() const { return probe.value("first_open_ms", 0.0); }
   uint64_t rss_added() const { return probe.value("rss_added_bytes", uint64_t{0}); }
@@ -434,8 +434,8 @@ std::vector<OpenResult> RunOpenFigures(const std::string& dir, uint64_t size) {
     r.name = name;
     r.size = size;
     r.setup_seconds = setup_seconds;
-    r.probe = Json::parse(RunSelf({"--probe-open", overlay_path, "--probe-repeats", "5", "--probe-evict",
-                                   template_path, "--probe-evict", overlay_path, "--probe-evict",
+    r.probe = Json::parse(RunSelf({"--probe-open", overlay_path, "--probe-repeats", "5", "--probe-evict", template_path,
+                                   "--probe-evict", overlay_path, "--probe-evict",
                                    corfs::overlay::MetadataPath(overlay_path)}));
     return r;
   };
@@ -490,9 +490,10 @@ void PrintTables(const std::vector<ReadResult>& reads, const std::vector<OpenRes
                  int repeats) {
   if (!reads.empty()) {
     std::printf("Reads of allocated data from the page cache, Overlay::Read vs pread of its data file\n");
-    std::printf("(%s overlay; %d pairs of passes, pread and engine back to back; medians; MB = 10^6 bytes;\n"
-                "ratio = median of the pairs' engine/pread, judged against the target; best = best engine / best pread)\n\n",
-                corfs::FormatSize(size).c_str(), repeats);
+    std::printf(
+        "(%s overlay; %d pairs of passes, pread and engine back to back; medians; MB = 10^6 bytes;\n"
+        "ratio = median of the pairs' engine/pread, judged against the target; best = best engine / best pread)\n\n",
+        corfs::FormatSize(size).c_str(), repeats);
     std::printf("%-28s %10s %10s %11s %10s %7s %7s %7s %s\n", "figure", "pread MB/s", "pread IOPS", "engine MB/s",
                 "eng. IOPS", "ratio", "best", "target", "result");
     for (const ReadResult& r : reads) {
@@ -505,7 +506,8 @@ void PrintTables(const std::vector<ReadResult>& reads, const std::vector<OpenRes
   if (!opens.empty()) {
     if (!reads.empty()) std::printf("\n");
     std::printf("Overlay::Open (64 KiB clusters). first: fresh process, files evicted from the page cache;\n");
-    std::printf("cold files: same process again, files evicted; warm: median of 5. Targets: first < 50 ms, RSS < 64 MiB\n\n");
+    std::printf(
+        "cold files: same process again, files evicted; warm: median of 5. Targets: first < 50 ms, RSS < 64 MiB\n\n");
     std::printf("%-30s %10s %11s %9s %10s %11s %s\n", "figure", "first", "cold files", "warm", "RSS added",
                 "peak added", "result");
     for (const OpenResult& r : opens) {
@@ -571,7 +573,8 @@ Json ToJson(const std::vector<ReadResult>& reads, const std::vector<OpenResult>&
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"corfs_engine_bench: the overlay engine's read speed against pread, and the cost of opening a 1 TiB overlay"};
+  CLI::App app{
+      "corfs_engine_bench: the overlay engine's read speed against pread, and the cost of opening a 1 TiB overlay"};
   std::string size_text = "1G";
   std::string open_size_text = "1T";
   std::string dir;
@@ -584,13 +587,14 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--open-size", open_size_text, "size of the sparse overlay for the open figures")
       ->capture_default_str();
-  app.add_option("--repeats", repeats, "pairs of timed passes (pread, engine) per read figure; an even number balances which goes first")->check(CLI::Range(1, 100))
+  app.add_option("--repeats", repeats,
+                 "pairs of timed passes (pread, engine) per read figure; an even number balances which goes first")
+      ->check(CLI::Range(1, 100))
       ->capture_default_str();
   app.add_option("--dir", dir, "folder for the work files (a temporary folder is made inside it; default /tmp)");
   app.add_option("--json", json_path, "also write the results as JSON to this file");
   app.add_flag("--keep", keep, "keep the work folder");
-  app.add_option("--probe-open", probe_path, "(internal) open this overlay and print what it cost")
-      ->group("");
+  app.add_option("--probe-open", probe_path, "(internal) open this overlay and print what it cost")->group("");
   app.add_option("--probe-repeats", probe_repeats, "(internal)")->group("");
   std::vector<std::string> probe_evict;
   app.add_option("--probe-evict", probe_evict, "(internal)")->group("");

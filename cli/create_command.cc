@@ -43,8 +43,7 @@ int RunCreate(const CreateArgs& args) {
 void AddCreateCommand(CLI::App& app, int* exit_code) {
   auto args = std::make_shared<CreateArgs>();
   CLI::App* cmd = app.add_subcommand("create", "Create an overlay (NAME and NAME.cor) over a backing chain");
-  cmd->add_option("overlay", args->overlay, "Path of the overlay's data file (NAME.cor is made beside it)")
-      ->required();
+  cmd->add_option("overlay", args->overlay, "Path of the overlay's data file (NAME.cor is made beside it)")->required();
   cmd->add_option("-b,--backing", args->backing, "Backing image, top first; repeat for a chain");
   cmd->add_option("-F,--format", args->format, "Format of the backing images (default: detect)");
   cmd->add_option("-s,--size", args->size, "Virtual size, e.g. 10G (default: the top backing image's size)");

@@ -17,8 +17,9 @@ namespace {
 std::string State(const overlay::OverlayHeader& header) { return header.standalone ? "standalone" : "streaming"; }
 
 double Percent(const overlay::OverlayInfo& info) {
-  return info.header.virtual_size == 0 ? 0.0 : 100.0 * static_cast<double>(info.allocated_bytes) /
-                                                   static_cast<double>(info.header.virtual_size);
+  return info.header.virtual_size == 0
+             ? 0.0
+             : 100.0 * static_cast<double>(info.allocated_bytes) / static_cast<double>(info.header.virtual_size);
 }
 
 void PrintJson(const overlay::OverlayInfo& info) {

@@ -74,7 +74,8 @@ int WaitForJob(QmpClient& client, const std::string& id, bool json) {
         std::fflush(stdout);
         return name == "BLOCK_JOB_COMPLETED" && !(*event)["data"].contains("error") ? 0 : 1;
       }
-      if (name == "BLOCK_JOB_ERROR" && !tty) std::printf("event=%s %s\n", name.c_str(), (*event)["data"].dump().c_str());
+      if (name == "BLOCK_JOB_ERROR" && !tty)
+        std::printf("event=%s %s\n", name.c_str(), (*event)["data"].dump().c_str());
       continue;
     }
     nlohmann::json jobs;
@@ -131,7 +132,8 @@ int RunStream(const StreamArgs& a) {
       std::printf("%s\n", result.dump().c_str());
     } else {
       std::printf("started job %s", id.c_str());
-      if (result.contains("next-offset")) std::printf(" (next range starts at %" PRIu64 ")", result["next-offset"].get<uint64_t>());
+      if (result.contains("next-offset"))
+        std::printf(" (next range starts at %" PRIu64 ")", result["next-offset"].get<uint64_t>());
       std::printf("\n");
     }
     return 0;
@@ -227,14 +229,18 @@ int RunStatus(const Target& target) {
   std::printf("%-20s %10s %7s %-11s %s\n", "IMAGE", "SIZE", "LOCAL", "STATE", "JOB");
   for (const nlohmann::json& image : images) {
     const uint64_t size = image.value("virtual-size", uint64_t{0});
-    const double local = size == 0 ? 0 : 100.0 * static_cast<double>(image.value("allocated-bytes", uint64_t{0})) / static_cast<double>(size);
+    const double local = size == 0 ? 0
+                                   : 100.0 * static_cast<double>(image.value("allocated-bytes", uint64_t{0})) /
+                                         static_cast<double>(size);
     std::string job = "-";
     for (const nlohmann::json& j : jobs) {
       if (j.value("image", std::string()) == image.value("name", std::string())) {
         char text[96];
         std::snprintf(text, sizeof text, "%s %s %.1f%%", j.value("device", std::string()).c_str(),
                       j.value("status", std::string()).c_str(),
-                      j.value("len", uint64_t{0}) == 0 ? 100.0 : 100.0 * static_cast<double>(j.value("offset", uint64_t{0})) / static_cast<double>(j.value("len", uint64_t{1})));
+                      j.value("len", uint64_t{0}) == 0 ? 100.0
+                                                       : 100.0 * static_cast<double>(j.value("offset", uint64_t{0})) /
+                                                             static_cast<double>(j.value("len", uint64_t{1})));
         job = text;
       }
     }
@@ -296,8 +302,9 @@ void AddJobControlCommands(CLI::App& app, int* exit_code) {
     cmd->callback([=] {
       uint64_t bytes = 0;
       Status parsed = ParseSize(*speed, &bytes);
-      *exit_code = parsed.ok() ? RunSimple(*target, "block-job-set-speed", {{"device", *job}, {"speed", bytes}}, "speed set")
-                               : Fail("speed: " + parsed.message());
+      *exit_code = parsed.ok()
+                       ? RunSimple(*target, "block-job-set-speed", {{"device", *job}, {"speed", bytes}}, "speed set")
+                       : Fail("speed: " + parsed.message());
     });
   }
 }
@@ -308,7 +315,8 @@ void AddMountCommands(CLI::App& app, int* exit_code) {
     auto target = std::make_shared<Target>();
     auto image = std::make_shared<std::string>();
     auto value = std::make_shared<std::string>();
-    CLI::App* cmd = app.add_subcommand("threshold", "Set a one-shot write threshold (event when the overlay holds more)");
+    CLI::App* cmd =
+        app.add_subcommand("threshold", "Set a one-shot write threshold (event when the overlay holds more)");
     cmd->add_option("image", *image, "Image name")->required();
     cmd->add_option("value", *value, "Bytes (10G) or percent of the disk (80%); 0 disables")->required();
     AddTargetOptions(cmd, target.get());

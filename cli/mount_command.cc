@@ -53,7 +53,8 @@ void AddMountCommand(CLI::App& app, int* exit_code) {
   auto args = std::make_shared<MountArgs>();
   CLI::App* cmd = app.add_subcommand("mount", "Mount the images of a YAML file as files (runs in the foreground)");
   cmd->add_option("config", args->config, "The YAML file describing images and chains")->required();
-  cmd->add_option("mountpoint", args->session.mountpoint, "Folder to mount on (default: `mountpoint:` of the YAML file)");
+  cmd->add_option("mountpoint", args->session.mountpoint,
+                  "Folder to mount on (default: `mountpoint:` of the YAML file)");
   cmd->add_flag("--allow-other", args->session.allow_other, "Let other users reach the mount (FUSE allow_other)");
   cmd->add_flag("-d,--debug", args->session.debug, "Print every FUSE request");
   cmd->callback([args, exit_code] { *exit_code = RunMount(*args); });

@@ -20,7 +20,7 @@
 namespace corfs::cli {
 
 struct SessionOptions {
-  std::string mountpoint;      // overrides the YAML file's
+  std::string mountpoint;  // overrides the YAML file's
   bool allow_other = false;
   bool debug = false;
 };

@@ -37,15 +37,15 @@ std::string ProgressBar(const nlohmann::json& job, int width) {
                 job.value("device", std::string()).c_str(), percent,
                 FormatSize(job.value("offset", uint64_t{0})).c_str(), FormatSize(job.value("len", uint64_t{0})).c_str(),
                 FormatSize(static_cast<uint64_t>(job.value("rate", 0.0))).c_str(),
-                FormatEta(job.value("eta-seconds", -1.0)).c_str(),
-                job.value("paused", false) ? "  (paused)" : "");
+                FormatEta(job.value("eta-seconds", -1.0)).c_str(), job.value("paused", false) ? "  (paused)" : "");
   return text;
 }
 
 std::string ProgressLine(const nlohmann::json& job) {
   char text[320];
   std::snprintf(text, sizeof text,
-                "job=%s image=%s status=%s offset=%" PRIu64 " len=%" PRIu64 " percent=%.1f rate=%.0f eta=%.0f speed=%" PRIu64,
+                "job=%s image=%s status=%s offset=%" PRIu64 " len=%" PRIu64
+                " percent=%.1f rate=%.0f eta=%.0f speed=%" PRIu64,
                 job.value("device", std::string()).c_str(), job.value("image", std::string()).c_str(),
                 job.value("status", std::string()).c_str(), job.value("offset", uint64_t{0}),
                 job.value("len", uint64_t{0}), Percent(job), job.value("rate", 0.0), job.value("eta-seconds", -1.0),

@@ -40,9 +40,9 @@ class [[nodiscard]] Status {
 };
 
 // Returns from the enclosing function if `expr` yields a failed Status.
-#define CORFS_RETURN_IF_ERROR(expr)          \
-  do {                                       \
-    ::corfs::Status corfs_status_ = (expr);  \
+#define CORFS_RETURN_IF_ERROR(expr)                \
+  do {                                             \
+    ::corfs::Status corfs_status_ = (expr);        \
     if (!corfs_status_.ok()) return corfs_status_; \
   } while (0)
 

@@ -71,8 +71,8 @@ void ChainResolver::ReportMissingInUnusedTemplates() {
 bool ChainResolver::ResolveValue(const Field& value, std::vector<std::string>& stack, std::vector<ChainLink>* out) {
   if (value.node.IsMap() || value.node.IsScalar()) return ResolveEntry(value, stack, out);
   if (!value.node.IsNull() && !value.node.IsSequence()) {
-    diag_.Error(value.mark, value.what + ": expected a template name, an image or a list of them, got " +
-                                Describe(value.node));
+    diag_.Error(value.mark,
+                value.what + ": expected a template name, an image or a list of them, got " + Describe(value.node));
     return false;
   }
   bool ok = true;
@@ -97,9 +97,8 @@ bool ChainResolver::ResolveValue(const Field& value, std::vector<std::string>& s
       });
       if (earlier != links.end()) {
         std::string same = earlier->spec.path == link.spec.path ? "" : " (the same file as " + earlier->spec.path + ")";
-        diag_.Error(element.mark, element.what + ": " + link.spec.path + same +
-                                      " is already in this chain, at " + diag_.Where(earlier->mark) +
-                                      "; an image may appear once in a chain");
+        diag_.Error(element.mark, element.what + ": " + link.spec.path + same + " is already in this chain, at " +
+                                      diag_.Where(earlier->mark) + "; an image may appear once in a chain");
         ok = false;
       }
     }
@@ -175,17 +174,14 @@ bool ChainResolver::ExpandTemplate(const std::string& name, const Field& referen
   Template& tmpl = templates_.at(name);
   if (resolving_image_) tmpl.used_by_image = true;
   switch (tmpl.state) {
-    case State::kDone:
-      out->insert(out->end(), tmpl.links.begin(), tmpl.links.end());
-      return true;
-    case State::kFailed:
-      return false;  // reported with the template
+    case State::kDone: out->insert(out->end(), tmpl.links.begin(), tmpl.links.end()); return true;
+    case State::kFailed: return false;  // reported with the template
     case State::kExpanding: {
       std::string cycle;
       auto first = std::find(stack.begin(), stack.end(), name);
       for (auto it = first; it != stack.end(); ++it) cycle += *it + " -> ";
-      diag_.Error(reference.mark, reference.what + ": template cycle: " + cycle + name +
-                                      " (a template cannot contain itself)");
+      diag_.Error(reference.mark,
+                  reference.what + ": template cycle: " + cycle + name + " (a template cannot contain itself)");
       return false;
     }
     case State::kPending: break;
@@ -208,8 +204,8 @@ bool ChainResolver::ExpandTemplate(const std::string& name, const Field& referen
   return ok;
 }
 
-bool ChainResolver::AddPath(const std::string& text, const std::string& format, const Field& field,
-                            bool maybe_template, std::vector<ChainLink>* out) {
+bool ChainResolver::AddPath(const std::string& text, const std::string& format, const Field& field, bool maybe_template,
+                            std::vector<ChainLink>* out) {
   if (text[0] == '~') {
     diag_.Error(field.mark, field.what + ": '" + text +
                                 "': '~' is not expanded; write the full path or a path relative to this file");

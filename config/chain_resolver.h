@@ -29,7 +29,7 @@ namespace corfs::config {
 struct ChainLink {
   overlay::ImageSpec spec;  // absolute, lexically normal path; format "" = detect
   FileId identity;
-  YAML::Mark mark;          // where the path was written
+  YAML::Mark mark;  // where the path was written
   // Set when the file does not exist: the message to report. The caller
   // reports it unless the chain is no longer needed (a standalone overlay,
   // whose template may be deleted).

@@ -27,9 +27,8 @@ namespace {
 
 constexpr std::string_view kTopKeys[] = {"mountpoint", "control_socket", "allow_other",
                                          "defaults",   "templates",      "images"};
-constexpr std::string_view kImageKeys[] = {"overlay", "backing", "size", "cluster_size", "copy_on_read",
-                                           "read_only", "mode", "uid", "gid", "create", "write_threshold",
-                                           "stream"};
+constexpr std::string_view kImageKeys[] = {"overlay", "backing", "size", "cluster_size", "copy_on_read",    "read_only",
+                                           "mode",    "uid",     "gid",  "create",       "write_threshold", "stream"};
 constexpr std::string_view kStreamKeys[] = {"auto", "speed", "workers", "chunk_size", "base", "on_error"};
 
 constexpr uint64_t kMaxId = 0xfffffffe;  // (uid_t)-1 means "unchanged" to the kernel
@@ -81,7 +80,7 @@ bool ReadWriteThreshold(const Field& field, Diagnostics& diag, WriteThreshold* o
     return false;
   }
   const uint64_t milli = whole.size() > 4 ? uint64_t{UINT32_MAX}
-                                           : std::stoull(whole) * 1000 + std::stoull((fraction + "000").substr(0, 3));
+                                          : std::stoull(whole) * 1000 + std::stoull((fraction + "000").substr(0, 3));
   if (milli > WriteThreshold::kFullDisk) {
     diag.Error(field.mark, field.what + ": " + text + " is over 100% of the disk");
     return false;
@@ -97,11 +96,11 @@ bool ReadWriteThreshold(const Field& field, Diagnostics& diag, WriteThreshold* o
 struct ImageDraft {
   ImageConfig config;
   YAML::Mark name_mark;
-  std::string what;                // "images.NAME"
-  std::optional<Field> overlay;    // the `overlay:` value, when valid
-  bool overlay_given = false;      // the key was written, valid or not: a bad
-  bool size_given = false;         // value is reported once, not also as missing
-  std::optional<Field> backing;    // the `backing:` value
+  std::string what;              // "images.NAME"
+  std::optional<Field> overlay;  // the `overlay:` value, when valid
+  bool overlay_given = false;    // the key was written, valid or not: a bad
+  bool size_given = false;       // value is reported once, not also as missing
+  std::optional<Field> backing;  // the `backing:` value
   std::optional<YAML::Mark> size_mark;
   std::optional<YAML::Mark> chunk_mark;
   YAML::Mark threshold_mark;
@@ -213,8 +212,8 @@ void Loader::ReadDefaults(const Field& field, ImageDraft* defaults) {
   if (!ReadMap(field, kImageKeys, diag_, &keys)) return;
   for (const MapEntry& entry : keys) {
     if (entry.key == "overlay" || entry.key == "backing") {
-      diag_.Error(entry.key_mark, field.what + ": `" + entry.key +
-                                      "` cannot have a default; set it on each image under `images:`");
+      diag_.Error(entry.key_mark,
+                  field.what + ": `" + entry.key + "` cannot have a default; set it on each image under `images:`");
       continue;
     }
     ApplyImageKey(entry, defaults);
@@ -224,8 +223,8 @@ void Loader::ReadDefaults(const Field& field, ImageDraft* defaults) {
 void Loader::ReadImages(const Field& field, const ImageDraft& defaults, std::vector<ImageDraft>* drafts) {
   std::vector<MapEntry> entries;
   if (!field.node.IsMap() && !field.node.IsNull()) {
-    diag_.Error(field.mark, field.what + ": expected a map of image names to their settings, got " +
-                                Describe(field.node));
+    diag_.Error(field.mark,
+                field.what + ": expected a map of image names to their settings, got " + Describe(field.node));
     return;
   }
   // Duplicate names are reported here: yaml-cpp keeps both, ReadMap walks every key.
@@ -376,7 +375,8 @@ void Loader::FinishImage(ImageDraft* draft) {
   const WriteThreshold& threshold = image.write_threshold;
   if (threshold.kind == WriteThreshold::Kind::kBytes && draft->size_mark && threshold.bytes > image.size) {
     diag_.Error(draft->threshold_mark, draft->what + ".write_threshold: " + FormatSize(threshold.bytes) +
-                                           " is more than the disk (" + FormatSize(image.size) + "); it would never fire");
+                                           " is more than the disk (" + FormatSize(image.size) +
+                                           "); it would never fire");
   }
   if (!draft->chunk_mark) {
     image.stream.chunk_size = std::max(jobs::kDefaultChunkSize, image.cluster_size);
@@ -400,8 +400,8 @@ void Loader::FinishImage(ImageDraft* draft) {
         } else {
           std::string chain;
           for (const ChainLink& l : draft->chain) chain += (chain.empty() ? "" : ", ") + l.spec.path;
-          diag_.Error(field.mark, what + ": " + *image.stream.base + " is not in the chain of " + quoted + " (" +
-                                      chain + ")");
+          diag_.Error(field.mark,
+                      what + ": " + *image.stream.base + " is not in the chain of " + quoted + " (" + chain + ")");
         }
       }
     }
@@ -434,8 +434,8 @@ void Loader::CheckAcrossImages(const MountConfig& cfg, const std::vector<ImageDr
       auto [it, inserted] = overlays.emplace(CanonicalKey(file), Claim{draft.config.name, draft.overlay->mark});
       if (!inserted) {
         diag_.Error(draft.overlay->mark, draft.overlay->what + ": " + file +
-                                             " is already used by the overlay of image '" + it->second.image +
-                                             "' (" + diag_.Where(it->second.mark) + "); each image needs its own");
+                                             " is already used by the overlay of image '" + it->second.image + "' (" +
+                                             diag_.Where(it->second.mark) + "); each image needs its own");
         break;
       }
     }

@@ -19,12 +19,12 @@ namespace corfs::config {
 
 // The background stream job of an image (`stream:`).
 struct StreamPolicy {
-  bool auto_start = false;              // start streaming at mount time (`auto:`)
-  uint64_t speed = 0;                   // bytes per second, 0 = unlimited
-  unsigned workers = 0;                 // 0 = one per core
+  bool auto_start = false;                        // start streaming at mount time (`auto:`)
+  uint64_t speed = 0;                             // bytes per second, 0 = unlimited
+  unsigned workers = 0;                           // 0 = one per core
   uint64_t chunk_size = jobs::kDefaultChunkSize;  // at least the cluster size
-  std::optional<std::string> base;      // stream down to this image; it is the
-                                        // `path` of one entry of the chain
+  std::optional<std::string> base;                // stream down to this image; it is the
+                                                  // `path` of one entry of the chain
   jobs::OnError on_error = jobs::OnError::kReport;
 };
 
@@ -55,16 +55,16 @@ struct WriteThreshold {
 
 // One file of the mount.
 struct ImageConfig {
-  std::string name;                      // the file name in the mount
-  std::string overlay_path;              // the overlay's data file (its metadata is overlay::MetadataPath)
+  std::string name;                         // the file name in the mount
+  std::string overlay_path;                 // the overlay's data file (its metadata is overlay::MetadataPath)
   std::vector<overlay::ImageSpec> backing;  // top first; empty: a blank disk
-  uint64_t size = 0;                     // 0: the size of the top backing image
+  uint64_t size = 0;                        // 0: the size of the top backing image
   uint64_t cluster_size = overlay::kDefaultClusterSize;
-  bool copy_on_read = true;              // false: a thin clone, reads leave data in the chain
+  bool copy_on_read = true;  // false: a thin clone, reads leave data in the chain
   bool read_only = false;
-  bool create = true;                    // create the overlay when it does not exist
-  uint32_t mode = 0644;                  // permission bits of the file
-  uint32_t uid = 0;                      // owner; default: the user that loads the file
+  bool create = true;    // create the overlay when it does not exist
+  uint32_t mode = 0644;  // permission bits of the file
+  uint32_t uid = 0;      // owner; default: the user that loads the file
   uint32_t gid = 0;
   WriteThreshold write_threshold;
   StreamPolicy stream;
@@ -76,7 +76,7 @@ struct MountConfig {
   std::optional<std::string> control_socket;  // unset: the user of the config puts it beside the
                                               // mountpoint, "<mountpoint>.sock"
   bool allow_other = false;
-  std::vector<ImageConfig> images;            // in the order of the file
+  std::vector<ImageConfig> images;  // in the order of the file
 };
 
 }  // namespace corfs::config

@@ -28,8 +28,9 @@ nlohmann::json ImageJson(const ControlledImage& image, jobs::JobManager& jobs) {
   overlay::OverlayHeader header = ovl.header();
   nlohmann::json chain = nlohmann::json::array();
   for (const overlay::BackingImage& backing : header.chain) {
-    chain.push_back(
-        {{"filename", backing.spec.path}, {"format", backing.spec.format}, {"virtual-size", backing.identity.size}});
+    chain.push_back({{"filename", backing.spec.path},
+                     {"format", backing.spec.format},
+                     {"virtual-size", backing.identity.size}});
   }
   nlohmann::json job = nullptr;
   for (const jobs::JobInfo& info : jobs.List()) {
@@ -204,9 +205,9 @@ CommandTable MakeBlockCommands(ControlContext& context) {
   table.Add("query-version", [](const nlohmann::json&) { return QmpResult::Ok(VersionJson()); });
   table.Add("query-commands", [ctx](const nlohmann::json&) {
     nlohmann::json names = nlohmann::json::array({{{"name", "qmp_capabilities"}}});
-    for (const char* name : {"query-version", "query-commands", "query-images", "block-stream", "query-block-jobs",
-                             "block-job-set-speed", "block-job-pause", "block-job-resume", "block-job-cancel",
-                             "block-set-write-threshold"}) {
+    for (const char* name :
+         {"query-version", "query-commands", "query-images", "block-stream", "query-block-jobs", "block-job-set-speed",
+          "block-job-pause", "block-job-resume", "block-job-cancel", "block-set-write-threshold"}) {
       names.push_back({{"name", name}});
     }
     (void)ctx;

@@ -162,7 +162,7 @@ void QmpServer::Loop() {
     for (size_t i = 0; i < clients_.size(); ++i) {
       if (!gone[i] && !clients_[i]->out.empty()) gone[i] = !Send(*clients_[i]);
       if (!gone[i] && clients_[i]->out.size() > options_.max_backlog) gone[i] = true;  // not reading
-      if (!gone[i] && clients_[i]->eof && clients_[i]->out.empty()) gone[i] = true;  // all answered
+      if (!gone[i] && clients_[i]->eof && clients_[i]->out.empty()) gone[i] = true;    // all answered
     }
     for (size_t i = clients_.size(); i-- > 0;) {
       if (gone[i]) clients_.erase(clients_.begin() + static_cast<long>(i));
@@ -202,8 +202,7 @@ bool QmpServer::Receive(Client& client) {
   }
   auto refuse_long_line = [&] {
     client.out += Line(ErrorMessage(
-        {"GenericError", "command line longer than " + std::to_string(options_.max_line) + " bytes refused"},
-        nullptr));
+        {"GenericError", "command line longer than " + std::to_string(options_.max_line) + " bytes refused"}, nullptr));
   };
   client.in.append(buf, static_cast<size_t>(n));
   size_t newline;

@@ -67,7 +67,7 @@ class QmpServer {
   const QmpServerOptions options_;
   UniqueFd listen_fd_;
   ino_t bound_inode_ = 0;  // the socket file this server made (0: none)
-  UniqueFd wake_fd_;  // eventfd: events queued, or stop
+  UniqueFd wake_fd_;       // eventfd: events queued, or stop
 
   std::mutex pending_mutex_;
   std::vector<std::string> pending_events_;  // serialized lines

@@ -52,12 +52,12 @@ Status CheckMountpoint(const std::string& mountpoint) {
     if (errno == ENOTCONN) {
       return Status::Error(ENOTCONN, "mountpoint " + mountpoint +
                                          " is a stale mount left by a corfs that was killed; unmount it with "
-                                         "`fusermount3 -u " + mountpoint + "` (or `umount -l " + mountpoint +
-                                         "`) and mount again");
+                                         "`fusermount3 -u " +
+                                         mountpoint + "` (or `umount -l " + mountpoint + "`) and mount again");
     }
     if (errno == ENOENT) {
-      return Status::NotFound("mountpoint " + mountpoint + " does not exist; create it with `mkdir -p " +
-                              mountpoint + "`");
+      return Status::NotFound("mountpoint " + mountpoint + " does not exist; create it with `mkdir -p " + mountpoint +
+                              "`");
     }
     return Status::FromErrno("mountpoint " + mountpoint);
   }
@@ -66,7 +66,8 @@ Status CheckMountpoint(const std::string& mountpoint) {
   if (::realpath(mountpoint.c_str(), resolved) != nullptr && IsMountPoint(resolved)) {
     return Status::Error(EBUSY, "mountpoint " + mountpoint +
                                     " is busy: something is already mounted there (another corfs?); unmount it "
-                                    "first with `fusermount3 -u " + mountpoint + "`");
+                                    "first with `fusermount3 -u " +
+                                    mountpoint + "`");
   }
   return Status::Ok();
 }
@@ -94,7 +95,8 @@ Status FuseMount::Mount(const MountOptions& options, ImageTable* table, std::uni
   if (fuse_set_signal_handlers(mount->session_) != 0) return Status::Error(EIO, "could not set signal handlers");
   mount->signal_handlers_ = true;
   if (fuse_session_mount(mount->session_, options.mountpoint.c_str()) != 0) {
-    return Status::Error(EIO, "could not mount at " + options.mountpoint + " (is /dev/fuse there, and fuse3 installed?)");
+    return Status::Error(EIO,
+                         "could not mount at " + options.mountpoint + " (is /dev/fuse there, and fuse3 installed?)");
   }
   mount->mounted_ = true;
   *out = std::move(mount);

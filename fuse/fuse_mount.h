@@ -17,8 +17,8 @@ namespace corfs::fuse {
 struct MountOptions {
   std::string mountpoint;
   bool allow_other = false;
-  bool debug = false;          // libfuse's request trace on stderr
-  unsigned max_threads = 16;   // request threads
+  bool debug = false;         // libfuse's request trace on stderr
+  unsigned max_threads = 16;  // request threads
 };
 
 // Checks that `mountpoint` can take a mount, with a message that says what

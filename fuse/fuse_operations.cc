@@ -28,7 +28,9 @@ ImageTable& Table(fuse_req_t req) { return *static_cast<ImageTable*>(fuse_req_us
 
 int Errno(const Status& status) { return status.code() > 0 ? status.code() : EIO; }
 
-struct timespec ToTimespec(int64_t ns) { return {static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)}; }
+struct timespec ToTimespec(int64_t ns) {
+  return {static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)};
+}
 
 void ImageAttr(const MountedImage& image, uint64_t ino, struct stat* st) {
   std::memset(st, 0, sizeof *st);

@@ -22,8 +22,8 @@ struct MountedImage {
   bool read_only = false;
   uid_t uid = 0;
   gid_t gid = 0;
-  std::atomic<uint32_t> mode{0644};        // permission bits only
-  std::atomic<int64_t> mtime_ns{0};        // last write, or mount time
+  std::atomic<uint32_t> mode{0644};  // permission bits only
+  std::atomic<int64_t> mtime_ns{0};  // last write, or mount time
 };
 
 class ImageTable {

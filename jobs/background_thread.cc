@@ -21,7 +21,7 @@ void SetSlice(uint64_t nanoseconds) {
   if (attr.sched_policy != SCHED_NORMAL && attr.sched_policy != SCHED_BATCH) return;
   attr.size = sizeof(attr);
   attr.sched_flags &= SCHED_FLAG_RESET_ON_FORK;  // keep that; ask for nothing else
-  attr.sched_runtime = nanoseconds;  // 0: the default slice
+  attr.sched_runtime = nanoseconds;              // 0: the default slice
   (void)::syscall(SYS_sched_setattr, 0, &attr, 0);
 }
 

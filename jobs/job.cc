@@ -176,14 +176,11 @@ Status Job::RunStep(Status result, const std::function<Status()>& again, Classif
   if (skipped != nullptr) *skipped = false;
   while (!result.ok()) {
     switch (OnStepError(result, classify(result))) {
-      case ErrorAction::kFail:
-        return result;
+      case ErrorAction::kFail: return result;
       case ErrorAction::kSkip:
         if (skipped != nullptr) *skipped = true;
         return Status::Ok();
-      case ErrorAction::kRetry:
-        result = again();
-        break;
+      case ErrorAction::kRetry: result = again(); break;
     }
   }
   return Status::Ok();
@@ -201,8 +198,7 @@ Job::ErrorAction Job::OnStepError(const Status& error, IoOperation operation) {
   }
   Emit(event);
   switch (on_error_) {
-    case OnError::kReport:
-      return ErrorAction::kFail;
+    case OnError::kReport: return ErrorAction::kFail;
     case OnError::kIgnore: {
       std::lock_guard lock(mutex_);
       errors_ignored_ = true;

@@ -60,8 +60,7 @@ class Job final : private JobContext {
   void SetRange(uint64_t len) override;
   void Advance(uint64_t processed, uint64_t copied) override;
   void EnterReady() override;
-  Status RunStep(Status result, const std::function<Status()>& again, ClassifyError classify,
-                 bool* skipped) override;
+  Status RunStep(Status result, const std::function<Status()>& again, ClassifyError classify, bool* skipped) override;
   bool cancel_requested() const override;
   bool errors_ignored() const override;
 

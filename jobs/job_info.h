@@ -17,13 +17,13 @@ struct JobInfo {
   std::string type;   // the driver's: "stream"
   std::string image;  // the name of the image the job works on
   JobState state = JobState::kCreated;
-  uint64_t offset = 0;  // bytes of the job's range processed (QMP "offset")
-  uint64_t len = 0;     // bytes of the job's range (QMP "len")
-  uint64_t copied = 0;  // bytes actually read from the chain
-  uint64_t speed = 0;   // limit in bytes/s, 0 = none
-  double rate = 0;      // measured progress in bytes/s
+  uint64_t offset = 0;      // bytes of the job's range processed (QMP "offset")
+  uint64_t len = 0;         // bytes of the job's range (QMP "len")
+  uint64_t copied = 0;      // bytes actually read from the chain
+  uint64_t speed = 0;       // limit in bytes/s, 0 = none
+  double rate = 0;          // measured progress in bytes/s
   double eta_seconds = -1;  // -1: unknown
-  std::string error;    // why it failed, once concluded
+  std::string error;        // why it failed, once concluded
   bool cancelled = false;
 };
 

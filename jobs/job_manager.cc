@@ -36,8 +36,8 @@ void JobManager::Launch(std::unique_ptr<Job> job) {
   shared->Start();
 }
 
-Status JobManager::StartStream(overlay::Overlay& overlay, const std::string& image_name,
-                               const StreamOptions& options, StartedStream* out) {
+Status JobManager::StartStream(overlay::Overlay& overlay, const std::string& image_name, const StreamOptions& options,
+                               StartedStream* out) {
   std::lock_guard lock(mutex_);
   Reap();
   const std::string job_id = options.IdFor(image_name);

@@ -56,16 +56,16 @@ Status StreamDriver::Make(overlay::Overlay& overlay, const std::string& image, c
       return Status::Invalid("range " + std::to_string(start) + "+" + std::to_string(length) +
                              " is not inside the disk (" + std::to_string(overlay.size()) + " bytes)");
     }
-    end = std::min(overlay.size(), (start + length + overlay.cluster_size() - 1) / overlay.cluster_size() *
-                                       overlay.cluster_size());
+    end = std::min(overlay.size(),
+                   (start + length + overlay.cluster_size() - 1) / overlay.cluster_size() * overlay.cluster_size());
     start = start / overlay.cluster_size() * overlay.cluster_size();
   }
   out->reset(new StreamDriver(overlay, options, pool, end_layer, start, end));
   return Status::Ok();
 }
 
-StreamDriver::StreamDriver(overlay::Overlay& overlay, const StreamOptions& options, WorkerPool& pool,
-                           size_t end_layer, uint64_t start, uint64_t end)
+StreamDriver::StreamDriver(overlay::Overlay& overlay, const StreamOptions& options, WorkerPool& pool, size_t end_layer,
+                           uint64_t start, uint64_t end)
     : overlay_(overlay),
       pool_(pool),
       chunk_size_(options.chunk_size),

@@ -28,12 +28,8 @@ Status PlanStream(overlay::Overlay& overlay, uint64_t offset, uint64_t length, s
     return Status::Ok();
   }
   switch (upper.status.allocation) {
-    case overlay::Allocation::kData:
-      *out = {StreamWork::kCopy, length_out};
-      break;
-    case overlay::Allocation::kZero:
-      *out = {StreamWork::kZero, length_out};
-      break;
+    case overlay::Allocation::kData: *out = {StreamWork::kCopy, length_out}; break;
+    case overlay::Allocation::kZero: *out = {StreamWork::kZero, length_out}; break;
     case overlay::Allocation::kUnallocated:
       // Above a base, what no upper image holds stays with the base; in a
       // whole-image stream it is zeros to record.

@@ -3,11 +3,11 @@
 // several images streaming at once share `workers` threads instead of each
 // bringing its own.
 
+#include <thread>
+
 #include <tbb/parallel_for.h>
 #include <tbb/task_arena.h>
 #include <tbb/task_scheduler_observer.h>
-
-#include <thread>
 
 #include "jobs/background_thread.h"
 
@@ -33,9 +33,7 @@ class WorkerPool {
       body(0);
       return;
     }
-    arena_.execute([&] {
-      tbb::parallel_for(size_t{0}, count, [&](size_t i) { body(i); });
-    });
+    arena_.execute([&] { tbb::parallel_for(size_t{0}, count, [&](size_t i) { body(i); }); });
   }
 
  private:

@@ -44,15 +44,9 @@ Status BackingChain::ReadFrom(size_t layer, size_t end_layer, uint64_t offset, s
     CORFS_RETURN_IF_ERROR(driver.GetBlockStatus(at, limit, &status));
     std::span<char> run = rest.first(std::min<uint64_t>(status.length, limit));
     switch (status.allocation) {
-      case Allocation::kData:
-        CORFS_RETURN_IF_ERROR(driver.Read(at, run));
-        break;
-      case Allocation::kZero:
-        std::memset(run.data(), 0, run.size());
-        break;
-      case Allocation::kUnallocated:
-        CORFS_RETURN_IF_ERROR(ReadFrom(layer + 1, end_layer, at, run));
-        break;
+      case Allocation::kData: CORFS_RETURN_IF_ERROR(driver.Read(at, run)); break;
+      case Allocation::kZero: std::memset(run.data(), 0, run.size()); break;
+      case Allocation::kUnallocated: CORFS_RETURN_IF_ERROR(ReadFrom(layer + 1, end_layer, at, run)); break;
     }
     pos += run.size();
   }
@@ -80,8 +74,7 @@ Status BackingChain::GetBlockStatus(uint64_t offset, uint64_t length, size_t end
   return Status::Ok();
 }
 
-Status BackingChain::GetUpperLayersStatus(uint64_t offset, uint64_t length, size_t end_layer,
-                                          UpperLayersStatus* out) {
+Status BackingChain::GetUpperLayersStatus(uint64_t offset, uint64_t length, size_t end_layer, UpperLayersStatus* out) {
   end_layer = std::min(end_layer, depth());
   *out = {};
   out->has_lower_layers = end_layer < depth();

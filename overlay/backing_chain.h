@@ -74,7 +74,7 @@ class BackingChain {
   // An opened backing image, and how much of it shows.
   struct Layer {
     std::shared_ptr<BlockDriver> driver;  // shared: images over one template open it once
-    uint64_t visible_size;  // min(disk size, size of this layer and of all above)
+    uint64_t visible_size;                // min(disk size, size of this layer and of all above)
   };
 
   Status ReadFrom(size_t layer, size_t end_layer, uint64_t offset, std::span<char> buf);

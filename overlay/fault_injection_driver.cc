@@ -74,8 +74,8 @@ Status FaultInjectionDriver::Read(uint64_t offset, std::span<char> buf) {
     int64_t left = rule.remaining->load();
     while (left != 0) {
       if (left < 0 || rule.remaining->compare_exchange_weak(left, left - 1)) {
-        return Status::Error(rule.error, "injected " + std::string(std::strerror(rule.error)) + " reading " +
-                                             path() + " at " + std::to_string(offset));
+        return Status::Error(rule.error, "injected " + std::string(std::strerror(rule.error)) + " reading " + path() +
+                                             " at " + std::to_string(offset));
       }
     }
   }

@@ -78,7 +78,8 @@ Status ExpandImageChain(const std::string& path, const std::string& format, std:
                              " images (at " + what + ")");
     }
     FileId id;
-    if (Status found = IdentifyFile(current, &id); !found.ok()) return Status::Error(found.code(), what + ": " + std::strerror(found.code()));
+    if (Status found = IdentifyFile(current, &id); !found.ok())
+      return Status::Error(found.code(), what + ": " + std::strerror(found.code()));
     for (size_t i = 0; i < seen.size(); ++i) {
       if (seen[i] != id) continue;
       std::string loop;

@@ -72,8 +72,7 @@ Status Overlay::GetLocalRun(uint64_t offset, uint64_t length, bool* local, uint6
   return Status::Ok();
 }
 
-Status Overlay::GetUpperLayersStatus(uint64_t offset, uint64_t length, size_t end_layer,
-                                     UpperLayersStatus* out) const {
+Status Overlay::GetUpperLayersStatus(uint64_t offset, uint64_t length, size_t end_layer, UpperLayersStatus* out) const {
   if (offset > size_ || length > size_ - offset || length == 0) {
     return Status::Invalid("chain status of " + std::to_string(length) + " bytes at " + std::to_string(offset) +
                            " of a disk of " + std::to_string(size_));

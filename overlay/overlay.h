@@ -60,7 +60,7 @@ struct CreateOptions {
   std::vector<ImageSpec> backing;  // top first; relative paths are relative to the current folder
   uint64_t size = 0;               // 0: the size of the top backing image
   uint64_t cluster_size = kDefaultClusterSize;
-  bool force = false;              // replace an existing overlay
+  bool force = false;  // replace an existing overlay
   ImageOpener opener = OpenImage;
 };
 

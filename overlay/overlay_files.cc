@@ -38,9 +38,8 @@ Status CheckBitmapLength(int fd, const std::string& meta_path, const OverlayHead
   struct stat st {};
   if (::fstat(fd, &st) != 0) return Status::FromErrno("stat " + meta_path);
   if (static_cast<uint64_t>(st.st_size) < header.metadata_file_size()) {
-    return Status::Corrupt(meta_path + ": the bitmap is shorter than the disk (file has " +
-                           std::to_string(st.st_size) + " bytes, the header needs " +
-                           std::to_string(header.metadata_file_size()) + ")");
+    return Status::Corrupt(meta_path + ": the bitmap is shorter than the disk (file has " + std::to_string(st.st_size) +
+                           " bytes, the header needs " + std::to_string(header.metadata_file_size()) + ")");
   }
   return Status::Ok();
 }

@@ -126,7 +126,8 @@ Status DecodeHeaderSlot(std::string_view slot, OverlayHeader* out) {
   prefix.Int(&version);
   prefix.Int(&length);
   prefix.Int(&checksum);
-  if (length > slot.size() - kPrefixSize) return Status::Corrupt("header length " + std::to_string(length) + " is past the slot");
+  if (length > slot.size() - kPrefixSize)
+    return Status::Corrupt("header length " + std::to_string(length) + " is past the slot");
   std::string summed(slot.substr(8, 8));
   summed.append(slot.substr(kPrefixSize, length));
   if (Checksum(summed) != checksum) return Status::Corrupt("bad header checksum");
@@ -135,13 +136,14 @@ Status DecodeHeaderSlot(std::string_view slot, OverlayHeader* out) {
   Reader payload(slot.substr(kPrefixSize, length));
   OverlayHeader header;
   uint32_t flags = 0, chain_length = 0;
-  bool ok = payload.Int(&header.sequence) && payload.Int(&header.virtual_size) &&
-            payload.Int(&header.cluster_bits) && payload.Int(&flags) && payload.Int(&chain_length);
-  if (ok && chain_length > kMaxChainLength) return Status::Corrupt("backing chain length " + std::to_string(chain_length) + " is too large");
+  bool ok = payload.Int(&header.sequence) && payload.Int(&header.virtual_size) && payload.Int(&header.cluster_bits) &&
+            payload.Int(&flags) && payload.Int(&chain_length);
+  if (ok && chain_length > kMaxChainLength)
+    return Status::Corrupt("backing chain length " + std::to_string(chain_length) + " is too large");
   for (uint32_t i = 0; ok && i < chain_length; ++i) {
     BackingImage image;
-    ok = payload.String(&image.spec.path) && payload.String(&image.spec.format) &&
-         payload.Int(&image.identity.size) && payload.Int(&image.identity.fingerprint);
+    ok = payload.String(&image.spec.path) && payload.String(&image.spec.format) && payload.Int(&image.identity.size) &&
+         payload.Int(&image.identity.fingerprint);
     header.chain.push_back(std::move(image));
   }
   if (!ok || !payload.empty()) return Status::Corrupt("header fields do not match their length");

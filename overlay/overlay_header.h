@@ -39,8 +39,8 @@ namespace corfs::overlay {
 inline constexpr uint64_t kHeaderSlotSize = 64 * 1024;
 inline constexpr uint64_t kBitmapOffset = 2 * kHeaderSlotSize;
 inline constexpr uint64_t kBitmapPageSize = 4096;
-inline constexpr uint32_t kMinClusterBits = 12;  // 4 KiB
-inline constexpr uint32_t kMaxClusterBits = 21;  // 2 MiB
+inline constexpr uint32_t kMinClusterBits = 12;      // 4 KiB
+inline constexpr uint32_t kMaxClusterBits = 21;      // 2 MiB
 inline constexpr uint32_t kDefaultClusterBits = 16;  // 64 KiB
 inline constexpr uint64_t kDefaultClusterSize = uint64_t{1} << kDefaultClusterBits;
 
@@ -60,7 +60,7 @@ struct OverlayHeader {
   uint64_t sequence = 0;
   uint64_t virtual_size = 0;
   uint32_t cluster_bits = kDefaultClusterBits;
-  bool standalone = false;  // streaming finished: no backing chain any more
+  bool standalone = false;          // streaming finished: no backing chain any more
   std::vector<BackingImage> chain;  // top first
 
   uint64_t cluster_size() const { return uint64_t{1} << cluster_bits; }

@@ -23,8 +23,7 @@ const OverlayHeader* CheckHeaderSlots(const HeaderSlots& slots, CheckReport* rep
     // One bad slot next to a good one is what an interrupted header update
     // leaves; the good slot is used and the next update rewrites the bad one.
     if (slots.active >= 0) {
-      report->notes.push_back(text + " (an interrupted update; slot " + std::to_string(slots.active) +
-                              " is in use)");
+      report->notes.push_back(text + " (an interrupted update; slot " + std::to_string(slots.active) + " is in use)");
     } else {
       report->problems.push_back(text);
     }
@@ -57,8 +56,7 @@ void CheckDataFile(const std::string& path, const OverlayHeader& header, CheckRe
   }
 }
 
-void CheckChain(const std::string& path, const OverlayHeader& header, const ImageOpener& opener,
-                CheckReport* report) {
+void CheckChain(const std::string& path, const OverlayHeader& header, const ImageOpener& opener, CheckReport* report) {
   for (const BackingImage& image : header.chain) {
     const std::string resolved = ResolveBackingPath(path, image.spec.path);
     std::unique_ptr<BlockDriver> driver;
@@ -73,8 +71,7 @@ void CheckChain(const std::string& path, const OverlayHeader& header, const Imag
       report->problems.push_back(hashed.message());
     } else if (found != image.identity) {
       report->problems.push_back("backing image '" + resolved + "' (" + found.ToString() +
-                                 ") is not the image this overlay was made over (" + image.identity.ToString() +
-                                 ")");
+                                 ") is not the image this overlay was made over (" + image.identity.ToString() + ")");
     }
   }
 }

@@ -16,8 +16,8 @@ struct OverlayInfo {
   std::string path;
   OverlayHeader header;  // its chain's paths as stored: see ResolveBackingPath (overlay_files.h)
   uint64_t allocated_clusters = 0;
-  uint64_t allocated_bytes = 0;   // clusters held, capped at the disk size
-  uint64_t data_file_bytes = 0;   // space the data file takes on disk
+  uint64_t allocated_bytes = 0;  // clusters held, capped at the disk size
+  uint64_t data_file_bytes = 0;  // space the data file takes on disk
 };
 
 // Reads the header and counts the bitmap; fails only if the overlay cannot

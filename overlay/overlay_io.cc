@@ -18,8 +18,8 @@ namespace {
 
 Status RangeCheck(uint64_t offset, uint64_t length, uint64_t size, const char* what) {
   if (offset > size || length > size - offset) {
-    return Status::Invalid(std::string(what) + " of " + std::to_string(length) + " bytes at " +
-                           std::to_string(offset) + " is past the end of the disk (" + std::to_string(size) + ")");
+    return Status::Invalid(std::string(what) + " of " + std::to_string(length) + " bytes at " + std::to_string(offset) +
+                           " is past the end of the disk (" + std::to_string(size) + ")");
   }
   return Status::Ok();
 }
@@ -98,9 +98,7 @@ Status Overlay::Read(uint64_t offset, std::span<char> buf) {
   return Status::Ok();
 }
 
-Status Overlay::Write(uint64_t offset, std::span<const char> data) {
-  return WriteOrDiscard(offset, data.size(), data);
-}
+Status Overlay::Write(uint64_t offset, std::span<const char> data) { return WriteOrDiscard(offset, data.size(), data); }
 
 Status Overlay::Discard(uint64_t offset, uint64_t length) { return WriteOrDiscard(offset, length, {}); }
 
@@ -151,8 +149,8 @@ Status Overlay::WriteOrDiscard(uint64_t offset, uint64_t length, std::span<const
   return Status::Ok();
 }
 
-Status Overlay::MergeIntoCluster(uint64_t cluster, uint64_t offset, std::span<const char> data,
-                                 uint64_t zero_length, bool* done) {
+Status Overlay::MergeIntoCluster(uint64_t cluster, uint64_t offset, std::span<const char> data, uint64_t zero_length,
+                                 bool* done) {
   ClaimedRun run(claims_, cluster, 1, /*wait=*/true);
   *done = run.count() == 1;
   if (!*done) return Status::Ok();  // allocated meanwhile: the caller takes the direct path

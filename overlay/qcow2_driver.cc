@@ -2,8 +2,6 @@
 
 #include <fcntl.h>
 #include <zlib.h>
-#include <tbb/parallel_for.h>
-#include <tbb/task_arena.h>
 #include <zstd.h>
 
 #include <algorithm>
@@ -13,6 +11,9 @@
 #include <cstdio>
 #include <cstring>
 #include <thread>
+
+#include <tbb/parallel_for.h>
+#include <tbb/task_arena.h>
 
 #include "common/file_io.h"
 #include "common/hex.h"
@@ -183,8 +184,8 @@ Status Qcow2Driver::Discard(uint64_t, uint64_t) {
 Status Qcow2Driver::LoadL2(uint64_t offset, Qcow2L2Cache::Table* table) {
   // Offsets were checked with the L1 table: aligned and inside the file.
   table->resize(header_.cluster_size() / 8);
-  CORFS_RETURN_IF_ERROR(
-      PreadFull(fd_.get(), std::span<char>(reinterpret_cast<char*>(table->data()), table->size() * 8), offset, path_));
+  CORFS_RETURN_IF_ERROR(PreadFull(fd_.get(), std::span<char>(reinterpret_cast<char*>(table->data()), table->size() * 8),
+                                  offset, path_));
   ToHostOrder(*table);
   return Status::Ok();
 }
@@ -248,8 +249,7 @@ Status Qcow2Driver::MapCompressed(const L2Entry& entry, Extent* out) const {
 
 Status Qcow2Driver::CheckDataCluster(const L2Entry& entry, uint64_t host) const {
   if (host % header_.cluster_size() != 0) {
-    return Status::Corrupt(path_ + ": data cluster offset " + Hex(host) + " is not a cluster boundary" +
-                           entry.Where());
+    return Status::Corrupt(path_ + ": data cluster offset " + Hex(host) + " is not a cluster boundary" + entry.Where());
   }
   if (host >= header_.file_size) {
     return Status::Corrupt(path_ + ": data cluster at " + Hex(host) + " lies past the end of the file (" +
@@ -362,7 +362,7 @@ Status Qcow2Driver::Inflate(std::span<const char> in, std::span<char> out, const
     const size_t out_before = output.pos;
     const size_t ret = ZSTD_decompressStream(context.get(), &output, &input);
     if (ZSTD_isError(ret)) return corrupt(std::string("zstd: ") + ZSTD_getErrorName(ret));
-    if (ret == 0) break;  // the frame is complete
+    if (ret == 0) break;                                            // the frame is complete
     if (input.pos == in_before && output.pos == out_before) break;  // no progress: input used up
   }
   if (output.pos != output.size) {
@@ -511,9 +511,7 @@ Status Qcow2Driver::Read(uint64_t offset, std::span<char> buf) {
         }
         break;
       case Kind::kZero:
-      case Kind::kUnallocated:
-        std::memset(buf.data() + done, 0, n);
-        break;
+      case Kind::kUnallocated: std::memset(buf.data() + done, 0, n); break;
       case Kind::kCompressed: {
         const uint64_t in_cluster = pos & (cluster_size - 1);
         if (in_cluster == 0 && n == cluster_size) {

@@ -58,8 +58,7 @@ class Qcow2Driver final : public BlockDriver {
   static Status Open(const std::string& path, const Options& options, std::unique_ptr<Qcow2Driver>* out);
   // Reads the image open as `fd` (a file, a block device or a memfd);
   // `path` names it in messages and anchors a relative backing file name.
-  static Status OpenFd(UniqueFd fd, const std::string& path, const Options& options,
-                       std::unique_ptr<Qcow2Driver>* out);
+  static Status OpenFd(UniqueFd fd, const std::string& path, const Options& options, std::unique_ptr<Qcow2Driver>* out);
 
   uint64_t size() const override { return header_.size; }
   const std::string& path() const override { return path_; }

@@ -5,10 +5,10 @@
 
 #include <algorithm>
 #include <array>
-#include <span>
 #include <cerrno>
 #include <cstdio>
 #include <filesystem>
+#include <span>
 #include <vector>
 
 #include "common/file_io.h"
@@ -55,9 +55,8 @@ std::string Printable(std::string_view raw) {
 
 bool ValidFormatName(const std::string& name) {
   if (name.empty() || name.size() > 32) return false;
-  return std::all_of(name.begin(), name.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
-  });
+  return std::all_of(name.begin(), name.end(),
+                     [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-'; });
 }
 
 // Parses the header extensions in `area` (the bytes after the header).
@@ -100,8 +99,7 @@ Status ParseExtensions(std::span<const unsigned char> area, const std::string& p
         }
         break;
       }
-      default:
-        break;  // external data file name, bitmaps, encryption, unknown: nothing to read here
+      default: break;  // external data file name, bitmaps, encryption, unknown: nothing to read here
     }
     // Padding to a multiple of 8; the padding of the last extension may be cut by the area's end.
     const size_t padded = (static_cast<size_t>(length) + 7) & ~size_t{7};
@@ -135,8 +133,9 @@ Status ReadCompressionType(const RawHeader& raw, const std::string& path, Qcow2H
   uint8_t compression_type = h->header_length > 104 ? raw[104] : 0;
   if (h->incompatible_features & kQcow2IncompatCompression) {
     if (compression_type == 0) {
-      return Status::Corrupt(path + ": the compression type feature bit is set, but the compression_type "
-                                    "field is missing or zero");
+      return Status::Corrupt(path +
+                             ": the compression type feature bit is set, but the compression_type "
+                             "field is missing or zero");
     }
   } else if (compression_type != 0) {
     return Status::Corrupt(path + ": compression_type " + std::to_string(compression_type) +
@@ -166,8 +165,8 @@ Status ReadV3Fields(const RawHeader& raw, const std::string& path, Qcow2Header* 
   if (h->header_length < 104 || h->header_length % 8 != 0 || h->header_length > cluster_size ||
       h->header_length > h->file_size) {
     return Status::Corrupt(path + ": qcow2 header_length " + std::to_string(h->header_length) +
-                           " is not a multiple of 8 between 104 and the cluster size (" +
-                           std::to_string(cluster_size) + ") inside the file");
+                           " is not a multiple of 8 between 104 and the cluster size (" + std::to_string(cluster_size) +
+                           ") inside the file");
   }
   return ReadCompressionType(raw, path, h);
 }
@@ -178,8 +177,7 @@ Status ReadFixedFields(int fd, const std::string& path, Qcow2Header* h) {
   const uint64_t file_size = h->file_size;
   RawHeader raw{};
   if (file_size < 4) return Status::Invalid(path + " is not a qcow2 image (shorter than its magic)");
-  CORFS_RETURN_IF_ERROR(
-      PreadFull(fd, std::span<char>(reinterpret_cast<char*>(raw.data()), raw.size()), 0, path));
+  CORFS_RETURN_IF_ERROR(PreadFull(fd, std::span<char>(reinterpret_cast<char*>(raw.data()), raw.size()), 0, path));
   if (Be32(raw.data()) != kQcow2Magic) return Status::Invalid(path + " is not a qcow2 image (wrong magic)");
   if (file_size < 72) {
     return Status::Corrupt(path + ": qcow2 image truncated: the file has " + std::to_string(file_size) +
@@ -213,8 +211,9 @@ Status ReadFixedFields(int fd, const std::string& path, Qcow2Header* h) {
 
 Status CheckNotEncrypted(const Qcow2Header& h, const std::string& path) {
   if (h.crypt_method == 0) return Status::Ok();
-  std::string method = h.crypt_method == 1 ? "AES" : h.crypt_method == 2 ? "LUKS" : "method " +
-                                                                                   std::to_string(h.crypt_method);
+  std::string method = h.crypt_method == 1   ? "AES"
+                       : h.crypt_method == 2 ? "LUKS"
+                                             : "method " + std::to_string(h.crypt_method);
   return Status::Error(EOPNOTSUPP, path + ": encrypted qcow2 images (" + method + ") are not supported");
 }
 
@@ -227,8 +226,8 @@ Status ReadExtensions(int fd, const std::string& path, Qcow2Header* h) {
   }
   if (area_end <= h->header_length) return Status::Ok();
   std::vector<unsigned char> area(area_end - h->header_length);
-  CORFS_RETURN_IF_ERROR(PreadFull(
-      fd, std::span<char>(reinterpret_cast<char*>(area.data()), area.size()), h->header_length, path));
+  CORFS_RETURN_IF_ERROR(PreadFull(fd, std::span<char>(reinterpret_cast<char*>(area.data()), area.size()),
+                                  h->header_length, path));
   return ParseExtensions(area, path, h);
 }
 
@@ -241,8 +240,7 @@ Status CheckFeatures(const Qcow2Header& h, const std::string& path) {
                                          DescribeFeatureBits(h, 0, unknown) + "; the image cannot be read safely");
   }
   if (h.incompatible_features & kQcow2IncompatDataFile) {
-    return Status::Error(EOPNOTSUPP,
-                         path + ": qcow2 images with an external data file are not supported");
+    return Status::Error(EOPNOTSUPP, path + ": qcow2 images with an external data file are not supported");
   }
   if (h.extended_l2() && h.cluster_bits < 14) {
     return Status::Corrupt(path + ": extended L2 entries need clusters of at least 16 KiB, the image has " +
@@ -273,8 +271,8 @@ Status CheckL1Table(const Qcow2Header& h, const std::string& path) {
   }
   if (h.l1_table_offset > h.file_size || uint64_t{h.l1_size} * 8 > h.file_size - h.l1_table_offset) {
     return Status::Corrupt(path + ": qcow2 L1 table (" + std::to_string(h.l1_size) + " entries at " +
-                           Hex(h.l1_table_offset) + ") runs past the end of the file (" +
-                           std::to_string(h.file_size) + " bytes); the image is truncated or damaged");
+                           Hex(h.l1_table_offset) + ") runs past the end of the file (" + std::to_string(h.file_size) +
+                           " bytes); the image is truncated or damaged");
   }
   return Status::Ok();
 }

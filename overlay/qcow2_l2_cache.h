@@ -39,8 +39,8 @@ class Qcow2L2Cache {
     uint64_t hits = 0;
     uint64_t misses = 0;
     uint64_t evictions = 0;
-    uint64_t tables = 0;     // held now
-    uint64_t capacity = 0;   // tables it may hold
+    uint64_t tables = 0;    // held now
+    uint64_t capacity = 0;  // tables it may hold
   };
 
   // A cache of tables of `table_bytes` each, using at most about

@@ -30,9 +30,7 @@ Status RawDriver::Open(const std::string& path, bool writable, std::unique_ptr<R
   return Status::Ok();
 }
 
-Status RawDriver::Read(uint64_t offset, std::span<char> buf) {
-  return PreadFull(fd_.get(), buf, offset, path_);
-}
+Status RawDriver::Read(uint64_t offset, std::span<char> buf) { return PreadFull(fd_.get(), buf, offset, path_); }
 
 Status RawDriver::Write(uint64_t offset, std::span<const char> data) {
   if (!writable_) return Status::Error(EROFS, path_ + " is open read-only");
@@ -57,8 +55,8 @@ Status RawDriver::GetBlockStatus(uint64_t offset, uint64_t length, BlockStatus* 
   return ProbeSparseRun(fd_.get(), offset, length, Allocation::kUnallocated, path_, out);
 }
 
-Status ProbeSparseRun(int fd, uint64_t offset, uint64_t length, Allocation hole_as,
-                      const std::string& what, BlockStatus* out) {
+Status ProbeSparseRun(int fd, uint64_t offset, uint64_t length, Allocation hole_as, const std::string& what,
+                      BlockStatus* out) {
   off_t data = ::lseek(fd, static_cast<off_t>(offset), SEEK_DATA);
   if (data < 0) {
     if (errno == ENXIO) {  // no data from here to the end of the file

@@ -39,7 +39,7 @@ class RawDriver final : public BlockDriver {
 // Finds the data/hole run at `offset` in the file `fd`, limited to `length`
 // bytes. Holes are reported as `hole_as`. Used by RawDriver and by the
 // overlay's own data file (where a hole inside an allocated cluster is zero).
-Status ProbeSparseRun(int fd, uint64_t offset, uint64_t length, Allocation hole_as,
-                      const std::string& what, BlockStatus* out);
+Status ProbeSparseRun(int fd, uint64_t offset, uint64_t length, Allocation hole_as, const std::string& what,
+                      BlockStatus* out);
 
 }  // namespace corfs::overlay

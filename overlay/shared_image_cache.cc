@@ -25,7 +25,8 @@ ImageOpener SharedImageCache::opener() const {
   std::shared_ptr<State> state = state_;
   return [state](const std::string& path, const std::string& format, std::unique_ptr<BlockDriver>* out) -> Status {
     FileId file;
-    if (Status found = IdentifyFile(path, &file); !found.ok()) return Status::Error(found.code(), "open " + found.message());
+    if (Status found = IdentifyFile(path, &file); !found.ok())
+      return Status::Error(found.code(), "open " + found.message());
     const auto key = std::make_tuple(file, format);
     std::lock_guard lock(state->mutex);
     std::shared_ptr<BlockDriver> driver = state->drivers[key].lock();

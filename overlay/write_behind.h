@@ -37,8 +37,7 @@ namespace corfs::overlay {
 
 class WriteBehind {
  public:
-  WriteBehind(UniqueFd fd, uint64_t batch, uint64_t window)
-      : fd_(std::move(fd)), batch_(batch), window_(window) {}
+  WriteBehind(UniqueFd fd, uint64_t batch, uint64_t window) : fd_(std::move(fd)), batch_(batch), window_(window) {}
 
   // [offset, offset + length) of the data file was just written.
   void Written(uint64_t offset, uint64_t length);

@@ -4,6 +4,8 @@
 // small sparse files first. Each example also shows the feature it is named
 // after.
 
+#include <gtest/gtest.h>
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -13,7 +15,6 @@
 #include <set>
 #include <string>
 
-#include <gtest/gtest.h>
 #include <yaml-cpp/yaml.h>
 
 #include "config/config_loader.h"
@@ -109,10 +110,12 @@ TEST(ConfigExamplesTest, EachExampleShowsItsFeature) {
     return [pred](const MountConfig& cfg) { return std::any_of(cfg.images.begin(), cfg.images.end(), pred); };
   };
   const std::vector<std::pair<std::string, Check>> expectations = {
-      {"single-image.yaml", [](const MountConfig& cfg) { return cfg.images.size() == 1 && cfg.images[0].backing.size() == 1; }},
+      {"single-image.yaml",
+       [](const MountConfig& cfg) { return cfg.images.size() == 1 && cfg.images[0].backing.size() == 1; }},
       {"chain.yaml", any([](const ImageConfig& i) { return i.backing.size() >= 2; })},
       {"thin-clone.yaml", any([](const ImageConfig& i) { return !i.copy_on_read && !i.backing.empty(); })},
-      {"streaming.yaml", any([](const ImageConfig& i) { return i.stream.auto_start && i.stream.speed > 0 && i.stream.base; })},
+      {"streaming.yaml",
+       any([](const ImageConfig& i) { return i.stream.auto_start && i.stream.speed > 0 && i.stream.base; })},
       {"write-threshold.yaml",
        any([](const ImageConfig& i) { return i.write_threshold.kind == WriteThreshold::Kind::kPercent; })},
       {"read-only.yaml", any([](const ImageConfig& i) { return i.read_only && !i.create; })},

@@ -2,6 +2,8 @@
 // (paths resolved, templates expanded, defaults merged); every kind of bad
 // input gives a failed Status naming FILE:LINE:COLUMN and what is wrong.
 
+#include <gtest/gtest.h>
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -10,8 +12,6 @@
 #include <fstream>
 #include <sstream>
 #include <string>
-
-#include <gtest/gtest.h>
 
 #include "config/config_loader.h"
 #include "test_support.h"
@@ -36,7 +36,7 @@ std::string Yaml(std::string_view text) {
 // Where an error is expected on its line: a column (1-based), or the first
 // occurrence of a piece of text on that line.
 struct Column {
-  Column(int number) : number(number) {}  // NOLINT: implicit on purpose
+  Column(int number) : number(number) {}       // NOLINT: implicit on purpose
   Column(const char* token) : token(token) {}  // NOLINT
   int number = 0;
   std::string token;
@@ -178,7 +178,7 @@ images:
   EXPECT_TRUE(blank.backing.empty());
   EXPECT_EQ(blank.size, kGiB);
   EXPECT_EQ(blank.cluster_size, 128 * kKiB);  // from defaults
-  EXPECT_FALSE(blank.copy_on_read);          // from defaults
+  EXPECT_FALSE(blank.copy_on_read);           // from defaults
   EXPECT_EQ(blank.stream.speed, 100 * kMiB);
   EXPECT_FALSE(blank.stream.auto_start);
   EXPECT_EQ(blank.write_threshold.kind, WriteThreshold::Kind::kBytes);
@@ -442,29 +442,33 @@ TEST_F(ConfigTest, WrongTypes) {
               {"images.vm1.stream: expected a map", "'fast'"});
   ExpectError("images:\n  vm1: {overlay: a.img, size: 1G, copy_on_read: yes please}\n", 2, "yes please",
               {"images.vm1.copy_on_read: expected true or false", "'yes please'"});
-  ExpectError("images:\n  vm1: {overlay: a.img, size: {g: 10}}\n", 2, "{g", {"images.vm1.size: expected a size", "a map"});
-  ExpectError("images:\n  vm1: {overlay: [a.img], size: 1G}\n", 2, "[a.img]", {"images.vm1.overlay: expected a string"});
+  ExpectError("images:\n  vm1: {overlay: a.img, size: {g: 10}}\n", 2, "{g",
+              {"images.vm1.size: expected a size", "a map"});
+  ExpectError("images:\n  vm1: {overlay: [a.img], size: 1G}\n", 2, "[a.img]",
+              {"images.vm1.overlay: expected a string"});
   ExpectError("allow_other: maybe\n", 1, "maybe", {"allow_other: expected true or false"});
   ExpectError("mountpoint: [a, b]\n", 1, "[a", {"mountpoint: expected a string"});
   ExpectError("images:\n  vm1: {overlay: a.img, size: 1G, mode: rw-r--r--}\n", 2, "rw-",
               {"images.vm1.mode: expected an octal mode"});
   ExpectError("images:\n  vm1: {overlay: a.img, size: 1G, mode: 0999}\n", 2, "0999", {"octal mode"});
   ExpectError("images:\n  vm1: {overlay: a.img, size: 1G, mode: 04755}\n", 2, "04755", {"at most 0777"});
-  ExpectError("images:\n  vm1: {overlay: a.img, size: 1G, uid: root}\n", 2, "root", {"images.vm1.uid: expected a whole number"});
-  ExpectError("images:\n  vm1: {overlay: a.img, size: 1G, gid: -1}\n", 2, "-1", {"images.vm1.gid: expected a whole number"});
+  ExpectError("images:\n  vm1: {overlay: a.img, size: 1G, uid: root}\n", 2, "root",
+              {"images.vm1.uid: expected a whole number"});
+  ExpectError("images:\n  vm1: {overlay: a.img, size: 1G, gid: -1}\n", 2, "-1",
+              {"images.vm1.gid: expected a whole number"});
   ExpectError("images:\n  vm1: {overlay: a.img, size: 1G, uid: 4294967295}\n", 2, "4294967295", {"too large"});
   ExpectError("images:\n  vm1: {overlay: a.img, size: 1G, stream: {workers: 100000}}\n", 2, "100000",
               {"images.vm1.stream.workers", "too large"});
-  ExpectError("images:\n  vm1: {overlay: a.img, size: 1G, create: }\n", 2, "create", {"images.vm1.create: expected true or false", "nothing"});
+  ExpectError("images:\n  vm1: {overlay: a.img, size: 1G, create: }\n", 2, "create",
+              {"images.vm1.create: expected true or false", "nothing"});
 }
 
 TEST_F(ConfigTest, EmptyValueIsReportedAtItsKey) {
-  ExpectError("images:\n  vm1:\n    overlay: a.img\n    size:\n    mode: 0644\n", 4, 5, {"images.vm1.size: expected a size", "nothing"});
+  ExpectError("images:\n  vm1:\n    overlay: a.img\n    size:\n    mode: 0644\n", 4, 5,
+              {"images.vm1.size: expected a size", "nothing"});
 }
 
-TEST_F(ConfigTest, NulInStrings) {
-  ExpectError("images:\n  vm1: {overlay: \"a\\0b\", size: 1G}\n", 2, "\"a", {"NUL"});
-}
+TEST_F(ConfigTest, NulInStrings) { ExpectError("images:\n  vm1: {overlay: \"a\\0b\", size: 1G}\n", 2, "\"a", {"NUL"}); }
 
 TEST_F(ConfigTest, EachErrorStaysOnOneLine) {
   // A file name may hold a newline; the message escapes it.
@@ -473,9 +477,7 @@ TEST_F(ConfigTest, EachErrorStaysOnOneLine) {
   EXPECT_EQ(message.find('\n'), std::string::npos) << message;
 }
 
-TEST_F(ConfigTest, TildeIsNotExpanded) {
-  ExpectError("mountpoint: ~/mnt\n", 1, "~/mnt", {"'~' is not expanded"});
-}
+TEST_F(ConfigTest, TildeIsNotExpanded) { ExpectError("mountpoint: ~/mnt\n", 1, "~/mnt", {"'~' is not expanded"}); }
 
 // ---------------------------------------------------------------------------
 // Image names
@@ -493,7 +495,8 @@ images:
 
 TEST_F(ConfigTest, DuplicateKeysAtEveryLevel) {
   ExpectError("allow_other: true\nallow_other: false\n", 2, 1, {"duplicate key 'allow_other'"});
-  ExpectError("images:\n  vm1:\n    overlay: a.img\n    size: 1G\n    size: 2G\n", 5, 5, {"images.vm1: duplicate key 'size'"});
+  ExpectError("images:\n  vm1:\n    overlay: a.img\n    size: 1G\n    size: 2G\n", 5, 5,
+              {"images.vm1: duplicate key 'size'"});
   ExpectError("templates:\n  t: x\n  t: y\n", 3, 3, {"templates: duplicate key 't'"});
 }
 
@@ -565,7 +568,8 @@ TEST_F(ConfigTest, RepeatedImageThroughLinks) {
   ASSERT_EQ(::link(Path("base.raw").c_str(), Path("hard.raw").c_str()), 0);
   ExpectError("images:\n  vm1: {overlay: a.img, backing: [current.raw, base.raw]}\n", 2, "base.raw]",
               {"the same file as " + Path("current.raw")});
-  ExpectError("images:\n  vm1: {overlay: a.img, backing: [hard.raw, base.raw]}\n", 2, "base.raw]", {"already in this chain"});
+  ExpectError("images:\n  vm1: {overlay: a.img, backing: [hard.raw, base.raw]}\n", 2, "base.raw]",
+              {"already in this chain"});
 }
 
 TEST_F(ConfigTest, MissingBackingFiles) {
@@ -611,7 +615,8 @@ TEST_F(ConfigTest, BadSizes) {
   ExpectError("images:\n  vm1: {overlay: a.img, size: -1}\n", 2, "-1", {"negative"});
   ExpectError("images:\n  vm1: {overlay: a.img, size: lots}\n", 2, "lots", {"not a number"});
   ExpectError("images:\n  vm1: {overlay: a.img, size: 0}\n", 2, "0}", {"size 0"});
-  ExpectError("images:\n  vm1: {overlay: a.img, size: 1G, stream: {speed: fast}}\n", 2, "fast", {"images.vm1.stream.speed"});
+  ExpectError("images:\n  vm1: {overlay: a.img, size: 1G, stream: {speed: fast}}\n", 2, "fast",
+              {"images.vm1.stream.speed"});
   ExpectError("images:\n  vm1: {overlay: a.img, size: 1G, stream: {chunk_size: 0}}\n", 2, "0}", {"more than 0"});
 }
 
@@ -624,11 +629,13 @@ TEST_F(ConfigTest, StreamBase) {
   Touch("base.raw");
   Touch("delta.raw");
   Touch("other.raw");
-  ExpectError("images:\n  vm1: {overlay: a.img, backing: [delta.raw, base.raw], stream: {base: other.raw}}\n", 2, "other.raw",
+  ExpectError("images:\n  vm1: {overlay: a.img, backing: [delta.raw, base.raw], stream: {base: other.raw}}\n", 2,
+              "other.raw",
               {"images.vm1.stream.base", Path("other.raw") + " is not in the chain of image 'vm1'", Path("delta.raw")});
   ExpectError("images:\n  vm1: {overlay: a.img, backing: [base.raw], stream: {base: gone.raw}}\n", 2, "gone.raw",
               {"images.vm1.stream.base", Path("gone.raw")});
-  ExpectError("images:\n  vm1: {overlay: a.img, size: 1G, stream: {base: base.raw}}\n", 2, "base.raw", {"no backing chain"});
+  ExpectError("images:\n  vm1: {overlay: a.img, size: 1G, stream: {base: base.raw}}\n", 2, "base.raw",
+              {"no backing chain"});
   // From defaults: reported at the default, for the image it does not fit.
   ExpectError(Yaml(R"(
 defaults:
@@ -649,11 +656,13 @@ TEST_F(ConfigTest, WriteThresholds) {
   ExpectError("images:\n  vm1: {overlay: a.img, size: 1G, write_threshold: 150%}\n", 2, "150", {"over 100%"});
   ExpectError("images:\n  vm1: {overlay: a.img, size: 1G, write_threshold: 100.001%}\n", 2, "100.001", {"over 100%"});
   ExpectError("images:\n  vm1: {overlay: a.img, size: 1G, write_threshold: 99999999999%}\n", 2, "999", {"over 100%"});
-  ExpectError("images:\n  vm1: {overlay: a.img, size: 1G, write_threshold: 80.1234%}\n", 2, "80.1234", {"three decimals"});
+  ExpectError("images:\n  vm1: {overlay: a.img, size: 1G, write_threshold: 80.1234%}\n", 2, "80.1234",
+              {"three decimals"});
   ExpectError("images:\n  vm1: {overlay: a.img, size: 1G, write_threshold: lots%}\n", 2, "lots", {"not a percentage"});
   ExpectError("images:\n  vm1: {overlay: a.img, size: 1G, write_threshold: -5%}\n", 2, "-5", {"not a percentage"});
   ExpectError("images:\n  vm1: {overlay: a.img, size: 1G, write_threshold: 2G}\n", 2, "2G", {"more than the disk"});
-  ExpectError("images:\n  vm1: {overlay: a.img, size: 1G, write_threshold: [80%]}\n", 2, "[80", {"percentage of the disk"});
+  ExpectError("images:\n  vm1: {overlay: a.img, size: 1G, write_threshold: [80%]}\n", 2, "[80",
+              {"percentage of the disk"});
   MountConfig cfg = ParseOk("images:\n  vm1: {overlay: a.img, size: 1G, write_threshold: 100%}\n");
   EXPECT_EQ(cfg.images[0].write_threshold.Bytes(kGiB), kGiB);
 }
@@ -696,7 +705,8 @@ images:
 
 TEST_F(ConfigTest, OverlayInAChain) {
   Touch("vm1.img");
-  ExpectError("images:\n  vm1: {overlay: vm1.img, backing: [vm1.img]}\n", 2, "vm1.img", {"an overlay cannot back itself"});
+  ExpectError("images:\n  vm1: {overlay: vm1.img, backing: [vm1.img]}\n", 2, "vm1.img",
+              {"an overlay cannot back itself"});
   ExpectError(Yaml(R"(
 images:
   vm1: {overlay: vm1.img, size: 1G}
@@ -708,7 +718,8 @@ images:
 TEST_F(ConfigTest, PathsInsideTheMountpoint) {
   ExpectError("mountpoint: /mnt/x\ncontrol_socket: /mnt/x/ctl.sock\n", 2, "/mnt/x", {"inside the mountpoint /mnt/x"});
   ExpectError("mountpoint: /mnt/x\ncontrol_socket: /mnt/x\n", 2, "/mnt/x", {"inside the mountpoint"});
-  ExpectError("mountpoint: mnt\nimages:\n  vm1: {overlay: mnt/vm1.img, size: 1G}\n", 3, "mnt/", {"inside the mountpoint"});
+  ExpectError("mountpoint: mnt\nimages:\n  vm1: {overlay: mnt/vm1.img, size: 1G}\n", 3, "mnt/",
+              {"inside the mountpoint"});
   ExpectError("mountpoint: /\n", 1, "/", {"cannot mount on /"});
   ParseOk("mountpoint: /mnt/x\ncontrol_socket: /mnt/x.sock\n");
 }

@@ -167,15 +167,9 @@ void RaceWritesAgainstFills(Overlay& image, DriverControl& control, Filler fille
     std::thread first([&] {
       switch (filler) {
         case Filler::kCopyOnRead:
-        case Filler::kThinRead:
-          fill_status = image.Read(fill_offset, fill_result);
-          break;
-        case Filler::kPartialWrite:
-          fill_status = image.Write(fill_offset, fill_data);
-          break;
-        case Filler::kPopulate:
-          fill_status = image.Populate(start, kCluster, /*wait=*/true);
-          break;
+        case Filler::kThinRead: fill_status = image.Read(fill_offset, fill_result); break;
+        case Filler::kPartialWrite: fill_status = image.Write(fill_offset, fill_data); break;
+        case Filler::kPopulate: fill_status = image.Populate(start, kCluster, /*wait=*/true); break;
       }
     });
     ASSERT_TRUE(control.WaitForReadStart(start, kCluster, 10s)) << "the fill never read the backing image";

@@ -1,6 +1,8 @@
 // The job model with a scripted driver: which driver steps run in which
 // case, Complete only in READY, and the on-error policy of RunStep.
 
+#include "jobs/job.h"
+
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -8,8 +10,6 @@
 #include <mutex>
 #include <string>
 #include <vector>
-
-#include "jobs/job.h"
 
 namespace corfs::jobs {
 namespace {
@@ -89,10 +89,14 @@ using Calls = std::vector<std::string>;
 TEST(Job, SuccessRunsPrepareThenClean) {
   Calls calls;
   Events events;
-  Job job("vm1", {}, std::make_unique<ScriptedDriver>([](JobContext& ctx) {
-            ctx.Advance(100, 40);
-            return Status::Ok();
-          }, &calls), events.sink());
+  Job job("vm1", {},
+          std::make_unique<ScriptedDriver>(
+              [](JobContext& ctx) {
+                ctx.Advance(100, 40);
+                return Status::Ok();
+              },
+              &calls),
+          events.sink());
   EXPECT_EQ(job.id(), "vm1");
   EXPECT_EQ(job.Info().len, 100u);
   job.Start();
@@ -124,10 +128,14 @@ TEST(Job, FailureAndCancelRunAbort) {
   {
     Calls calls;
     Events events;
-    Job job("vm1", {}, std::make_unique<ScriptedDriver>([](JobContext& ctx) {
-              while (ctx.Checkpoint()) std::this_thread::sleep_for(1ms);
-              return Status::Ok();
-            }, &calls), events.sink());
+    Job job("vm1", {},
+            std::make_unique<ScriptedDriver>(
+                [](JobContext& ctx) {
+                  while (ctx.Checkpoint()) std::this_thread::sleep_for(1ms);
+                  return Status::Ok();
+                },
+                &calls),
+            events.sink());
     job.Start();
     job.Cancel();
     ASSERT_TRUE(job.WaitConcluded(10s));
@@ -138,8 +146,9 @@ TEST(Job, FailureAndCancelRunAbort) {
   {
     Calls calls;
     Events events;
-    Job job("vm1", {}, std::make_unique<ScriptedDriver>([](JobContext&) { return Status::Ok(); }, &calls,
-                                                        Status::Invalid("commit failed")),
+    Job job("vm1", {},
+            std::make_unique<ScriptedDriver>([](JobContext&) { return Status::Ok(); }, &calls,
+                                             Status::Invalid("commit failed")),
             events.sink());
     job.Start();
     ASSERT_TRUE(job.WaitConcluded(10s));
@@ -177,7 +186,8 @@ TEST(Job, CompleteOnlyWhenReady) {
 Status RunFlakyStep(JobContext& ctx, int failures, bool* skipped) {
   int attempts = 0;
   auto attempt = [&] { return ++attempts <= failures ? Status::Error(ENOSPC, "full") : Status::Ok(); };
-  return ctx.RunStep(attempt(), attempt, [](const Status&) { return IoOperation::kWrite; }, skipped);
+  return ctx.RunStep(
+      attempt(), attempt, [](const Status&) { return IoOperation::kWrite; }, skipped);
 }
 
 TEST(Job, RunStepAppliesThePolicy) {
@@ -189,10 +199,14 @@ TEST(Job, RunStepAppliesThePolicy) {
     Status step;
     JobOptions options;
     options.on_error = policy;
-    Job job("vm1", options, std::make_unique<ScriptedDriver>([&](JobContext& ctx) {
-              step = RunFlakyStep(ctx, 2, &skipped);
-              return step;
-            }, &calls), events.sink());
+    Job job("vm1", options,
+            std::make_unique<ScriptedDriver>(
+                [&](JobContext& ctx) {
+                  step = RunFlakyStep(ctx, 2, &skipped);
+                  return step;
+                },
+                &calls),
+            events.sink());
     job.Start();
     if (policy == OnError::kStop) {
       // Each failure reports and pauses the job; each resume retries.

@@ -14,12 +14,12 @@
 // The child is forked before it creates any thread (this executable has no
 // other test threads), and always leaves with _exit, never into gtest.
 
+#include <gtest/gtest.h>
+
 #include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <chrono>
 #include <cstring>

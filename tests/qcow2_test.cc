@@ -5,8 +5,6 @@
 
 #include <gtest/gtest.h>
 
-#include <nlohmann/json.hpp>
-
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -15,6 +13,7 @@
 #include <cctype>
 #include <cstring>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <thread>
 
@@ -279,23 +278,21 @@ TEST_P(Qcow2Convert, ReadsAsQemuImgDoes) {
 
 INSTANTIATE_TEST_SUITE_P(
     Flavors, Qcow2Convert,
-    ::testing::Values(
-        Flavor{"v3_64k", {"-O", "qcow2"}},
-        Flavor{"v3_4k", {"-O", "qcow2", "-o", "cluster_size=4k"}},
-        Flavor{"v3_2m", {"-O", "qcow2", "-o", "cluster_size=2M"}},
-        Flavor{"v3_512", {"-O", "qcow2", "-o", "cluster_size=512"}},
-        Flavor{"v2_64k", {"-O", "qcow2", "-o", "compat=0.10"}},
-        Flavor{"v2_4k", {"-O", "qcow2", "-o", "compat=0.10,cluster_size=4k"}},
-        Flavor{"zlib_64k", {"-c", "-O", "qcow2"}},
-        Flavor{"zlib_4k", {"-c", "-O", "qcow2", "-o", "cluster_size=4k"}},
-        Flavor{"zlib_2m", {"-c", "-O", "qcow2", "-o", "cluster_size=2M"}},
-        Flavor{"zlib_512", {"-c", "-O", "qcow2", "-o", "cluster_size=512"}},
-        Flavor{"zlib_v2", {"-c", "-O", "qcow2", "-o", "compat=0.10"}},
-        Flavor{"zstd_64k", {"-c", "-O", "qcow2", "-o", "compression_type=zstd"}},
-        Flavor{"zstd_4k", {"-c", "-O", "qcow2", "-o", "compression_type=zstd,cluster_size=4k"}},
-        Flavor{"zstd_2m", {"-c", "-O", "qcow2", "-o", "compression_type=zstd,cluster_size=2M"}},
-        Flavor{"extended_l2", {"-O", "qcow2", "-o", "extended_l2=on,cluster_size=64k"}},
-        Flavor{"extended_l2_zstd", {"-c", "-O", "qcow2", "-o", "extended_l2=on,compression_type=zstd"}}),
+    ::testing::Values(Flavor{"v3_64k", {"-O", "qcow2"}}, Flavor{"v3_4k", {"-O", "qcow2", "-o", "cluster_size=4k"}},
+                      Flavor{"v3_2m", {"-O", "qcow2", "-o", "cluster_size=2M"}},
+                      Flavor{"v3_512", {"-O", "qcow2", "-o", "cluster_size=512"}},
+                      Flavor{"v2_64k", {"-O", "qcow2", "-o", "compat=0.10"}},
+                      Flavor{"v2_4k", {"-O", "qcow2", "-o", "compat=0.10,cluster_size=4k"}},
+                      Flavor{"zlib_64k", {"-c", "-O", "qcow2"}},
+                      Flavor{"zlib_4k", {"-c", "-O", "qcow2", "-o", "cluster_size=4k"}},
+                      Flavor{"zlib_2m", {"-c", "-O", "qcow2", "-o", "cluster_size=2M"}},
+                      Flavor{"zlib_512", {"-c", "-O", "qcow2", "-o", "cluster_size=512"}},
+                      Flavor{"zlib_v2", {"-c", "-O", "qcow2", "-o", "compat=0.10"}},
+                      Flavor{"zstd_64k", {"-c", "-O", "qcow2", "-o", "compression_type=zstd"}},
+                      Flavor{"zstd_4k", {"-c", "-O", "qcow2", "-o", "compression_type=zstd,cluster_size=4k"}},
+                      Flavor{"zstd_2m", {"-c", "-O", "qcow2", "-o", "compression_type=zstd,cluster_size=2M"}},
+                      Flavor{"extended_l2", {"-O", "qcow2", "-o", "extended_l2=on,cluster_size=64k"}},
+                      Flavor{"extended_l2_zstd", {"-c", "-O", "qcow2", "-o", "extended_l2=on,compression_type=zstd"}}),
     [](const ::testing::TestParamInfo<Flavor>& info) { return info.param.name; });
 
 // ---------------------------------------------------------------------------
@@ -305,7 +302,7 @@ TEST(Qcow2, ZeroClustersAndPartialWrites) {
   std::mt19937_64 rng(testing::TestSeed());
   TempDir dir;
   for (const std::string& opts : {std::string("cluster_size=64k"), std::string("cluster_size=4k"),
-                                   std::string("cluster_size=2M"), std::string("compat=0.10")}) {
+                                  std::string("cluster_size=2M"), std::string("compat=0.10")}) {
     SCOPED_TRACE(opts);
     const std::string img = dir.File("z.qcow2");
     QemuImg({"create", "-q", "-f", "qcow2", "-o", opts, img, "24M"});
@@ -852,9 +849,9 @@ TEST_F(Qcow2Bad, ExternalDataFile) {
 
 TEST_F(Qcow2Bad, LuksEncryptedImage) {
   const std::string img = dir_.File("luks.qcow2");
-  testing::CommandResult r = RunCommand({kQemuImg, "create", "-q", "--object", "secret,id=sec0,data=123456", "-f",
-                                         "qcow2", "-o", "encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time=10",
-                                         img, "1M"});
+  testing::CommandResult r =
+      RunCommand({kQemuImg, "create", "-q", "--object", "secret,id=sec0,data=123456", "-f", "qcow2", "-o",
+                  "encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time=10", img, "1M"});
   if (r.exit_code != 0) GTEST_SKIP() << "qemu-img cannot make LUKS images here: " << r.err;
   std::unique_ptr<Qcow2Driver> driver;
   Status status = OpenQcow2(img, &driver);
@@ -985,7 +982,7 @@ TEST(Qcow2Damage, RandomMetadataCorruptionNeverCrashes) {
   MakeSourceRaw(dir.File("src.raw"), 4 * kMiB, rng);
   std::vector<std::string> images;
   for (const std::string& opts : {std::string("cluster_size=4k"), std::string("compression_type=zstd"),
-                                   std::string("compat=0.10,cluster_size=512"), std::string("extended_l2=on")}) {
+                                  std::string("compat=0.10,cluster_size=512"), std::string("extended_l2=on")}) {
     const std::string img = dir.File("i" + std::to_string(images.size()) + ".qcow2");
     QemuImg({"convert", "-c", "-O", "qcow2", "-o", opts, dir.File("src.raw"), img});
     images.push_back(img);
@@ -1000,7 +997,7 @@ TEST(Qcow2Damage, RandomMetadataCorruptionNeverCrashes) {
     const int flips = static_cast<int>(testing::RandomIn(rng, 1, 8));
     for (int f = 0; f < flips; ++f) {
       uint64_t region = testing::RandomIn(rng, 0, 2);
-      uint64_t at = region == 0 ? testing::RandomIn(rng, 0, 200)
+      uint64_t at = region == 0   ? testing::RandomIn(rng, 0, 200)
                     : region == 1 ? l1 + testing::RandomIn(rng, 0, 64)
                                   : testing::RandomIn(rng, cluster, bytes.size() - 1);
       if (at >= bytes.size()) continue;

@@ -29,8 +29,7 @@ size_t ResidentBytes(int fd, size_t length) {
   const bool ok = ::mincore(map, length, pages.data()) == 0;
   ::munmap(map, length);
   if (!ok) return SIZE_MAX;
-  return static_cast<size_t>(std::count_if(pages.begin(), pages.end(), [](unsigned char p) { return p & 1; })) *
-         page;
+  return static_cast<size_t>(std::count_if(pages.begin(), pages.end(), [](unsigned char p) { return p & 1; })) * page;
 }
 
 TEST(WriteBehind, KeepsAboutAWindowInThePageCache) {

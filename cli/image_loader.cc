@@ -13,25 +13,23 @@ namespace corfs::cli {
 
 namespace {
 
-Status OpenImage(const config::ImageConfig& image, const overlay::ImageOpener& opener,
-                 const std::shared_ptr<overlay::GuestActivity>& activity, std::unique_ptr<fuse::MountedImage>* out) {
+Status OpenMountedImage(const config::ImageConfig& image, const overlay::ImageOpener& opener,
+                        const std::shared_ptr<overlay::GuestActivity>& activity,
+                        std::unique_ptr<mount::MountedImage>* out) {
   overlay::OpenOptions options;
   options.opener = opener;
   options.guest_activity = activity;
   options.read_only = image.read_only;
   options.copy_on_read = image.copy_on_read;
   if (!image.backing.empty()) options.expected_backing = image.backing;
-  auto mounted = std::make_unique<fuse::MountedImage>();
+  auto mounted = std::make_unique<mount::MountedImage>();
   Status opened = overlay::Overlay::Open(image.overlay_path, options, &mounted->overlay);
   if (!opened.ok()) return opened.WithContext("image '" + image.name + "'");
   if (image.size != 0 && image.size != mounted->overlay->size()) {
     return Status::Invalid("image '" + image.name + "': the overlay " + image.overlay_path + " has " +
                            FormatSize(mounted->overlay->size()) + ", the YAML file says " + FormatSize(image.size));
   }
-  mounted->name = image.name;
-  mounted->read_only = image.read_only;
-  mounted->uid = image.uid;
-  mounted->gid = image.gid;
+  mounted->config = image;
   mounted->mode.store(image.mode);
   mounted->mtime_ns.store(WallClockNs());
   *out = std::move(mounted);
@@ -66,18 +64,18 @@ void CreatedFiles::MakeFoldersFor(const std::string& overlay_path) {
 }
 
 Status OpenConfiguredImages(const config::MountConfig& cfg, CreatedFiles* created,
-                            std::vector<std::unique_ptr<fuse::MountedImage>>* out) {
+                            std::vector<std::unique_ptr<mount::MountedImage>>* out) {
   // Images over one template share its driver (one open file, one cache).
   overlay::SharedImageCache shared;
   // Background jobs see guest I/O on any image of the mount.
   auto activity = std::make_shared<overlay::GuestActivity>();
   const overlay::ImageOpener opener = shared.opener();
-  std::vector<std::unique_ptr<fuse::MountedImage>> images(cfg.images.size());
+  std::vector<std::unique_ptr<mount::MountedImage>> images(cfg.images.size());
   std::vector<size_t> to_create;
   for (size_t i = 0; i < cfg.images.size(); ++i) {
     const config::ImageConfig& image = cfg.images[i];
     if (std::filesystem::exists(overlay::MetadataPath(image.overlay_path))) {
-      CORFS_RETURN_IF_ERROR(OpenImage(image, opener, activity, &images[i]));
+      CORFS_RETURN_IF_ERROR(OpenMountedImage(image, opener, activity, &images[i]));
     } else if (!image.create) {
       return Status::NotFound("image '" + image.name + "': overlay " + image.overlay_path +
                               " does not exist and `create` is false");
@@ -99,7 +97,7 @@ Status OpenConfiguredImages(const config::MountConfig& cfg, CreatedFiles* create
     Status made = overlay::Overlay::Create(image.overlay_path, options);
     if (!made.ok()) return made.WithContext("image '" + image.name + "'");
     created->AddOverlay(image.overlay_path);
-    CORFS_RETURN_IF_ERROR(OpenImage(image, opener, activity, &images[i]));
+    CORFS_RETURN_IF_ERROR(OpenMountedImage(image, opener, activity, &images[i]));
   }
   *out = std::move(images);
   return Status::Ok();

@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "config/mount_config.h"
-#include "fuse/image_table.h"
+#include "mount/mounted_image.h"
 
 namespace corfs::cli {
 
@@ -39,6 +39,6 @@ class CreatedFiles {
 // chains verified) before any new one is made, so a mismatch leaves the disk
 // untouched.
 Status OpenConfiguredImages(const config::MountConfig& cfg, CreatedFiles* created,
-                            std::vector<std::unique_ptr<fuse::MountedImage>>* out);
+                            std::vector<std::unique_ptr<mount::MountedImage>>* out);
 
 }  // namespace corfs::cli

@@ -10,19 +10,6 @@ namespace corfs::cli {
 
 namespace fs = std::filesystem;
 
-namespace {
-
-jobs::StreamOptions StreamDefaults(const config::ImageConfig& image) {
-  jobs::StreamOptions options;
-  options.speed = image.stream.speed;
-  options.chunk_size = image.stream.chunk_size;
-  options.on_error = image.stream.on_error;
-  if (image.stream.base) options.base = *image.stream.base;
-  return options;
-}
-
-}  // namespace
-
 Status MountSession::Start(const config::MountConfig& cfg, const SessionOptions& options,
                            std::unique_ptr<MountSession>* out) {
   // Declared before the session: when Start fails, the session (with the
@@ -37,9 +24,9 @@ Status MountSession::Start(const config::MountConfig& cfg, const SessionOptions&
   // A busy or stale mountpoint is refused before any overlay is created.
   CORFS_RETURN_IF_ERROR(fuse::CheckMountpoint(session->mountpoint_));
 
-  std::vector<std::unique_ptr<fuse::MountedImage>> images;
+  std::vector<std::unique_ptr<mount::MountedImage>> images;
   CORFS_RETURN_IF_ERROR(OpenConfiguredImages(cfg, &created, &images));
-  session->table_ = std::make_unique<fuse::ImageTable>(std::move(images));
+  session->table_ = std::make_unique<mount::ImageTable>(std::move(images));
 
   unsigned workers = 0;
   for (const config::ImageConfig& image : cfg.images) workers = std::max(workers, image.stream.workers);
@@ -48,9 +35,7 @@ Status MountSession::Start(const config::MountConfig& cfg, const SessionOptions&
   control::ControlContext& context = session->control_context_;
   context.jobs = session->jobs_.get();
   context.events = &session->events_;
-  for (size_t i = 0; i < cfg.images.size(); ++i) {
-    context.images.push_back({cfg.images[i].name, session->table_->at(i).overlay.get(), StreamDefaults(cfg.images[i])});
-  }
+  context.images = session->table_.get();
   session->commands_ = control::MakeBlockCommands(context);
   CORFS_RETURN_IF_ERROR(control::QmpServer::Start(session->socket_path_, session->commands_, session->events_, {},
                                                   &session->server_));
@@ -58,16 +43,15 @@ Status MountSession::Start(const config::MountConfig& cfg, const SessionOptions&
     std::fprintf(stderr, "corfs: event %s %s\n", event.name.c_str(), event.data.dump().c_str());
   });
 
-  for (size_t i = 0; i < cfg.images.size(); ++i) {
-    const config::ImageConfig& image = cfg.images[i];
-    const control::ControlledImage& controlled = context.images[i];
-    uint64_t threshold = image.write_threshold.Bytes(controlled.overlay->size());
-    if (threshold != 0) control::ArmWriteThreshold(controlled, threshold, session->events_);
-    if (image.stream.auto_start && !image.read_only && !controlled.overlay->header().standalone) {
+  for (size_t i = 0; i < session->table_->size(); ++i) {
+    const mount::MountedImage& image = session->table_->at(i);
+    const config::ImageConfig& config = image.config;
+    uint64_t threshold = config.write_threshold.Bytes(image.overlay->size());
+    if (threshold != 0) control::ArmWriteThreshold(image, threshold, session->events_);
+    if (config.stream.auto_start && !config.read_only && !image.overlay->header().standalone) {
       jobs::StartedStream stream;
-      Status started =
-          session->jobs_->StartStream(*controlled.overlay, image.name, controlled.stream_defaults, &stream);
-      if (!started.ok()) return started.WithContext("image '" + image.name + "': auto stream");
+      Status started = session->jobs_->StartStream(*image.overlay, config.name, config.stream.JobDefaults(), &stream);
+      if (!started.ok()) return started.WithContext("image '" + config.name + "': auto stream");
     }
   }
 
@@ -92,7 +76,7 @@ Status MountSession::Shutdown() {
   shut_down_ = true;
   server_.reset();
   jobs_.reset();  // cancels and waits for every job
-  Status flushed = table_ ? table_->FlushAll() : Status::Ok();
+  Status flushed = table_ ? table_->CloseAll() : Status::Ok();
   mount_.reset();  // unmount
   return flushed.ok() ? Status::Ok() : flushed.WithContext("committing metadata at unmount");
 }

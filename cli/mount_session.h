@@ -14,8 +14,8 @@
 #include "control/block_commands.h"
 #include "control/qmp_server.h"
 #include "fuse/fuse_mount.h"
-#include "fuse/image_table.h"
 #include "jobs/job_manager.h"
+#include "mount/image_table.h"
 
 namespace corfs::cli {
 
@@ -46,7 +46,7 @@ class MountSession {
   std::string mountpoint_;
   std::string socket_path_;
   EventBus events_;
-  std::unique_ptr<fuse::ImageTable> table_;
+  std::unique_ptr<mount::ImageTable> table_;
   std::unique_ptr<jobs::JobManager> jobs_;
   control::ControlContext control_context_;
   control::CommandTable commands_;

@@ -87,7 +87,7 @@ bool ReadWriteThreshold(const Field& field, Diagnostics& diag, WriteThreshold* o
   }
   out->kind = milli == 0 ? WriteThreshold::Kind::kNone : WriteThreshold::Kind::kPercent;
   out->bytes = 0;
-  out->milli_percent = static_cast<uint32_t>(milli);
+  out->percent_thousandths = static_cast<uint32_t>(milli);
   return true;
 }
 

@@ -26,6 +26,17 @@ struct StreamPolicy {
   std::optional<std::string> base;                // stream down to this image; it is the
                                                   // `path` of one entry of the chain
   jobs::OnError on_error = jobs::OnError::kReport;
+
+  // What a stream job of this image is given when nobody says otherwise (an
+  // auto stream; the defaults under a block-stream's arguments).
+  jobs::StreamOptions JobDefaults() const {
+    jobs::StreamOptions options;
+    options.speed = speed;
+    options.chunk_size = chunk_size;
+    options.on_error = on_error;
+    options.base = base;
+    return options;
+  }
 };
 
 // A one-shot alarm when the overlay holds more than a given amount
@@ -34,8 +45,8 @@ struct WriteThreshold {
   enum class Kind { kNone, kBytes, kPercent };
 
   Kind kind = Kind::kNone;
-  uint64_t bytes = 0;          // kBytes
-  uint32_t milli_percent = 0;  // kPercent, in thousandths of a percent: 80% = 80000, 12.5% = 12500
+  uint64_t bytes = 0;                // kBytes
+  uint32_t percent_thousandths = 0;  // kPercent, in thousandths of a percent: 80% = 80000, 12.5% = 12500
 
   static constexpr uint32_t kFullDisk = 100'000;  // 100%
 
@@ -45,8 +56,8 @@ struct WriteThreshold {
       case Kind::kNone: return 0;
       case Kind::kBytes: return bytes;
       case Kind::kPercent:
-        // disk_size * milli_percent / 100000 without overflow.
-        return disk_size / kFullDisk * milli_percent + disk_size % kFullDisk * milli_percent / kFullDisk;
+        // disk_size * percent_thousandths / 100000 without overflow.
+        return disk_size / kFullDisk * percent_thousandths + disk_size % kFullDisk * percent_thousandths / kFullDisk;
     }
     return 0;
   }

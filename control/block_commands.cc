@@ -6,13 +6,6 @@ namespace corfs::control {
 
 namespace {
 
-const ControlledImage* FindImage(const ControlContext& context, const std::string& name) {
-  for (const ControlledImage& image : context.images) {
-    if (image.name == name) return &image;
-  }
-  return nullptr;
-}
-
 QmpResult NoSuchImage(const std::string& name) {
   return QmpResult::Error("DeviceNotFound", "Image '" + name + "' not found");
 }
@@ -23,7 +16,7 @@ QmpResult NoSuchJob(const std::string& id) {
 
 QmpResult Failed(const QmpError& error) { return QmpResult::Error(error.error_class, error.desc); }
 
-nlohmann::json ImageJson(const ControlledImage& image, jobs::JobManager& jobs) {
+nlohmann::json ImageJson(const mount::MountedImage& image, jobs::JobManager& jobs) {
   const overlay::Overlay& ovl = *image.overlay;
   overlay::OverlayHeader header = ovl.header();
   nlohmann::json chain = nlohmann::json::array();
@@ -34,9 +27,9 @@ nlohmann::json ImageJson(const ControlledImage& image, jobs::JobManager& jobs) {
   }
   nlohmann::json job = nullptr;
   for (const jobs::JobInfo& info : jobs.List()) {
-    if (info.image == image.name) job = info.id;
+    if (info.image == image.name()) job = info.id;
   }
-  return {{"name", image.name},
+  return {{"name", image.name()},
           {"filename", ovl.path()},
           {"virtual-size", ovl.size()},
           {"cluster-size", ovl.cluster_size()},
@@ -75,9 +68,9 @@ QmpResult BlockStream(ControlContext& context, const nlohmann::json& args) {
   // Here "device" is the image to stream.
   std::string image_name;
   if (!a.String("device", &image_name, &error)) return Failed(error);
-  const ControlledImage* image = FindImage(context, image_name);
+  const mount::MountedImage* image = context.images->Find(image_name);
   if (image == nullptr) return NoSuchImage(image_name);
-  jobs::StreamOptions options = image->stream_defaults;
+  jobs::StreamOptions options = image->config.stream.JobDefaults();
   options.base.reset();
   std::string text;
   uint64_t number = 0;
@@ -136,7 +129,7 @@ QmpResult SetWriteThreshold(ControlContext& context, const nlohmann::json& args)
   if (a.Has("node-name") ? !a.String("node-name", &name, &error) : !a.String("device", &name, &error)) {
     return Failed(error);
   }
-  const ControlledImage* image = FindImage(context, name);
+  const mount::MountedImage* image = context.images->Find(name);
   if (image == nullptr) return NoSuchImage(name);
   uint64_t bytes = 0;
   if (a.Has("write-threshold") == a.Has("percent-thousandths")) {
@@ -190,8 +183,8 @@ jobs::JobEventSink PublishJobEvents(EventBus& events) {
   return [bus](const jobs::JobEvent& event) { bus->Publish(JobEventQmp(event)); };
 }
 
-void ArmWriteThreshold(const ControlledImage& image, uint64_t bytes, EventBus& events) {
-  const std::string name = image.name;
+void ArmWriteThreshold(const mount::MountedImage& image, uint64_t bytes, EventBus& events) {
+  const std::string name = image.name();
   EventBus* bus = &events;
   image.overlay->SetWriteThreshold(bytes, [bus, name](uint64_t threshold, uint64_t exceeded) {
     bus->Publish({"BLOCK_WRITE_THRESHOLD",
@@ -215,7 +208,7 @@ CommandTable MakeBlockCommands(ControlContext& context) {
   });
   table.Add("query-images", [ctx](const nlohmann::json&) {
     nlohmann::json list = nlohmann::json::array();
-    for (const ControlledImage& image : ctx->images) list.push_back(ImageJson(image, *ctx->jobs));
+    for (size_t i = 0; i < ctx->images->size(); ++i) list.push_back(ImageJson(ctx->images->at(i), *ctx->jobs));
     return QmpResult::Ok(list);
   });
   table.Add("block-stream", [ctx](const nlohmann::json& args) { return BlockStream(*ctx, args); });

@@ -12,18 +12,13 @@
 #include "common/event_bus.h"
 #include "control/qmp_command.h"
 #include "jobs/job_manager.h"
-#include "overlay/overlay.h"
+#include "mount/image_table.h"
 
 namespace corfs::control {
 
-struct ControlledImage {
-  std::string name;
-  overlay::Overlay* overlay = nullptr;
-  jobs::StreamOptions stream_defaults;  // speed, on-error, chunk size from the YAML file
-};
-
+// What the commands act on; it must outlive the command table.
 struct ControlContext {
-  std::vector<ControlledImage> images;
+  mount::ImageTable* images = nullptr;
   jobs::JobManager* jobs = nullptr;
   EventBus* events = nullptr;
 };
@@ -37,6 +32,6 @@ jobs::JobEventSink PublishJobEvents(EventBus& events);
 
 // Arms the one-shot write threshold of `image`, reporting on `events` as
 // BLOCK_WRITE_THRESHOLD. 0 disarms it.
-void ArmWriteThreshold(const ControlledImage& image, uint64_t bytes, EventBus& events);
+void ArmWriteThreshold(const mount::MountedImage& image, uint64_t bytes, EventBus& events);
 
 }  // namespace corfs::control

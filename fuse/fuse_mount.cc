@@ -72,7 +72,7 @@ Status CheckMountpoint(const std::string& mountpoint) {
   return Status::Ok();
 }
 
-Status FuseMount::Mount(const MountOptions& options, ImageTable* table, std::unique_ptr<FuseMount>* out) {
+Status FuseMount::Mount(const MountOptions& options, mount::ImageTable* table, std::unique_ptr<FuseMount>* out) {
   CORFS_RETURN_IF_ERROR(CheckMountpoint(options.mountpoint));
   std::vector<std::string> args = {"corfs", "-o", "fsname=corfs,subtype=corfs,default_permissions,max_read=1048576"};
   if (options.allow_other) args.insert(args.end(), {"-o", "allow_other"});

@@ -8,7 +8,7 @@
 #include <string>
 
 #include "common/status.h"
-#include "fuse/image_table.h"
+#include "mount/image_table.h"
 
 struct fuse_session;
 
@@ -29,7 +29,7 @@ Status CheckMountpoint(const std::string& mountpoint);
 class FuseMount {
  public:
   // `table` must outlive the mount.
-  static Status Mount(const MountOptions& options, ImageTable* table, std::unique_ptr<FuseMount>* out);
+  static Status Mount(const MountOptions& options, mount::ImageTable* table, std::unique_ptr<FuseMount>* out);
   FuseMount(const FuseMount&) = delete;
   FuseMount& operator=(const FuseMount&) = delete;
   ~FuseMount();

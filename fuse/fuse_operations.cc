@@ -15,9 +15,12 @@
 #include <vector>
 
 #include "common/clock.h"
-#include "fuse/image_table.h"
+#include "mount/image_table.h"
 
 namespace corfs::fuse {
+
+using mount::ImageTable;
+using mount::MountedImage;
 
 namespace {
 
@@ -38,8 +41,8 @@ void ImageAttr(const MountedImage& image, uint64_t ino, struct stat* st) {
   st->st_ino = ino;
   st->st_mode = S_IFREG | image.mode.load(std::memory_order_relaxed);
   st->st_nlink = 1;
-  st->st_uid = image.uid;
-  st->st_gid = image.gid;
+  st->st_uid = image.config.uid;
+  st->st_gid = image.config.gid;
   st->st_size = static_cast<off_t>(ovl.size());
   // st_blocks counts what the overlay holds, so `du` shows local allocation.
   uint64_t held = std::min(ovl.size(), ovl.allocated_clusters() * ovl.cluster_size());
@@ -134,8 +137,8 @@ void OnSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fu
   if ((to_set & FUSE_SET_ATTR_SIZE) && static_cast<uint64_t>(attr->st_size) != image->overlay->size()) {
     return (void)fuse_reply_err(req, EPERM);
   }
-  if (((to_set & FUSE_SET_ATTR_UID) && attr->st_uid != image->uid) ||
-      ((to_set & FUSE_SET_ATTR_GID) && attr->st_gid != image->gid)) {
+  if (((to_set & FUSE_SET_ATTR_UID) && attr->st_uid != image->config.uid) ||
+      ((to_set & FUSE_SET_ATTR_GID) && attr->st_gid != image->config.gid)) {
     return (void)fuse_reply_err(req, EPERM);
   }
   if (to_set & FUSE_SET_ATTR_MODE) image->mode.store(attr->st_mode & 07777, std::memory_order_relaxed);
@@ -164,7 +167,7 @@ void OnReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset, fuse_f
       st.st_ino = ImageTable::kRootInode;
       st.st_mode = S_IFDIR;
     } else {
-      name = table.at(i - 2).name;
+      name = table.at(i - 2).name();
       st.st_ino = ImageTable::InodeOf(i - 2);
       st.st_mode = S_IFREG;
     }
@@ -178,7 +181,7 @@ void OnReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset, fuse_f
 void OnOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   MountedImage* image = Table(req).ByInode(ino);
   if (image == nullptr) return (void)fuse_reply_err(req, ino == ImageTable::kRootInode ? EISDIR : ENOENT);
-  if ((fi->flags & O_ACCMODE) != O_RDONLY && image->read_only) return (void)fuse_reply_err(req, EROFS);
+  if ((fi->flags & O_ACCMODE) != O_RDONLY && image->config.read_only) return (void)fuse_reply_err(req, EROFS);
   // All changes pass through this mount, so cached pages stay valid across
   // opens. O_DIRECT opens bypass the page cache in the kernel anyway.
   fi->keep_cache = 1;
@@ -211,7 +214,7 @@ void OnRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset, fuse_file
 void OnWrite(fuse_req_t req, fuse_ino_t ino, const char* data, size_t size, off_t offset, fuse_file_info*) {
   MountedImage* image = Table(req).ByInode(ino);
   if (image == nullptr) return (void)fuse_reply_err(req, ENOENT);
-  if (image->read_only) return (void)fuse_reply_err(req, EROFS);
+  if (image->config.read_only) return (void)fuse_reply_err(req, EROFS);
   const uint64_t disk = image->overlay->size();
   const uint64_t off = static_cast<uint64_t>(offset);
   // Like a block device: a write reaching past the end is cut short there,
@@ -227,7 +230,7 @@ void OnWrite(fuse_req_t req, fuse_ino_t ino, const char* data, size_t size, off_
 void FlushImage(fuse_req_t req, fuse_ino_t ino) {
   MountedImage* image = Table(req).ByInode(ino);
   if (image == nullptr) return (void)fuse_reply_err(req, ino == ImageTable::kRootInode ? 0 : ENOENT);
-  if (image->read_only) return (void)fuse_reply_err(req, 0);
+  if (image->config.read_only) return (void)fuse_reply_err(req, 0);
   Status status = image->overlay->Flush();
   fuse_reply_err(req, status.ok() ? 0 : Errno(status));
 }
@@ -240,7 +243,7 @@ void OnFsync(fuse_req_t req, fuse_ino_t ino, int, fuse_file_info*) { FlushImage(
 void OnFallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length, fuse_file_info*) {
   MountedImage* image = Table(req).ByInode(ino);
   if (image == nullptr) return (void)fuse_reply_err(req, ENOENT);
-  if (image->read_only) return (void)fuse_reply_err(req, EROFS);
+  if (image->config.read_only) return (void)fuse_reply_err(req, EROFS);
   const uint64_t disk = image->overlay->size();
   const uint64_t off = static_cast<uint64_t>(offset);
   const uint64_t end = off + static_cast<uint64_t>(length);

@@ -164,7 +164,7 @@ images:
   EXPECT_EQ(vm1.uid, 1000u);
   EXPECT_EQ(vm1.gid, 100u);
   EXPECT_EQ(vm1.write_threshold.kind, WriteThreshold::Kind::kPercent);
-  EXPECT_EQ(vm1.write_threshold.milli_percent, 80000u);
+  EXPECT_EQ(vm1.write_threshold.percent_thousandths, 80000u);
   EXPECT_EQ(vm1.write_threshold.Bytes(10 * kGiB), 8 * kGiB);
   EXPECT_TRUE(vm1.stream.auto_start);
   EXPECT_EQ(vm1.stream.speed, 100 * kMiB);  // from defaults
@@ -236,7 +236,7 @@ images:
   EXPECT_EQ(cfg.images[0].mode, 0644u);
   EXPECT_TRUE(cfg.images[0].copy_on_read);
   EXPECT_FALSE(cfg.images[0].read_only);
-  EXPECT_EQ(cfg.images[0].write_threshold.milli_percent, 12500u);
+  EXPECT_EQ(cfg.images[0].write_threshold.percent_thousandths, 12500u);
   EXPECT_EQ(cfg.images[0].write_threshold.Bytes(80000), 10000u);
   EXPECT_EQ(cfg.images[1].size, 1536 * kMiB);
   EXPECT_EQ(cfg.images[1].mode, 0644u);  // always octal, as in chmod
@@ -252,7 +252,7 @@ TEST_F(ConfigTest, WriteThresholdBytesDoesNotOverflow) {
   const uint64_t huge = UINT64_MAX - 5;
   EXPECT_LT(t.Bytes(huge), huge);
   EXPECT_GT(t.Bytes(huge), huge / 100 * 99);
-  t.milli_percent = WriteThreshold::kFullDisk;
+  t.percent_thousandths = WriteThreshold::kFullDisk;
   EXPECT_EQ(t.Bytes(huge), huge);
 }
 

@@ -1,8 +1,8 @@
 #pragma once
-// ImageTable: the files of a corfs mount. The root folder is inode 1; image
-// i of the table is inode i + 2. The table is fixed for the life of a mount
-// (no files come or go), so lookups need no lock; the few attributes that
-// change (mode, times) are atomics.
+// ImageTable: the images of a corfs mount, for the FUSE server (by inode)
+// and the control socket (by name). The root folder is inode 1; image i of
+// the table is inode i + 2. The table is fixed for the life of a mount (no
+// files come or go), so lookups need no lock and may run on any thread.
 
 #include <sys/types.h>
 
@@ -12,19 +12,9 @@
 #include <string>
 #include <vector>
 
-#include "overlay/overlay.h"
+#include "mount/mounted_image.h"
 
-namespace corfs::fuse {
-
-struct MountedImage {
-  std::string name;
-  std::unique_ptr<overlay::Overlay> overlay;
-  bool read_only = false;
-  uid_t uid = 0;
-  gid_t gid = 0;
-  std::atomic<uint32_t> mode{0644};  // permission bits only
-  std::atomic<int64_t> mtime_ns{0};  // last write, or mount time
-};
+namespace corfs::mount {
 
 class ImageTable {
  public:
@@ -44,16 +34,22 @@ class ImageTable {
   // The index of the image called `name`, or -1.
   long IndexOf(const std::string& name) const {
     for (size_t i = 0; i < images_.size(); ++i) {
-      if (images_[i]->name == name) return static_cast<long>(i);
+      if (images_[i]->name() == name) return static_cast<long>(i);
     }
     return -1;
   }
+  // The image called `name`, or nullptr.
+  MountedImage* Find(const std::string& name) const {
+    const long index = IndexOf(name);
+    return index < 0 ? nullptr : images_[static_cast<size_t>(index)].get();
+  }
 
-  // Commits every image; returns the first failure.
-  Status FlushAll();
+  // Commits and closes every overlay (the mount is going down); returns
+  // the first failure.
+  Status CloseAll();
 
  private:
   std::vector<std::unique_ptr<MountedImage>> images_;
 };
 
-}  // namespace corfs::fuse
+}  // namespace corfs::mount

@@ -1,8 +1,8 @@
-#include "fuse/image_table.h"
+#include "mount/image_table.h"
 
-namespace corfs::fuse {
+namespace corfs::mount {
 
-Status ImageTable::FlushAll() {
+Status ImageTable::CloseAll() {
   Status first;
   for (auto& image : images_) {
     Status status = image->overlay->Close();
@@ -11,4 +11,4 @@ Status ImageTable::FlushAll() {
   return first;
 }
 
-}  // namespace corfs::fuse
+}  // namespace corfs::mount

@@ -38,12 +38,12 @@ void ChainResolver::AddTemplates(const std::vector<MapEntry>& templates) {
   for (auto& [name, tmpl] : templates_) {
     if (tmpl.state != State::kPending) continue;
     std::vector<std::string> stack;
-    std::vector<ChainLink> ignored;
+    std::vector<ResolvedImage> ignored;
     ExpandTemplate(name, tmpl.definition, stack, &ignored);
   }
 }
 
-bool ChainResolver::Resolve(const Field& backing, std::vector<ChainLink>* out) {
+bool ChainResolver::Resolve(const Field& backing, std::vector<ResolvedImage>* out) {
   std::vector<std::string> stack;
   out->clear();
   resolving_image_ = true;
@@ -56,11 +56,11 @@ void ChainResolver::ReportMissingInUnusedTemplates() {
   std::vector<std::string> used_paths;
   for (const auto& [name, tmpl] : templates_) {
     if (!tmpl.used_by_image) continue;
-    for (const ChainLink& link : tmpl.links) used_paths.push_back(link.spec.path);
+    for (const ResolvedImage& link : tmpl.links) used_paths.push_back(link.spec.path);
   }
   for (const auto& [name, tmpl] : templates_) {
     if (tmpl.used_by_image) continue;
-    for (const ChainLink& link : tmpl.links) {
+    for (const ResolvedImage& link : tmpl.links) {
       if (link.missing.empty()) continue;
       if (std::find(used_paths.begin(), used_paths.end(), link.spec.path) != used_paths.end()) continue;
       diag_.Error(link.mark, link.missing, ENOENT);
@@ -68,7 +68,7 @@ void ChainResolver::ReportMissingInUnusedTemplates() {
   }
 }
 
-bool ChainResolver::ResolveValue(const Field& value, std::vector<std::string>& stack, std::vector<ChainLink>* out) {
+bool ChainResolver::ResolveValue(const Field& value, std::vector<std::string>& stack, std::vector<ResolvedImage>* out) {
   if (value.node.IsMap() || value.node.IsScalar()) return ResolveEntry(value, stack, out);
   if (!value.node.IsNull() && !value.node.IsSequence()) {
     diag_.Error(value.mark,
@@ -76,24 +76,24 @@ bool ChainResolver::ResolveValue(const Field& value, std::vector<std::string>& s
     return false;
   }
   bool ok = true;
-  std::vector<ChainLink> links;
+  std::vector<ResolvedImage> links;
   for (const Field& element : ListElements(value)) {
     if (element.node.IsSequence()) {
       diag_.Error(element.mark, element.what + ": a list inside a chain; write one flat list, top image first");
       ok = false;
       continue;
     }
-    std::vector<ChainLink> entry_links;
+    std::vector<ResolvedImage> entry_links;
     if (!ResolveEntry(element, stack, &entry_links)) {
       ok = false;
       continue;
     }
     // The same file twice in one chain. A repeat inside a template was
     // reported with the template, so only links of different entries meet here.
-    for (const ChainLink& link : entry_links) {
-      auto earlier = std::find_if(links.begin(), links.end(), [&](const ChainLink& other) {
+    for (const ResolvedImage& link : entry_links) {
+      auto earlier = std::find_if(links.begin(), links.end(), [&](const ResolvedImage& other) {
         if (!link.missing.empty() || !other.missing.empty()) return other.spec.path == link.spec.path;
-        return other.identity == link.identity;
+        return other.file == link.file;
       });
       if (earlier != links.end()) {
         std::string same = earlier->spec.path == link.spec.path ? "" : " (the same file as " + earlier->spec.path + ")";
@@ -109,7 +109,7 @@ bool ChainResolver::ResolveValue(const Field& value, std::vector<std::string>& s
   return true;
 }
 
-bool ChainResolver::ResolveEntry(const Field& entry, std::vector<std::string>& stack, std::vector<ChainLink>* out) {
+bool ChainResolver::ResolveEntry(const Field& entry, std::vector<std::string>& stack, std::vector<ResolvedImage>* out) {
   if (entry.node.IsNull()) {
     diag_.Error(entry.mark, entry.what + ": empty entry; expected a template name or an image path");
     return false;
@@ -170,7 +170,7 @@ bool ChainResolver::ResolveEntry(const Field& entry, std::vector<std::string>& s
 }
 
 bool ChainResolver::ExpandTemplate(const std::string& name, const Field& reference, std::vector<std::string>& stack,
-                                   std::vector<ChainLink>* out) {
+                                   std::vector<ResolvedImage>* out) {
   Template& tmpl = templates_.at(name);
   if (resolving_image_) tmpl.used_by_image = true;
   switch (tmpl.state) {
@@ -194,7 +194,7 @@ bool ChainResolver::ExpandTemplate(const std::string& name, const Field& referen
   } else {
     tmpl.state = State::kExpanding;
     stack.push_back(name);
-    std::vector<ChainLink> links;
+    std::vector<ResolvedImage> links;
     ok = ResolveValue(definition, stack, &links);
     stack.pop_back();
     if (ok) tmpl.links = std::move(links);
@@ -205,13 +205,13 @@ bool ChainResolver::ExpandTemplate(const std::string& name, const Field& referen
 }
 
 bool ChainResolver::AddPath(const std::string& text, const std::string& format, const Field& field, bool maybe_template,
-                            std::vector<ChainLink>* out) {
+                            std::vector<ResolvedImage>* out) {
   if (text[0] == '~') {
     diag_.Error(field.mark, field.what + ": '" + text +
                                 "': '~' is not expanded; write the full path or a path relative to this file");
     return false;
   }
-  ChainLink link;
+  ResolvedImage link;
   link.spec.path = ResolvePath(base_dir_, text);
   link.spec.format = format;
   link.mark = field.mark;
@@ -226,7 +226,7 @@ bool ChainResolver::AddPath(const std::string& text, const std::string& format, 
     } else if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
       result.error = EINVAL;
     } else {
-      result.identity = {static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino)};
+      result.file = {static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino)};
     }
   }
   if (result.error != 0) {
@@ -239,7 +239,7 @@ bool ChainResolver::AddPath(const std::string& text, const std::string& format, 
     }
     std::string message = field.what + ": backing image " + link.spec.path + ": " + why + hint;
     if (result.error == ENOENT) {
-      // Reported by whoever needs the chain: see ChainLink::missing.
+      // Reported by whoever needs the chain: see ResolvedImage::missing.
       link.missing = std::move(message);
       out->push_back(std::move(link));
       return true;
@@ -247,19 +247,19 @@ bool ChainResolver::AddPath(const std::string& text, const std::string& format, 
     diag_.Error(field.mark, message, EINVAL);
     return false;
   }
-  link.identity = result.identity;
+  link.file = result.file;
   out->push_back(std::move(link));
   return true;
 }
 
 bool ChainResolver::Identify(const std::string& path, const Field& field, FileId* out) {
-  std::vector<ChainLink> links;
+  std::vector<ResolvedImage> links;
   if (!AddPath(path, "", field, /*maybe_template=*/false, &links)) return false;
   if (!links.front().missing.empty()) {
     diag_.Error(field.mark, links.front().missing, ENOENT);
     return false;
   }
-  *out = links.front().identity;
+  *out = links.front().file;
   return true;
 }
 

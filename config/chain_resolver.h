@@ -25,11 +25,12 @@
 
 namespace corfs::config {
 
-// One image of a resolved chain.
-struct ChainLink {
+// One image of a resolved chain: the spec that goes into the mount
+// description, and what resolving it learnt on the way.
+struct ResolvedImage {
   overlay::ImageSpec spec;  // absolute, lexically normal path; format "" = detect
-  FileId identity;
-  YAML::Mark mark;  // where the path was written
+  FileId file;              // which file it is (templates that reach one file twice are refused)
+  YAML::Mark mark;          // where the path was written
   // Set when the file does not exist: the message to report. The caller
   // reports it unless the chain is no longer needed (a standalone overlay,
   // whose template may be deleted).
@@ -46,7 +47,7 @@ class ChainResolver {
 
   // The chain of a `backing:` value. An empty value or list is an empty
   // chain. Returns false when something was wrong (already reported).
-  bool Resolve(const Field& backing, std::vector<ChainLink>* out);
+  bool Resolve(const Field& backing, std::vector<ResolvedImage>* out);
 
   // stat() of `path`: false, with an error at `field`, when it fails or is
   // neither a regular file nor a block device.
@@ -64,22 +65,22 @@ class ChainResolver {
     Field definition;
     State state = State::kPending;
     bool used_by_image = false;
-    std::vector<ChainLink> links;
+    std::vector<ResolvedImage> links;
   };
   struct StatResult {
     bool known = false;
     int error = 0;  // errno of stat, or EISDIR / EINVAL for a wrong kind of file
-    FileId identity;
+    FileId file;
   };
 
   // The chain of a value; `stack` is the templates being expanded around it.
-  bool ResolveValue(const Field& value, std::vector<std::string>& stack, std::vector<ChainLink>* out);
+  bool ResolveValue(const Field& value, std::vector<std::string>& stack, std::vector<ResolvedImage>* out);
   // The links of one entry of a chain.
-  bool ResolveEntry(const Field& entry, std::vector<std::string>& stack, std::vector<ChainLink>* out);
+  bool ResolveEntry(const Field& entry, std::vector<std::string>& stack, std::vector<ResolvedImage>* out);
   bool ExpandTemplate(const std::string& name, const Field& reference, std::vector<std::string>& stack,
-                      std::vector<ChainLink>* out);
+                      std::vector<ResolvedImage>* out);
   bool AddPath(const std::string& text, const std::string& format, const Field& field, bool maybe_template,
-               std::vector<ChainLink>* out);
+               std::vector<ResolvedImage>* out);
   // "; templates: a, b" (or "; no templates are defined"), to end a message.
   std::string TemplateNames() const;
 

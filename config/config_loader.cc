@@ -105,7 +105,7 @@ struct ImageDraft {
   std::optional<YAML::Mark> chunk_mark;
   YAML::Mark threshold_mark;
   std::optional<Field> stream_base;
-  std::vector<ChainLink> chain;
+  std::vector<ResolvedImage> chain;
   bool chain_ok = true;
 };
 
@@ -361,12 +361,12 @@ void Loader::FinishImage(ImageDraft* draft) {
   if (draft->backing) draft->chain_ok = resolver_.Resolve(*draft->backing, &draft->chain);
   const bool chain_needed =
       !(draft->overlay_given && options_.overlay_is_standalone && options_.overlay_is_standalone(image.overlay_path));
-  for (const ChainLink& link : draft->chain) {
+  for (const ResolvedImage& link : draft->chain) {
     if (link.missing.empty() || !chain_needed) continue;
     diag_.Error(link.mark, link.missing, ENOENT);
     draft->chain_ok = false;
   }
-  for (const ChainLink& link : draft->chain) image.backing.push_back(link.spec);
+  for (const ResolvedImage& link : draft->chain) image.backing.push_back(link.spec);
 
   if (draft->chain_ok && draft->chain.empty() && !draft->size_given) {
     diag_.Error(draft->name_mark, draft->what + ": " + quoted +
@@ -390,16 +390,16 @@ void Loader::FinishImage(ImageDraft* draft) {
     if (draft->chain.empty()) {
       diag_.Error(field.mark, what + ": " + quoted + " has no backing chain to stream from");
     } else {
-      FileId identity;
+      FileId file;
       Field located{field.node, field.mark, what};
-      if (resolver_.Identify(*image.stream.base, located, &identity)) {
+      if (resolver_.Identify(*image.stream.base, located, &file)) {
         auto link = std::find_if(draft->chain.begin(), draft->chain.end(),
-                                 [&](const ChainLink& l) { return l.identity == identity; });
+                                 [&](const ResolvedImage& l) { return l.file == file; });
         if (link != draft->chain.end()) {
           image.stream.base = link->spec.path;  // as the overlay records it
         } else {
           std::string chain;
-          for (const ChainLink& l : draft->chain) chain += (chain.empty() ? "" : ", ") + l.spec.path;
+          for (const ResolvedImage& l : draft->chain) chain += (chain.empty() ? "" : ", ") + l.spec.path;
           diag_.Error(field.mark,
                       what + ": " + *image.stream.base + " is not in the chain of " + quoted + " (" + chain + ")");
         }
@@ -409,7 +409,7 @@ void Loader::FinishImage(ImageDraft* draft) {
   if (draft->overlay && draft->chain_ok) {
     const std::string data = CanonicalKey(image.overlay_path);
     const std::string meta = CanonicalKey(overlay::MetadataPath(image.overlay_path));
-    for (const ChainLink& link : draft->chain) {
+    for (const ResolvedImage& link : draft->chain) {
       const std::string backing = CanonicalKey(link.spec.path);
       if (backing == data || backing == meta) {
         diag_.Error(draft->overlay->mark, draft->overlay->what + ": " + image.overlay_path +
@@ -441,7 +441,7 @@ void Loader::CheckAcrossImages(const MountConfig& cfg, const std::vector<ImageDr
     }
   }
   for (const ImageDraft& draft : drafts) {
-    for (const ChainLink& link : draft.chain) {
+    for (const ResolvedImage& link : draft.chain) {
       auto it = overlays.find(CanonicalKey(link.spec.path));
       if (it != overlays.end() && it->second.image != draft.config.name) {
         diag_.Error(draft.backing->mark, draft.backing->what + ": " + link.spec.path + " is the overlay of image '" +
@@ -462,7 +462,7 @@ void Loader::CheckAcrossImages(const MountConfig& cfg, const std::vector<ImageDr
     if (draft.overlay && IsInside(CanonicalKey(draft.config.overlay_path), mountpoint)) {
       diag_.Error(draft.overlay->mark, draft.overlay->what + ": " + draft.config.overlay_path + inside);
     }
-    for (const ChainLink& link : draft.chain) {
+    for (const ResolvedImage& link : draft.chain) {
       if (IsInside(CanonicalKey(link.spec.path), mountpoint)) {
         diag_.Error(link.mark, draft.what + ".backing: " + link.spec.path + inside);
       }

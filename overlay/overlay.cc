@@ -33,7 +33,7 @@ std::shared_ptr<BackingChain> Overlay::chain() const {
 }
 
 // ---------------------------------------------------------------------------
-// Commit: data first, then the bitmap (design.md, durability rules)
+// Commit: data first, then the bitmap (docs/design.md, "Durability")
 
 Status Overlay::Commit() {
   if (read_only_) return Status::Ok();

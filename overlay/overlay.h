@@ -1,6 +1,6 @@
 #pragma once
 // Overlay: one virtual disk of corfs, the native two-file overlay of
-// design.md over a backing chain.
+// docs/design.md over a backing chain.
 //
 //   NAME      sparse raw data file of the virtual size; cluster i of the disk
 //             lives at the same offset once allocated

@@ -15,7 +15,7 @@ packages=(
   libcli11-dev libspdlog-dev zlib1g-dev libzstd-dev libxxhash-dev
   libgtest-dev libgmock-dev
   # peer tools that verify what corfs presents, and the demo's tools
-  qemu-utils qemu-system-common fio e2fsprogs socat
+  qemu-utils qemu-system-common fio e2fsprogs xfsprogs socat
   # the integration tests' JSON clients and checks
   python3
 )

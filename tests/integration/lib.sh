@@ -11,6 +11,11 @@ set -euo pipefail
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/corfs-it.XXXXXX")
 STARTED_PIDS=()
 MOUNTED=()
+# A test that mounts more than FUSE (loop devices and the file systems on
+# them) names a function here that undoes that; cleanup calls it once the
+# daemons have stopped and their FUSE mounts are gone, before the folder is
+# removed.
+CLEANUP_HOOK=""
 
 cleanup() {
   local status=$?
@@ -25,6 +30,7 @@ cleanup() {
   for m in "${MOUNTED[@]}"; do
     if is_mounted "$m"; then fusermount3 -u "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true; fi
   done
+  if [ -n "$CLEANUP_HOOK" ]; then "$CLEANUP_HOOK" || true; fi
   rm -rf "$WORK"
   if [ $status -eq 0 ]; then echo "PASS: $(basename "$0")"; else echo "FAIL: $(basename "$0") (exit $status)"; fi
   exit $status

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cinttypes>
+#include <cmath>
 #include <cstdio>
 #include <thread>
 
@@ -187,7 +188,7 @@ int RunThreshold(const Target& target, const std::string& image, const std::stri
       return Fail("threshold '" + value + "' is not a percentage like 80%");
     }
     if (percent < 0 || percent > 100) return Fail("threshold '" + value + "' is not between 0% and 100%");
-    args["percent-thousandths"] = static_cast<uint64_t>(percent * 1000 + 0.5);
+    args["percent-thousandths"] = static_cast<uint64_t>(std::llround(percent * 1000));
   } else {
     uint64_t bytes = 0;
     Status parsed = ParseSize(value, &bytes);

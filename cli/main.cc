@@ -26,6 +26,11 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
+  } catch (const std::exception& e) {
+    // Errors are Status values; what throws is a library (memory, the
+    // filesystem library, JSON) failing where no one expected it.
+    std::fprintf(stderr, "corfs: internal error: %s\n", e.what());
+    return 1;
   }
   return exit_code;
 }

@@ -17,7 +17,7 @@ double Percent(const nlohmann::json& job) {
 
 std::string FormatEta(double seconds) {
   if (seconds < 0 || !std::isfinite(seconds)) return "--:--";
-  uint64_t s = static_cast<uint64_t>(seconds + 0.5);
+  const auto s = static_cast<uint64_t>(std::llround(seconds));
   char text[32];
   if (s >= 3600) {
     std::snprintf(text, sizeof text, "%" PRIu64 ":%02" PRIu64 ":%02" PRIu64, s / 3600, s / 60 % 60, s % 60);
@@ -29,7 +29,7 @@ std::string FormatEta(double seconds) {
 
 std::string ProgressBar(const nlohmann::json& job, int width) {
   const double percent = Percent(job);
-  const int filled = static_cast<int>(percent / 100.0 * width + 0.5);
+  const int filled = static_cast<int>(std::lround(percent / 100.0 * width));
   std::string bar = "[" + std::string(std::max(0, std::min(width, filled)), '#') +
                     std::string(std::max(0, width - filled), '.') + "]";
   char text[256];

@@ -58,7 +58,7 @@ struct Field {
   std::string what;
 
   Field() = default;
-  Field(YAML::Node n, YAML::Mark m, std::string w) : node(std::move(n)), mark(m), what(std::move(w)) {}
+  Field(const YAML::Node& n, const YAML::Mark& m, std::string w) : node(n), mark(m), what(std::move(w)) {}
   Field(const Field&) = default;
   // YAML::Node's assignment writes through to the node it is bound to (it
   // would change the document); rebind instead.

@@ -239,7 +239,7 @@ void QmpServer::HandleLine(Client& client, const std::string& line) {
     return;
   }
   const nlohmann::json* id = request.contains("id") ? &request["id"] : nullptr;
-  auto reply_error = [&](QmpError error) { client.out += Line(ErrorMessage(error, id)); };
+  auto reply_error = [&](const QmpError& error) { client.out += Line(ErrorMessage(error, id)); };
   for (const auto& [key, value] : request.items()) {
     if (key != "execute" && key != "arguments" && key != "id") {
       return reply_error({"GenericError", "QMP input member '" + key + "' is unexpected"});

@@ -18,7 +18,7 @@ class WorkerPool {
   // workers = 0: one per core.
   explicit WorkerPool(unsigned workers)
       : workers_(workers != 0 ? workers : std::max(1u, std::thread::hardware_concurrency())),
-        arena_(workers_),
+        arena_(static_cast<int>(workers_)),
         slices_(arena_) {}
 
   unsigned workers() const { return workers_; }

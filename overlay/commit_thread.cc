@@ -3,7 +3,7 @@
 namespace corfs::overlay {
 
 CommitThread::CommitThread(std::chrono::milliseconds interval, std::function<void()> commit)
-    : interval_(interval), commit_(std::move(commit)), thread_([this](std::stop_token stop) { Run(stop); }) {}
+    : interval_(interval), commit_(std::move(commit)), thread_([this](const std::stop_token& stop) { Run(stop); }) {}
 
 void CommitThread::Stop() {
   if (!thread_.joinable()) return;
@@ -11,7 +11,7 @@ void CommitThread::Stop() {
   thread_.join();
 }
 
-void CommitThread::Run(std::stop_token stop) {
+void CommitThread::Run(const std::stop_token& stop) {
   std::unique_lock lock(mutex_);
   while (!stop.stop_requested()) {
     wakeup_.wait_for(lock, stop, interval_, [&] { return stop.stop_requested(); });

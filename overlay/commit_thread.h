@@ -25,7 +25,7 @@ class CommitThread {
   void Stop();
 
  private:
-  void Run(std::stop_token stop);
+  void Run(const std::stop_token& stop);
 
   const std::chrono::milliseconds interval_;
   const std::function<void()> commit_;

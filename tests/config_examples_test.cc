@@ -106,7 +106,7 @@ TEST(ConfigExamplesTest, EveryExampleLoads) {
 // The feature each example is about, as the loaded configuration shows it.
 TEST(ConfigExamplesTest, EachExampleShowsItsFeature) {
   using Check = std::function<bool(const MountConfig&)>;
-  auto any = [](std::function<bool(const ImageConfig&)> pred) {
+  auto any = [](const std::function<bool(const ImageConfig&)>& pred) {
     return [pred](const MountConfig& cfg) { return std::any_of(cfg.images.begin(), cfg.images.end(), pred); };
   };
   const std::vector<std::pair<std::string, Check>> expectations = {

@@ -66,7 +66,7 @@ class ConfigTest : public ::testing::Test {
     return cfg;
   }
   // Parsing fails; the message has "vms.yaml:LINE:COLUMN: " and every word.
-  std::string ExpectError(const std::string& text, int line, Column at, std::vector<std::string> words) {
+  std::string ExpectError(const std::string& text, int line, const Column& at, const std::vector<std::string>& words) {
     int column = at.number;
     if (!at.token.empty()) {
       std::istringstream lines(text);

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cinttypes>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -80,7 +81,7 @@ std::vector<std::string> ListDir(const std::string& path) {
   return names;
 }
 
-FilesSnapshot::FilesSnapshot(std::vector<std::string> paths) {
+FilesSnapshot::FilesSnapshot(const std::vector<std::string>& paths) {
   for (const std::string& path : paths) entries_.push_back(Take(path));
 }
 
@@ -224,8 +225,8 @@ std::string FirstDifference(std::string_view actual, std::string_view expected, 
   size_t j = i;
   while (j < actual.size() && actual[j] != expected[j]) ++j;
   char text[160];
-  std::snprintf(text, sizeof text, "first difference at byte %llu (run of %zu bytes): got 0x%02x, want 0x%02x",
-                static_cast<unsigned long long>(base + i), j - i, static_cast<unsigned char>(actual[i]),
+  std::snprintf(text, sizeof text, "first difference at byte %" PRIu64 " (run of %zu bytes): got 0x%02x, want 0x%02x",
+                uint64_t{base + i}, j - i, static_cast<unsigned char>(actual[i]),
                 static_cast<unsigned char>(expected[i]));
   return text;
 }
@@ -321,7 +322,7 @@ Status TestDriver::Read(uint64_t offset, std::span<char> buf) {
   return inner_->Read(offset, buf);
 }
 
-overlay::ImageOpener TestOpener(std::shared_ptr<DriverControl> control) {
+overlay::ImageOpener TestOpener(const std::shared_ptr<DriverControl>& control) {
   return [control](const std::string& path, const std::string& format,
                    std::unique_ptr<overlay::BlockDriver>* out) -> Status {
     std::unique_ptr<overlay::BlockDriver> inner;

@@ -57,7 +57,7 @@ std::vector<std::string> ListDir(const std::string& path);
 // that a refused operation changed nothing on disk.
 class FilesSnapshot {
  public:
-  explicit FilesSnapshot(std::vector<std::string> paths);
+  explicit FilesSnapshot(const std::vector<std::string>& paths);
   // Empty when every file is as it was; otherwise says which differ.
   std::string Differences() const;
 
@@ -193,7 +193,7 @@ class TestDriver final : public overlay::BlockDriver {
 
 // An opener that opens images with overlay::OpenImage and wraps them in a
 // TestDriver sharing `control`.
-overlay::ImageOpener TestOpener(std::shared_ptr<DriverControl> control);
+overlay::ImageOpener TestOpener(const std::shared_ptr<DriverControl>& control);
 
 // ---------------------------------------------------------------------------
 // Running a program

@@ -99,6 +99,7 @@ struct StreamArgs {
   Target target;
   std::string image, speed, base, range, on_error, job_id;
   bool wait = false;
+  bool force = false;
 };
 
 int RunStream(const StreamArgs& a) {
@@ -111,6 +112,7 @@ int RunStream(const StreamArgs& a) {
     Status parsed = ParseSize(a.speed, &speed);
     if (!parsed.ok()) return Fail("--speed: " + parsed.message());
     args["speed"] = speed;
+    if (a.force) args["force"] = true;
   }
   if (!a.range.empty()) {
     size_t colon = a.range.find(':');
@@ -256,7 +258,8 @@ void AddStreamCommand(CLI::App& app, int* exit_code) {
   auto a = std::make_shared<StreamArgs>();
   CLI::App* cmd = app.add_subcommand("stream", "Start streaming an image of a running mount (block-stream)");
   cmd->add_option("image", a->image, "Image name in the mount")->required();
-  cmd->add_option("--speed", a->speed, "Speed limit per second, e.g. 100M (0 = none)");
+  cmd->add_option("--speed", a->speed, "Speed limit per second, e.g. 100M (0 = none; at least 64K)");
+  cmd->add_flag("--force", a->force, "Accept a --speed under 64K per second");
   cmd->add_option("--base", a->base, "Copy only what lies above this backing image; it becomes the backing image");
   cmd->add_option("--range", a->range, "Copy only OFFSET:LENGTH, e.g. 0:1G");
   cmd->add_option("--on-error", a->on_error, "report, ignore or stop");
@@ -296,16 +299,22 @@ void AddJobControlCommands(CLI::App& app, int* exit_code) {
     auto target = std::make_shared<Target>();
     auto job = std::make_shared<std::string>();
     auto speed = std::make_shared<std::string>();
+    auto force = std::make_shared<bool>(false);
     CLI::App* cmd = app.add_subcommand("set-speed", "Change a job's speed limit");
     cmd->add_option("job", *job, "Job id")->required();
-    cmd->add_option("speed", *speed, "Bytes per second, e.g. 50M (0 = unlimited)")->required();
+    cmd->add_option("speed", *speed, "Bytes per second, e.g. 50M (0 = unlimited; at least 64K)")->required();
+    cmd->add_flag("--force", *force, "Accept a speed under 64K per second");
     AddTargetOptions(cmd, target.get());
     cmd->callback([=] {
       uint64_t bytes = 0;
       Status parsed = ParseSize(*speed, &bytes);
-      *exit_code = parsed.ok()
-                       ? RunSimple(*target, "block-job-set-speed", {{"device", *job}, {"speed", bytes}}, "speed set")
-                       : Fail("speed: " + parsed.message());
+      if (!parsed.ok()) {
+        *exit_code = Fail("speed: " + parsed.message());
+        return;
+      }
+      nlohmann::json args = {{"device", *job}, {"speed", bytes}};
+      if (*force) args["force"] = true;
+      *exit_code = RunSimple(*target, "block-job-set-speed", args, "speed set");
     });
   }
 }

@@ -325,7 +325,18 @@ void Loader::ApplyStreamKey(const MapEntry& entry, ImageDraft* draft) {
   if (key == "auto") {
     ReadBool(value, diag_, &stream.auto_start);
   } else if (key == "speed") {
-    ReadSize(value, diag_, &stream.speed);
+    uint64_t speed = 0;
+    if (!ReadSize(value, diag_, &speed)) return;
+    // A slower stream is almost always a missing unit ("50" for "50M"); the
+    // file has no force, the control socket does (set-speed --force).
+    if (speed != 0 && speed < jobs::kMinSpeed) {
+      diag_.Error(value.mark, value.what + ": " + std::to_string(speed) + " bytes/s is below the minimum of " +
+                                  FormatSize(jobs::kMinSpeed) +
+                                  "/s (a missing unit, like 50M?); 0 is unlimited, "
+                                  "and `corfs set-speed JOB SPEED --force` sets a slower speed at run time");
+      return;
+    }
+    stream.speed = speed;
   } else if (key == "workers") {
     uint64_t workers = 0;
     if (ReadUnsigned(value, kMaxWorkers, diag_, &workers)) stream.workers = static_cast<unsigned>(workers);

@@ -43,28 +43,54 @@ nlohmann::json ImageJson(const mount::MountedImage& image, jobs::JobManager& job
           {"job", job}};
 }
 
-// QMP names a job's id "device".
+// QEMU's BlockDeviceIoStatus.
+const char* IoStatusName(jobs::IoStatus status) {
+  switch (status) {
+    case jobs::IoStatus::kOk: return "ok";
+    case jobs::IoStatus::kFailed: return "failed";
+    case jobs::IoStatus::kNoSpace: return "nospace";
+  }
+  return "failed";
+}
+
+// QMP names a job's id "device". "error" is there while the job is stopped
+// on an error (io-status not ok).
 nlohmann::json JobJson(const jobs::JobInfo& info) {
-  return {{"type", info.type},
-          {"device", info.id},
-          {"image", info.image},
-          {"len", info.len},
-          {"offset", info.offset},
-          {"copied", info.copied},
-          {"speed", info.speed},
-          {"rate", info.rate},
-          {"eta-seconds", info.eta_seconds},
-          {"status", jobs::ToString(info.state)},
-          {"paused", info.state == jobs::JobState::kPaused},
-          {"busy", info.state == jobs::JobState::kRunning},
-          {"ready", info.state == jobs::JobState::kReady},
-          {"io-status", "ok"}};
+  nlohmann::json job = {{"type", info.type},
+                        {"device", info.id},
+                        {"image", info.image},
+                        {"len", info.len},
+                        {"offset", info.offset},
+                        {"copied", info.copied},
+                        {"speed", info.speed},
+                        {"rate", info.rate},
+                        {"eta-seconds", info.eta_seconds},
+                        {"status", jobs::ToString(info.state)},
+                        {"paused", info.state == jobs::JobState::kPaused},
+                        {"busy", info.state == jobs::JobState::kRunning},
+                        {"ready", info.state == jobs::JobState::kReady},
+                        {"io-status", IoStatusName(info.io_status)}};
+  if (!info.error.empty()) job["error"] = info.error;
+  return job;
+}
+
+// The optional "force" argument of the commands that set a speed: a speed
+// under jobs::kMinSpeed is refused without it. The refusal, if any.
+std::optional<QmpResult> RefuseSpeed(const Arguments& a, uint64_t speed) {
+  QmpError error;
+  bool force = false;
+  if (a.Has("force") && !a.Bool("force", &force, &error)) return Failed(error);
+  Status status = jobs::CheckSpeed(speed, force);
+  if (!status.ok()) return QmpResult::Generic(status.message());
+  return std::nullopt;
 }
 
 QmpResult BlockStream(ControlContext& context, const nlohmann::json& args) {
   Arguments a(args);
   QmpError error;
-  if (!a.OnlyKnown({"device", "job-id", "base", "speed", "on-error", "offset", "length"}, &error)) return Failed(error);
+  if (!a.OnlyKnown({"device", "job-id", "base", "speed", "force", "on-error", "offset", "length"}, &error)) {
+    return Failed(error);
+  }
   // Here "device" is the image to stream.
   std::string image_name;
   if (!a.String("device", &image_name, &error)) return Failed(error);
@@ -84,6 +110,7 @@ QmpResult BlockStream(ControlContext& context, const nlohmann::json& args) {
   }
   if (a.Has("speed")) {
     if (!a.Unsigned("speed", &options.speed, &error)) return Failed(error);
+    if (std::optional<QmpResult> refused = RefuseSpeed(a, options.speed)) return *refused;
   }
   if (a.Has("on-error")) {
     if (!a.String("on-error", &text, &error)) return Failed(error);
@@ -170,6 +197,7 @@ Event JobEventQmp(const jobs::JobEvent& event) {
     data["operation"] = event.operation == jobs::IoOperation::kWrite ? "write" : "read";
     data["action"] = jobs::ToString(event.action);
     data["reason"] = event.error.value_or("");
+    data["count"] = event.count;
   } else if (event.error) {
     data["error"] = *event.error;
   }
@@ -218,10 +246,12 @@ CommandTable MakeBlockCommands(ControlContext& context) {
     return QmpResult::Ok(list);
   });
   table.Add("block-job-set-speed", [ctx](const nlohmann::json& args) {
-    return WithJob(*ctx, args, {"device", "speed"}, [&](jobs::Job& job) {
+    return WithJob(*ctx, args, {"device", "speed", "force"}, [&](jobs::Job& job) {
       QmpError error;
       uint64_t speed = 0;
-      if (!Arguments(args).Unsigned("speed", &speed, &error)) return Failed(error);
+      Arguments a(args);
+      if (!a.Unsigned("speed", &speed, &error)) return Failed(error);
+      if (std::optional<QmpResult> refused = RefuseSpeed(a, speed)) return *refused;
       job.SetSpeed(speed);
       return QmpResult::Ok();
     });

@@ -47,15 +47,19 @@ void Job::Main() {
   if (!status.ok() || cancelled) driver_->Abort(*this);
   driver_->Clean(*this);
 
+  FlushErrors(/*now=*/true);
   JobEvent event;
   {
     std::lock_guard lock(mutex_);
     state_ = JobState::kConcluded;
-    cancelled_ = cancelled && status.ok();
-    if (!status.ok()) error_ = status.message();
+    io_status_ = IoStatus::kOk;
+    // A cancel wins over the error it cut short (a job stopped on an error
+    // and then cancelled was cancelled, not failed), as in QEMU.
+    cancelled_ = cancelled;
+    error_ = status.ok() || cancelled ? "" : status.message();
     event.kind = cancelled_ ? JobEvent::Kind::kCancelled : JobEvent::Kind::kCompleted;
     event.job = InfoLocked();
-    if (!status.ok()) event.error = error_;
+    if (!error_.empty()) event.error = error_;
   }
   Emit(event);
   changed_.notify_all();
@@ -80,7 +84,9 @@ void Job::Cancel() {
 }
 
 void Job::SetSpeed(uint64_t bytes_per_second) {
+  std::lock_guard lock(mutex_);
   limiter_.set_speed(bytes_per_second);
+  ++speed_changes_;
   changed_.notify_all();
 }
 
@@ -99,11 +105,6 @@ Status Job::Complete() {
 bool Job::cancel_requested() const {
   std::lock_guard lock(mutex_);
   return cancel_requested_;
-}
-
-bool Job::errors_ignored() const {
-  std::lock_guard lock(mutex_);
-  return errors_ignored_;
 }
 
 bool Job::concluded() const {
@@ -132,13 +133,17 @@ JobInfo Job::InfoLocked() const {
   info.copied = copied_;
   info.speed = limiter_.speed();
   info.rate = rate_;
-  info.eta_seconds = rate_ > 0 ? static_cast<double>(len_ - std::min(offset_, len_)) / rate_ : -1;
+  // A paused job makes no progress, so it has no time of arrival.
+  const bool moving = state_ == JobState::kRunning || state_ == JobState::kReady;
+  info.eta_seconds = moving && rate_ > 0 ? static_cast<double>(len_ - std::min(offset_, len_)) / rate_ : -1;
+  info.io_status = io_status_;
   info.error = error_;
   info.cancelled = cancelled_;
   return info;
 }
 
 bool Job::Checkpoint() {
+  FlushErrors(/*now=*/false);
   std::unique_lock lock(mutex_);
   if (pause_requested_ && !cancel_requested_) {
     state_ = JobState::kPaused;
@@ -146,17 +151,45 @@ bool Job::Checkpoint() {
     changed_.wait(lock, [&] { return !pause_requested_ || cancel_requested_; });
     rate_time_ = std::chrono::steady_clock::now();  // paused time is no progress
     rate_offset_ = offset_;
+    limiter_.Restart();          // nor is it owed to the speed limit
+    io_status_ = IoStatus::kOk;  // a resume (or cancel) ends a stop on an error
+    error_.clear();
   }
   if (state_ == JobState::kPaused) state_ = ready_ ? JobState::kReady : JobState::kRunning;
   return !cancel_requested_;
 }
 
 bool Job::Throttle(uint64_t bytes) {
-  const RateLimiter::Clock::time_point start = limiter_.Book(bytes);
   std::unique_lock lock(mutex_);
-  // A cancel ends the wait at once; a speed change is booked from the next chunk on.
-  changed_.wait_until(lock, start, [&] { return cancel_requested_; });
-  return !cancel_requested_;
+  while (!cancel_requested_) {
+    if (pause_requested_) {
+      lock.unlock();
+      if (!Checkpoint()) return false;
+      lock.lock();
+      continue;  // book again: the pause restarted the limiter
+    }
+    const uint64_t changes = speed_changes_;
+    const RateLimiter::Clock::time_point start = limiter_.Book(bytes);
+    // A cancel, a pause or a new speed ends the wait at once.
+    if (!changed_.wait_until(lock, start,
+                             [&] { return cancel_requested_ || pause_requested_ || speed_changes_ != changes; })) {
+      return true;
+    }
+  }
+  return false;
+}
+
+uint64_t Job::SliceBytes() const {
+  std::lock_guard lock(mutex_);
+  return limiter_.SliceBytes();
+}
+
+bool Job::Delay(std::chrono::milliseconds delay) {
+  {
+    std::unique_lock lock(mutex_);
+    changed_.wait_for(lock, delay, [&] { return cancel_requested_ || pause_requested_; });
+  }
+  return Checkpoint();
 }
 
 void Job::EnterReady() {
@@ -196,23 +229,57 @@ Job::ErrorAction Job::OnStepError(const Status& error, IoOperation operation) {
     std::lock_guard lock(mutex_);
     event.job = InfoLocked();
   }
-  Emit(event);
+  if (on_error_ == OnError::kStop) {
+    // Each stop waits for the user, so each is reported at once.
+    FlushErrors(/*now=*/true);
+    Emit(event);
+    last_error_event_ = std::chrono::steady_clock::now();
+  } else {
+    ReportError(std::move(event), error.code());
+  }
   switch (on_error_) {
     case OnError::kReport: return ErrorAction::kFail;
-    case OnError::kIgnore: {
-      std::lock_guard lock(mutex_);
-      errors_ignored_ = true;
-      return ErrorAction::kSkip;
-    }
-    case OnError::kStop: {
-      {
-        std::lock_guard lock(mutex_);
-        pause_requested_ = true;
-      }
-      return Checkpoint() ? ErrorAction::kRetry : ErrorAction::kFail;
-    }
+    case OnError::kIgnore: return ErrorAction::kSkip;
+    case OnError::kStop: return StopOnError(error) ? ErrorAction::kRetry : ErrorAction::kFail;
   }
   return ErrorAction::kFail;
+}
+
+// Checkpoint clears the io-status once the job wakes up.
+bool Job::StopOnError(const Status& error) {
+  {
+    std::lock_guard lock(mutex_);
+    pause_requested_ = true;
+    io_status_ = error.code() == ENOSPC ? IoStatus::kNoSpace : IoStatus::kFailed;
+    error_ = error.message();
+  }
+  return Checkpoint();
+}
+
+void Job::ReportError(JobEvent event, int code) {
+  if (pending_error_ && (pending_error_code_ != code || pending_error_->operation != event.operation)) {
+    FlushErrors(/*now=*/true);  // a different error is not hidden in this one's count
+  }
+  if (pending_error_) event.count += pending_error_->count;
+  const auto now = std::chrono::steady_clock::now();
+  if (now - last_error_event_ >= kErrorEventInterval) {
+    pending_error_.reset();
+    last_error_event_ = now;
+    Emit(event);
+  } else {
+    pending_error_ = std::move(event);
+    pending_error_code_ = code;
+  }
+}
+
+void Job::FlushErrors(bool now) {
+  if (!pending_error_) return;
+  const auto time = std::chrono::steady_clock::now();
+  if (!now && time - last_error_event_ < kErrorEventInterval) return;
+  const JobEvent event = std::move(*pending_error_);
+  pending_error_.reset();
+  last_error_event_ = time;
+  Emit(event);
 }
 
 void Job::SetRange(uint64_t len) {

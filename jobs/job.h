@@ -10,13 +10,15 @@
 // driver's checkpoints, between steps. Errors follow the job's on-error
 // policy (jobs/on_error.h), applied by JobContext::RunStep. Events go to the
 // job's JobEventSink on the job's thread: completed (with the error when it
-// failed), cancelled, error, ready.
+// failed), cancelled (a cancel wins over the error it cut short, as in QEMU),
+// error (identical ones coalesced, see JobEvent::count), ready.
 
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -57,17 +59,29 @@ class Job final : private JobContext {
   // JobContext, for the driver on the job's thread.
   bool Checkpoint() override;
   bool Throttle(uint64_t bytes) override;
+  uint64_t SliceBytes() const override;
+  bool Delay(std::chrono::milliseconds delay) override;
   void SetRange(uint64_t len) override;
   void Advance(uint64_t processed, uint64_t copied) override;
   void EnterReady() override;
   Status RunStep(Status result, const std::function<Status()>& again, ClassifyError classify, bool* skipped) override;
   bool cancel_requested() const override;
-  bool errors_ignored() const override;
 
   enum class ErrorAction { kFail, kSkip, kRetry };
   // Reports a failed attempt and applies the policy to it; kStop blocks
   // until the job is resumed (kRetry) or cancelled (kFail).
   ErrorAction OnStepError(const Status& error, IoOperation operation);
+  // Blocks while the job is stopped on `error`, which query-block-jobs
+  // reports meanwhile; true when resumed, false when cancelled.
+  bool StopOnError(const Status& error);
+
+  // Error events, coalesced (JobEvent::count); job's thread only. Report
+  // emits `event` at once when no error went out in the last
+  // kErrorEventInterval, else counts it in the pending one; Flush emits the
+  // pending one (when due only, unless `now`).
+  static constexpr std::chrono::seconds kErrorEventInterval{1};
+  void ReportError(JobEvent event, int code);
+  void FlushErrors(bool now);
 
   void Main();
   JobInfo InfoLocked() const;  // mutex_ held
@@ -78,7 +92,6 @@ class Job final : private JobContext {
   const OnError on_error_;
   const std::unique_ptr<JobDriver> driver_;
   const JobEventSink events_;
-  RateLimiter limiter_;
 
   mutable std::mutex mutex_;
   mutable std::condition_variable changed_;
@@ -86,7 +99,9 @@ class Job final : private JobContext {
   bool ready_ = false;  // entered READY: a resume goes back there
   bool pause_requested_ = false;
   bool cancel_requested_ = false;
-  bool errors_ignored_ = false;
+  RateLimiter limiter_;         // the speed limit
+  uint64_t speed_changes_ = 0;  // wakes a throttled job to book at the new speed
+  IoStatus io_status_ = IoStatus::kOk;
   uint64_t offset_ = 0;
   uint64_t len_ = 0;
   uint64_t copied_ = 0;
@@ -95,6 +110,11 @@ class Job final : private JobContext {
   uint64_t rate_offset_ = 0;
   std::string error_;
   bool cancelled_ = false;
+
+  // The job's thread only: the coalesced error event not out yet.
+  std::optional<JobEvent> pending_error_;
+  int pending_error_code_ = 0;
+  std::chrono::steady_clock::time_point last_error_event_{};
 
   std::thread thread_;
 };

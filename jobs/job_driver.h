@@ -21,6 +21,7 @@
 //   - The Job destroys its driver only after its thread has ended, so a
 //     driver needs no destructor that stops or joins anything.
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <string_view>
@@ -37,8 +38,17 @@ class JobContext {
   // cancelled (Run then returns Ok at once).
   virtual bool Checkpoint() = 0;
   // Waits until `bytes` may be processed under the speed limit; false once
-  // the job is cancelled.
+  // the job is cancelled. A speed change during the wait books the bytes
+  // again at the new speed, and a pause pauses the job there (the bytes are
+  // booked again after the resume), so neither waits for the old booking.
   virtual bool Throttle(uint64_t bytes) = 0;
+  // The bytes the speed limit allows in one slice (about 100 ms); 0 when
+  // unlimited. A driver keeps its steps near this, so that it reaches a
+  // checkpoint soon whatever the speed.
+  virtual uint64_t SliceBytes() const = 0;
+  // Waits `delay` (a back-off before retrying), pausing there if asked;
+  // false once the job is cancelled.
+  virtual bool Delay(std::chrono::milliseconds delay) = 0;
 
   // Progress: the bytes the job is to process (QMP "len"), and what was
   // processed since the last call (QMP "offset") and how much of it was read.
@@ -57,17 +67,16 @@ class JobContext {
   // other steps); `again` makes another. While the step fails, an error
   // event goes out (its operation from `classify`) and the policy decides:
   //   report  returns the error, which ends the job;
-  //   ignore  returns Ok and sets *skipped (if given); the job's outcome is
-  //           then partial, see errors_ignored();
-  //   stop    pauses the job; on resume, makes another attempt; on a cancel
-  //           instead, returns the error.
+  //   ignore  returns Ok and sets *skipped (if given); the driver then
+  //           knows that its outcome is partial, and may try again later;
+  //   stop    pauses the job, which reports the error (io-status) until it
+  //           is resumed; on resume, makes another attempt; on a cancel
+  //           instead, returns the error (the job then ends cancelled).
   // Returns Ok (and *skipped false) once an attempt succeeds.
   virtual Status RunStep(Status result, const std::function<Status()>& again, ClassifyError classify,
                          bool* skipped = nullptr) = 0;
 
   virtual bool cancel_requested() const = 0;
-  // Whether a step was skipped under on-error "ignore".
-  virtual bool errors_ignored() const = 0;
 
  protected:
   ~JobContext() = default;

@@ -21,13 +21,17 @@ struct JobEvent {
     kCompleted,  // the job ended; `error` says why it failed, when it did
     kCancelled,  // the job ended on a cancel, without an error
     kReady,      // the job waits for a complete
-    kError,      // a step failed: `error`, `operation`; `action` is what follows
+    kError,      // steps failed: `error`, `operation`; `action` is what follows
   };
   Kind kind = Kind::kCompleted;
   JobInfo job;  // the job when it happened
   std::optional<std::string> error;
   IoOperation operation = IoOperation::kRead;  // kError only
   OnError action = OnError::kReport;           // kError only
+  // kError only: how many failed steps this event stands for. Identical
+  // errors (same errno, same operation) are coalesced to at most one event
+  // a second per job; `error` is then the last one's message.
+  uint64_t count = 1;
 };
 
 // Receives a job's events on the job's own thread; it must not block (the

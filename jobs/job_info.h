@@ -12,6 +12,11 @@ namespace corfs::jobs {
 enum class JobState { kCreated, kRunning, kPaused, kReady, kConcluded };
 const char* ToString(JobState state);
 
+// Whether the job is stopped on an I/O error (on-error "stop"), as QEMU's
+// BlockDeviceIoStatus: ok, failed, or failed for want of space (ENOSPC). A
+// resume clears it.
+enum class IoStatus { kOk, kFailed, kNoSpace };
+
 struct JobInfo {
   std::string id;
   std::string type;   // the driver's: "stream"
@@ -22,8 +27,9 @@ struct JobInfo {
   uint64_t copied = 0;      // bytes actually read from the chain
   uint64_t speed = 0;       // limit in bytes/s, 0 = none
   double rate = 0;          // measured progress in bytes/s
-  double eta_seconds = -1;  // -1: unknown
-  std::string error;        // why it failed, once concluded
+  double eta_seconds = -1;  // -1: unknown, and always while paused
+  IoStatus io_status = IoStatus::kOk;
+  std::string error;  // why it failed, once concluded; while stopped on an error, that error
   bool cancelled = false;
 };
 

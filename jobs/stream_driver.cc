@@ -22,6 +22,11 @@ constexpr uint64_t kMaxBatchWalk = 1ull << 30;
 // with 16 MiB batches than with 4 MiB ones (fewer writeback completions).
 constexpr uint64_t kWriteBehindBatch = 16ull << 20;
 constexpr uint64_t kWriteBehindWindow = 32ull << 20;
+// What a first pass skipped under on-error "ignore" is tried again by the
+// second pass, this much later: a backing image that failed a moment ago
+// may answer again after a while, and an image that fails every read is not
+// asked again at once.
+constexpr std::chrono::seconds kSkippedRetryDelay{1};
 
 IoOperation ReadOrWrite(const Status& error) {
   const bool write = error.code() == ENOSPC || error.code() == EDQUOT || error.code() == EROFS;
@@ -78,9 +83,20 @@ Status StreamDriver::Run(JobContext& job) {
   write_behind_ = overlay_.OpenWriteBehind(kWriteBehindBatch, kWriteBehindWindow);
   CORFS_RETURN_IF_ERROR(Pass(job, /*wait_for_busy=*/false));
   if (job.cancel_requested()) return Status::Ok();
+  if (skipped_ && !job.Delay(kSkippedRetryDelay)) return Status::Ok();
   // Clusters that guest I/O held while the first pass went by were filled by
-  // that I/O, unless it failed; a second pass waits for them and catches those.
+  // that I/O, unless it failed; a second pass waits for them and catches
+  // those, and tries again what the first one skipped after an error. What
+  // it skips stays in the chain.
+  skipped_ = false;
   return Pass(job, /*wait_for_busy=*/true);
+}
+
+uint64_t StreamDriver::BatchBytes(const JobContext& job) const {
+  const uint64_t slice = job.SliceBytes();
+  if (slice == 0) return UINT64_MAX;
+  const uint64_t cluster = overlay_.cluster_size();
+  return std::max(cluster, slice / cluster * cluster);
 }
 
 Status StreamDriver::Pass(JobContext& job, bool wait_for_busy) {
@@ -102,16 +118,23 @@ Status StreamDriver::Pass(JobContext& job, bool wait_for_busy) {
     chunks.clear();
     uint64_t walked = 0;
     uint64_t to_copy = 0;
-    while (pos < end_ && chunks.size() < max_chunks && walked < kMaxBatchWalk) {
+    // Under a speed limit a batch copies about a slice's worth (a cluster at
+    // least), so that a pause or a new speed is taken within a slice.
+    const uint64_t batch_bytes = BatchBytes(job);
+    while (pos < end_ && chunks.size() < max_chunks && walked < kMaxBatchWalk && to_copy < batch_bytes) {
       StreamRun run;
       auto plan = [&] { return PlanStream(overlay_, pos, end_ - pos, end_layer_, &run); };
       bool skipped = false;
       CORFS_RETURN_IF_ERROR(job.RunStep(plan(), plan, Read, &skipped));
       // A run that could not be planned is left to the chain, a cluster of it.
-      if (skipped) run = {StreamWork::kLocal, std::min<uint64_t>(end_ - pos, overlay_.cluster_size())};
+      if (skipped) {
+        run = {StreamWork::kLocal, std::min<uint64_t>(end_ - pos, overlay_.cluster_size())};
+        skipped_ = true;
+      }
       uint64_t length = run.length;
       if (run.work == StreamWork::kCopy) {
-        length = std::min(length, chunk_size_);
+        const uint64_t room = (batch_bytes - to_copy) / overlay_.cluster_size() * overlay_.cluster_size();
+        length = std::min({length, chunk_size_, std::max(room, overlay_.cluster_size())});
         chunks.push_back({pos, length, /*copy=*/true});
         to_copy += length;
       } else if (run.work == StreamWork::kZero) {
@@ -140,14 +163,17 @@ Status StreamDriver::CopyBatch(JobContext& job, const std::vector<Chunk>& chunks
   });
   for (size_t i = 0; i < chunks.size(); ++i) {
     auto populate = [&] { return overlay_.Populate(chunks[i].offset, chunks[i].length, wait_for_busy); };
-    CORFS_RETURN_IF_ERROR(job.RunStep(results[i], populate, ReadOrWrite));
+    bool skipped = false;
+    CORFS_RETURN_IF_ERROR(job.RunStep(results[i], populate, ReadOrWrite, &skipped));
+    skipped_ = skipped_ || skipped;
   }
   return Status::Ok();
 }
 
-Status StreamDriver::Prepare(JobContext& job) {
-  // What was skipped after an error is still in the chain: keep the link.
-  if (job.errors_ignored()) return overlay_.Flush();
+Status StreamDriver::Prepare(JobContext&) {
+  // What the last pass skipped after an error is still in the chain: keep
+  // the link.
+  if (skipped_) return overlay_.Flush();
   if (base_mode_) return overlay_.ShortenChain(end_layer_);
   if (overlay_.allocated_clusters() == overlay_.cluster_count()) return overlay_.DropBacking();
   return overlay_.Flush();  // a range: make its progress durable

@@ -12,7 +12,10 @@
 // Allocation status is asked in whole runs, so what the overlay holds
 // already and what no image holds are skipped without reading them. Copies
 // go through the overlay's claim path, exactly as a guest read's
-// copy-on-read does, so a stream never races a guest write.
+// copy-on-read does, so a stream never races a guest write. Under a speed
+// limit a step copies about one slice of it (JobContext::SliceBytes). Under
+// on-error "ignore", what the first pass skipped is tried again by the
+// second, after a back-off; the backing link stays if that fails too.
 
 #include <memory>
 #include <string>
@@ -57,6 +60,9 @@ class StreamDriver final : public JobDriver {
   // One pass over [start_, end_): copies every run the overlay needs.
   Status Pass(JobContext& job, bool wait_for_busy);
   Status CopyBatch(JobContext& job, const std::vector<Chunk>& chunks, bool wait_for_busy);
+  // The most a batch copies: about a slice of the speed limit, whole
+  // clusters, at least one.
+  uint64_t BatchBytes(const JobContext& job) const;
 
   overlay::Overlay& overlay_;
   WorkerPool& pool_;
@@ -66,6 +72,7 @@ class StreamDriver final : public JobDriver {
   const uint64_t start_;
   const uint64_t end_;
   std::unique_ptr<overlay::WriteBehind> write_behind_;  // used by the job's thread only
+  bool skipped_ = false;                                // the pass skipped a step after an error (on-error "ignore")
 };
 
 }  // namespace corfs::jobs

@@ -620,6 +620,20 @@ TEST_F(ConfigTest, BadSizes) {
   ExpectError("images:\n  vm1: {overlay: a.img, size: 1G, stream: {chunk_size: 0}}\n", 2, "0}", {"more than 0"});
 }
 
+TEST_F(ConfigTest, StreamSpeedUnder64KIsATypo) {
+  ExpectError("images:\n  vm1: {overlay: a.img, size: 1G, stream: {speed: 50}}\n", 2, "50}",
+              {"images.vm1.stream.speed", "50 bytes/s", "below the minimum of 64 KiB/s", "--force"});
+  ExpectError("defaults:\n  stream: {speed: 63K}\n", 2, "63K", {"defaults.stream.speed", "below the minimum"});
+  MountConfig cfg;
+  Status status = Parse(
+      "images:\n  a: {overlay: a.img, size: 1G, stream: {speed: 64K}}\n"
+      "  b: {overlay: b.img, size: 1G, stream: {speed: 0}}\n",
+      &cfg);
+  ASSERT_TRUE(status.ok()) << status.message();
+  EXPECT_EQ(cfg.images[0].stream.speed, 64u * 1024);
+  EXPECT_EQ(cfg.images[1].stream.speed, 0u) << "0 is unlimited";
+}
+
 TEST_F(ConfigTest, ChunkSmallerThanCluster) {
   ExpectError("images:\n  vm1: {overlay: a.img, size: 1G, cluster_size: 1M, stream: {chunk_size: 512K}}\n", 2, "512K",
               {"chunk_size", "smaller than the cluster size"});

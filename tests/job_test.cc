@@ -1,5 +1,7 @@
 // The job model with a scripted driver: which driver steps run in which
-// case, Complete only in READY, and the on-error policy of RunStep.
+// case, Complete only in READY, the on-error policy of RunStep (io-status
+// while stopped, a cancel of a stopped job, coalesced error events), and a
+// throttle that a pause or a new speed cuts short.
 
 #include "jobs/job.h"
 
@@ -243,6 +245,178 @@ TEST(Job, RunStepAppliesThePolicy) {
         break;
     }
   }
+}
+
+// Polls until `done` holds; false after 10 s.
+template <typename Predicate>
+bool WaitUntil(Predicate done) {
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(1ms);
+  }
+  return true;
+}
+
+// Progress with a measured rate, then a step that fails with `code` until
+// `failures` attempts have failed, then checkpoints until *finish.
+Status ProgressThenFail(JobContext& ctx, int code, int failures, const std::atomic<bool>& finish) {
+  ctx.Advance(10, 10);
+  std::this_thread::sleep_for(300ms);
+  ctx.Advance(10, 10);
+  int attempts = 0;
+  auto attempt = [&] { return ++attempts <= failures ? Status::Error(code, "injected") : Status::Ok(); };
+  CORFS_RETURN_IF_ERROR(ctx.RunStep(attempt(), attempt, [](const Status&) { return IoOperation::kRead; }));
+  while (!finish) {
+    if (!ctx.Checkpoint()) break;
+    std::this_thread::sleep_for(1ms);
+  }
+  return Status::Ok();
+}
+
+TEST(Job, StoppedOnAnErrorReportsItUntilResumed) {
+  for (int code : {EIO, ENOSPC}) {
+    SCOPED_TRACE(code);
+    Calls calls;
+    Events events;
+    std::atomic<bool> finish = false;
+    JobOptions options;
+    options.on_error = OnError::kStop;
+    Job job("vm1", options,
+            std::make_unique<ScriptedDriver>([&](JobContext& ctx) { return ProgressThenFail(ctx, code, 1, finish); },
+                                             &calls),
+            events.sink());
+    job.Start();
+    ASSERT_TRUE(WaitForState(job, JobState::kPaused));
+    JobInfo info = job.Info();
+    EXPECT_EQ(info.io_status, code == ENOSPC ? IoStatus::kNoSpace : IoStatus::kFailed);
+    EXPECT_EQ(info.error, "injected");
+    EXPECT_GT(info.rate, 0);
+    EXPECT_EQ(info.eta_seconds, -1) << "a job stopped on an error has no ETA";
+    job.Resume();
+    ASSERT_TRUE(WaitForState(job, JobState::kRunning));
+    info = job.Info();
+    EXPECT_EQ(info.io_status, IoStatus::kOk) << "a resume clears the io-status";
+    EXPECT_EQ(info.error, "");
+    finish = true;
+    ASSERT_TRUE(job.WaitConcluded(10s));
+    EXPECT_EQ(events.kinds(), (std::vector{JobEvent::Kind::kError, JobEvent::Kind::kCompleted}));
+  }
+}
+
+TEST(Job, CancelOfAJobStoppedOnAnErrorIsACancel) {
+  Calls calls;
+  Events events;
+  std::atomic<bool> finish = false;
+  JobOptions options;
+  options.on_error = OnError::kStop;
+  Job job("vm1", options,
+          std::make_unique<ScriptedDriver>([&](JobContext& ctx) { return ProgressThenFail(ctx, EIO, 1000, finish); },
+                                           &calls),
+          events.sink());
+  job.Start();
+  ASSERT_TRUE(WaitForState(job, JobState::kPaused));
+  job.Cancel();
+  ASSERT_TRUE(job.WaitConcluded(10s));
+  EXPECT_EQ(calls, (Calls{"run", "abort", "clean"}));
+  EXPECT_EQ(events.kinds(), (std::vector{JobEvent::Kind::kError, JobEvent::Kind::kCancelled}));
+  JobInfo info = job.Info();
+  EXPECT_TRUE(info.cancelled);
+  EXPECT_EQ(info.error, "");
+  EXPECT_EQ(info.io_status, IoStatus::kOk);
+  std::lock_guard lock(events.mutex);
+  EXPECT_FALSE(events.seen.back().error.has_value());
+}
+
+TEST(Job, IdenticalErrorsAreCoalescedWithACount) {
+  constexpr int kReadErrors = 2000;
+  constexpr int kWriteErrors = 5;
+  Calls calls;
+  Events events;
+  JobOptions options;
+  options.on_error = OnError::kIgnore;
+  auto read = [](const Status&) { return IoOperation::kRead; };
+  auto write = [](const Status&) { return IoOperation::kWrite; };
+  const auto started = std::chrono::steady_clock::now();
+  Job job("vm1", options,
+          std::make_unique<ScriptedDriver>(
+              [&](JobContext& ctx) {
+                auto eio = [] { return Status::Error(EIO, "bad read"); };
+                auto enospc = [] { return Status::Error(ENOSPC, "full"); };
+                for (int i = 0; i < kReadErrors && ctx.Checkpoint(); ++i) {
+                  CORFS_RETURN_IF_ERROR(ctx.RunStep(eio(), eio, read));
+                }
+                for (int i = 0; i < kWriteErrors && ctx.Checkpoint(); ++i) {
+                  CORFS_RETURN_IF_ERROR(ctx.RunStep(enospc(), enospc, write));
+                }
+                return Status::Ok();
+              },
+              &calls),
+          events.sink());
+  job.Start();
+  ASSERT_TRUE(job.WaitConcluded(10s));
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  std::lock_guard lock(events.mutex);
+  ASSERT_GE(events.seen.size(), 3u);
+  EXPECT_EQ(events.seen.back().kind, JobEvent::Kind::kCompleted);
+  uint64_t reads = 0;
+  uint64_t writes = 0;
+  size_t error_events = 0;
+  for (const JobEvent& event : events.seen) {
+    if (event.kind != JobEvent::Kind::kError) continue;
+    ++error_events;
+    (event.operation == IoOperation::kRead ? reads : writes) += event.count;
+    EXPECT_EQ(event.error.value_or(""), event.operation == IoOperation::kRead ? "bad read" : "full");
+  }
+  EXPECT_EQ(reads, static_cast<uint64_t>(kReadErrors));
+  EXPECT_EQ(writes, static_cast<uint64_t>(kWriteErrors));
+  EXPECT_EQ(events.seen.front().count, 1u) << "the first error goes out at once";
+  // One a second at most, plus the switch to the other error and the end.
+  EXPECT_LE(error_events, static_cast<size_t>(seconds) + 4) << seconds << " s";
+}
+
+TEST(Job, APauseOrANewSpeedCutsAThrottleShort) {
+  Calls calls;
+  Events events;
+  std::atomic<bool> throttling = false;
+  std::atomic<int> steps = 0;
+  std::atomic<uint64_t> slice = 0;
+  JobOptions options;
+  options.speed = 50;  // one 64 KiB step takes 22 minutes
+  Job job("vm1", options,
+          std::make_unique<ScriptedDriver>(
+              [&](JobContext& ctx) {
+                while (ctx.Checkpoint()) {
+                  slice = ctx.SliceBytes();
+                  throttling = true;
+                  if (!ctx.Throttle(64 * 1024)) break;
+                  ++steps;
+                  std::this_thread::sleep_for(1ms);
+                }
+                return Status::Ok();
+              },
+              &calls),
+          events.sink());
+  job.Start();
+  ASSERT_TRUE(WaitUntil([&] { return throttling.load(); }));
+  EXPECT_EQ(slice, 5u) << "a tenth of a second's worth";
+  job.Pause();
+  ASSERT_TRUE(WaitForState(job, JobState::kPaused)) << "the pause waited for the throttle";
+  EXPECT_EQ(steps, 0);
+  job.Resume();
+  ASSERT_TRUE(WaitForState(job, JobState::kRunning));
+  job.SetSpeed(100 << 20);
+  ASSERT_TRUE(WaitUntil([&] { return steps > 0; })) << "the new speed waited for the old booking";
+  EXPECT_TRUE(WaitUntil([&] { return slice == (100u << 20) / 10; }));
+  job.SetSpeed(50);
+  const int at = steps;
+  ASSERT_TRUE(WaitUntil([&] { return slice == 5; }));
+  job.SetSpeed(0);
+  ASSERT_TRUE(WaitUntil([&] { return steps > at + 10; })) << "unlimited waited for the old booking";
+  EXPECT_TRUE(WaitUntil([&] { return slice == 0; }));
+  job.Cancel();
+  ASSERT_TRUE(job.WaitConcluded(10s));
+  EXPECT_EQ(events.kinds(), std::vector{JobEvent::Kind::kCancelled});
 }
 
 }  // namespace

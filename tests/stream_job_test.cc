@@ -1,7 +1,8 @@
 // The stream job over real overlays: several images that share one
 // template stream at the same time on one worker pool, each ends standalone
 // with the template's bytes, and the template, opened once for all of them,
-// is closed when the last one lets go of it.
+// is closed when the last one lets go of it; and under a speed limit the
+// stream copies about a slice of it per step.
 
 #include <gtest/gtest.h>
 
@@ -98,6 +99,75 @@ TEST(StreamJobs, ImagesOverOneTemplateStreamTogetherOnOnePool) {
   }
   // Every overlay dropped its link: nobody holds the template any more.
   EXPECT_EQ(cache.open_images(), 0u);
+}
+
+// A context with a fixed slice that records what is throttled.
+class RecordingContext final : public JobContext {
+ public:
+  explicit RecordingContext(uint64_t slice) : slice_(slice) {}
+  bool Checkpoint() override { return true; }
+  bool Throttle(uint64_t bytes) override {
+    throttled.push_back(bytes);
+    return true;
+  }
+  uint64_t SliceBytes() const override { return slice_; }
+  bool Delay(std::chrono::milliseconds) override { return true; }
+  void SetRange(uint64_t) override {}
+  void Advance(uint64_t, uint64_t) override {}
+  void EnterReady() override {}
+  Status RunStep(Status result, const std::function<Status()>&, ClassifyError, bool*) override { return result; }
+  bool cancel_requested() const override { return false; }
+
+  std::vector<uint64_t> throttled;
+
+ private:
+  uint64_t slice_;
+};
+
+TEST(StreamJobs, UnderASpeedLimitAStepCopiesAboutASlice) {
+  constexpr uint64_t kSize = 8ull << 20;
+  constexpr uint64_t kCluster = 64 * 1024;
+  testing::TempDir dir;
+  const std::string template_path = dir.File("template.raw");
+  std::mt19937_64 rng(testing::TestSeed());
+  {
+    const std::string content = testing::RandomBytes(rng, kSize);
+    std::ofstream out(template_path, std::ios::binary);
+    out.write(content.data(), static_cast<std::streamsize>(content.size()));
+  }
+  WorkerPool pool(2);
+  // slice -> the most one step may copy: whole clusters, at least one.
+  const std::vector<std::pair<uint64_t, uint64_t>> cases = {{5, kCluster}, {200 * 1024, 3 * kCluster}, {0, kSize}};
+  for (const auto& [slice, most] : cases) {
+    SCOPED_TRACE(slice);
+    const std::string path = dir.File("vm" + std::to_string(slice) + ".img");
+    overlay::CreateOptions create;
+    create.backing = {{template_path, "raw"}};
+    create.cluster_size = kCluster;
+    ASSERT_TRUE(overlay::Overlay::Create(path, create).ok());
+    overlay::OpenOptions open;
+    open.commit_interval = 0ms;
+    std::unique_ptr<overlay::Overlay> image;
+    ASSERT_TRUE(overlay::Overlay::Open(path, open, &image).ok());
+    StreamOptions options;
+    options.chunk_size = 512 * 1024;
+    std::unique_ptr<StreamDriver> driver;
+    ASSERT_TRUE(StreamDriver::Make(*image, "vm", options, pool, &driver).ok());
+    RecordingContext context(slice);
+    ASSERT_TRUE(driver->Run(context).ok());
+    uint64_t copied = 0;
+    uint64_t largest = 0;
+    for (uint64_t bytes : context.throttled) {
+      copied += bytes;
+      largest = std::max(largest, bytes);
+    }
+    EXPECT_EQ(copied, kSize);
+    EXPECT_LE(largest, most);
+    if (slice == 0) {
+      EXPECT_GT(largest, options.chunk_size) << "unlimited: a batch of chunks at once";
+    }
+    EXPECT_EQ(image->allocated_clusters(), image->cluster_count());
+  }
 }
 
 }  // namespace

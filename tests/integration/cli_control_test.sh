@@ -2,7 +2,8 @@
 # The corfs CLI against a running mount: status, jobs (plain, --json,
 # --watch), stream (--wait: exit 0 on completion, 1 when cancelled; plain
 # progress lines off a terminal, a bar on one; --json that parses), pause,
-# resume, set-speed, cancel, threshold (bytes and percent), events; clear
+# resume, set-speed (under 64K only with --force, and acting at once even at
+# 50 B/s), cancel, threshold (bytes and percent), events; clear
 # failures for an unknown image or job, a busy image, a bad value, and no
 # mount named; the ways of naming the mount (-m, -m DIR/, -S, CORFS_SOCKET).
 source "$(dirname "$0")/lib.sh"
@@ -138,6 +139,24 @@ wait_for 10 job_is mnt slow.img running
 wait_for 10 pid_gone "$WAIT_PID"
 if wait "$WAIT_PID"; then fail "stream --wait exited 0 for a cancelled job"; fi
 grep -q "job slow.img cancelled" cancelled.txt || fail "stream --wait of a cancelled job said: $(cat cancelled.txt)"
+
+step "a speed under 64K needs --force; at 50 B/s, pause and set-speed 0 still act at once"
+expect_failure "stream --speed 50" "minimum.*force" "$CORFS" stream slow.img -m mnt --speed 50
+job_gone mnt slow.img || fail "a refused stream started a job"
+out=$("$CORFS" stream slow.img -m mnt --speed 50 --force --job-id typo --range 0:4M) || fail "stream --force: $out"
+wait_for 10 job_is mnt typo running
+expect_failure "set-speed 1000 without --force" "minimum.*force" "$CORFS" set-speed typo 1000 -m mnt
+[ "$(job_field mnt typo speed)" -eq 50 ] || fail "a refused set-speed changed the speed"
+[ "$("$CORFS" set-speed typo 60 --force -m mnt)" = "speed set" ] || fail "set-speed --force"
+[ "$(job_field mnt typo speed)" -eq 60 ] || fail "forced speed not shown"
+# At 60 B/s one cluster takes 18 minutes: the pause and the new speed must
+# not wait for it.
+"$CORFS" pause typo -m mnt > /dev/null
+wait_for 5 job_is mnt typo paused
+"$CORFS" resume typo -m mnt > /dev/null
+wait_for 5 job_is mnt typo running
+"$CORFS" set-speed typo 0 -m mnt > /dev/null
+wait_for 10 job_gone mnt typo
 
 step "stream --wait off a terminal: plain progress lines, exit 0 when it completes"
 "$CORFS" stream s.img -m mnt --wait --speed 6M > wait.txt || fail "stream --wait: $(cat wait.txt)"

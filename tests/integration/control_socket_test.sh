@@ -273,6 +273,16 @@ assert job("slowjob")["speed"] == 1 * M
 c.err("block-job-set-speed", {"device": "slowjob"}, "GenericError")
 c.err("block-job-set-speed", {"device": "slowjob", "speed": "1M"}, "GenericError")
 assert job("slowjob")["speed"] == 1 * M
+# A speed under 64K is taken for a typo unless forced (0 is unlimited).
+r = c.err("block-job-set-speed", {"device": "slowjob", "speed": 50}, "GenericError")
+assert "force" in r["error"]["desc"], r
+assert job("slowjob")["speed"] == 1 * M
+c.err("block-job-set-speed", {"device": "slowjob", "speed": 50, "force": "yes"}, "GenericError")
+assert c.ok("block-job-set-speed", {"device": "slowjob", "speed": 50, "force": True}) == {}
+assert job("slowjob")["speed"] == 50
+assert c.ok("block-job-set-speed", {"device": "slowjob", "speed": 1 * M}) == {}
+c.err("block-stream", {"device": "plain.img", "speed": 1000}, "GenericError")
+assert [x["device"] for x in c.ok("query-block-jobs")] == ["slowjob"]
 
 # Pause: the offset stops; resume: it moves again.
 assert c.ok("block-job-pause", {"device": "slowjob"}) == {}

@@ -2,8 +2,13 @@
 # The stream job's on-error policy, with a backing image that fails chosen
 # reads (the blkdebug format):
 #   report: the job ends with an error event; the link stays;
-#   ignore: the job skips the bad range, completes, and keeps the link;
-#   stop:   the job pauses; resume retries, and it completes standalone.
+#   ignore: the job skips the bad range, completes, and keeps the link; a
+#           range that fails once is tried again later, and the job then
+#           completes standalone; a backing image that fails every read
+#           gives a few error events whose `count`s add up to the errors;
+#   stop:   the job pauses, reporting io-status failed (nospace for ENOSPC)
+#           and no ETA; resume retries, and it completes standalone; a
+#           cancel instead ends it with BLOCK_JOB_CANCELLED.
 source "$(dirname "$0")/lib.sh"
 
 random_file template.raw 16M
@@ -16,6 +21,17 @@ cat > once.rules <<RULES
 image template.raw
 format raw
 read-error 6M 64K EIO 1
+RULES
+cp once.rules once-ignore.rules  # a rules file of its own: its own count
+cat > nospace.rules <<RULES
+image template.raw
+format raw
+read-error 6M 64K ENOSPC
+RULES
+cat > every.rules <<RULES
+image template.raw
+format raw
+read-error 0 16M EIO
 RULES
 write_yaml errors.yaml <<YAML
 images:
@@ -33,8 +49,30 @@ images:
     backing: [{path: once.rules, format: blkdebug}]
     copy_on_read: false
     stream: {on_error: stop}
+  nospace.img:
+    overlay: overlays/nospace.img
+    backing: [{path: nospace.rules, format: blkdebug}]
+    copy_on_read: false
+    stream: {on_error: stop}
+  retry.img:
+    overlay: overlays/retry.img
+    backing: [{path: once-ignore.rules, format: blkdebug}]
+    copy_on_read: false
+    stream: {on_error: ignore}
+  every.img:
+    overlay: overlays/every.img
+    backing: [{path: every.rules, format: blkdebug}]
+    copy_on_read: false
+    stream: {on_error: ignore, chunk_size: 64K}
 YAML
 start_mount errors.yaml mnt
+# saw_event NAME DEVICE: events.log holds event NAME of job DEVICE.
+saw_event() {
+  python3 -c '
+import json, sys
+sys.exit(not any(e["event"] == sys.argv[1] and e["data"]["device"] == sys.argv[2]
+                 for e in map(json.loads, open("events.log"))))' "$1" "$2"
+}
 "$CORFS" events -m mnt --json > events.log &
 STARTED_PIDS+=("$!")
 sleep 0.5
@@ -52,9 +90,50 @@ step "ignore: the job completes but keeps the backing link"
 step "stop: the job pauses on the error; resume retries and completes"
 "$CORFS" stream stop.img -m mnt > /dev/null
 wait_for 20 job_is mnt stop.img paused
+[ "$(job_field mnt stop.img io-status)" = failed ] || fail "stopped on EIO: io-status $(job_field mnt stop.img io-status)"
+job_field mnt stop.img error | grep -q "injected" || fail "stopped on EIO: no error shown"
+eta=$(job_field mnt stop.img eta-seconds)
+[ "$eta" = -1 ] || [ "$eta" = -1.0 ] || fail "stopped on EIO: an ETA is shown ($eta)"
 "$CORFS" resume stop.img -m mnt > /dev/null
 wait_for 20 overlay_is overlays/stop.img standalone
 cmp template.raw mnt/stop.img
+
+step "stop on ENOSPC: io-status nospace; a cancel ends the job cancelled"
+"$CORFS" stream nospace.img -m mnt > /dev/null
+wait_for 20 job_is mnt nospace.img paused
+[ "$(job_field mnt nospace.img io-status)" = nospace ] || fail "io-status $(job_field mnt nospace.img io-status)"
+"$CORFS" cancel nospace.img -m mnt > /dev/null
+wait_for 20 job_gone mnt nospace.img
+wait_for 10 saw_event BLOCK_JOB_CANCELLED nospace.img
+saw_event BLOCK_JOB_COMPLETED nospace.img && fail "a cancelled job was reported completed"
+[ "$(info_field overlays/nospace.img state)" = streaming ] || fail "nospace: link dropped"
+
+step "ignore: a range that fails once is tried again later; the job ends standalone"
+"$CORFS" stream retry.img -m mnt --wait > retry.log || fail "retry: the job did not complete: $(cat retry.log)"
+[ "$(info_field overlays/retry.img state)" = standalone ] || fail "retry: the skipped range was not tried again"
+cmp template.raw mnt/retry.img
+
+step "ignore over a backing image that fails every read: few error events, counts add up"
+started=$(date +%s.%N)
+"$CORFS" stream every.img -m mnt --wait > every.log || fail "every: the job did not complete: $(cat every.log)"
+ended=$(date +%s.%N)
+[ "$(info_field overlays/every.img state)" = streaming ] || fail "every: link dropped"
+wait_for 10 saw_event BLOCK_JOB_COMPLETED every.img
+python3 - "$started" "$ended" <<'PY' || fail "error events of every.img"
+import json, math, sys
+seconds = float(sys.argv[2]) - float(sys.argv[1])
+errors = [e["data"] for e in map(json.loads, open("events.log"))
+          if e["event"] == "BLOCK_JOB_ERROR" and e["data"]["device"] == "every.img"]
+# Every 64K chunk of the 16M fails on both passes, once each.
+assert sum(e["count"] for e in errors) == 2 * 256, errors
+assert errors[0]["count"] == 1, errors  # the first is out at once
+# At most one a second, and the last one out at the end.
+assert len(errors) <= math.ceil(seconds) + 2, (len(errors), seconds)
+assert all(e["action"] == "ignore" and e["operation"] == "read" for e in errors), errors
+report = [e["data"] for e in map(json.loads, open("events.log"))
+          if e["event"] == "BLOCK_JOB_ERROR" and e["data"]["device"] == "report.img"]
+assert len(report) == 1 and report[0]["count"] == 1, report
+PY
 
 step "the events were seen by a subscriber"
 sleep 0.5

@@ -13,7 +13,9 @@ int Fail(const std::string& message) {
 
 }  // namespace corfs::cli
 
-int main(int argc, char** argv) {
+namespace {
+
+int Run(int argc, char** argv) {
   CLI::App app{"corfs: disk images as copy-on-read overlays"};
   app.require_subcommand(1);
   int exit_code = 0;
@@ -26,11 +28,21 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
-  } catch (const std::exception& e) {
-    // Errors are Status values; what throws is a library (memory, the
-    // filesystem library, JSON) failing where no one expected it.
-    std::fprintf(stderr, "corfs: internal error: %s\n", e.what());
-    return 1;
   }
   return exit_code;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Errors are Status values; what throws is a library (memory, the
+  // filesystem library, JSON) failing where no one expected it.
+  try {
+    return Run(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "corfs: internal error: %s\n", e.what());
+  } catch (...) {
+    std::fprintf(stderr, "corfs: internal error\n");
+  }
+  return 1;
 }

@@ -1,6 +1,8 @@
 // Overlay::Create and Overlay::Open: from the two files to a running
 // Overlay, and back.
 
+#include <sys/stat.h>
+
 #include <bit>
 #include <filesystem>
 
@@ -82,22 +84,37 @@ Status WriteNewOverlay(const std::string& path, OverlayHeader header, bool force
   return fs.SyncParentDirectory(path);
 }
 
+// Whether the file open as `fd` is still the one `path` names.
+bool StillNamedBy(int fd, const std::string& path) {
+  struct stat open_file {};
+  struct stat named {};
+  return ::fstat(fd, &open_file) == 0 && ::stat(path.c_str(), &named) == 0 && open_file.st_dev == named.st_dev &&
+         open_file.st_ino == named.st_ino;
+}
+
 // Opens the metadata file and takes the lock that keeps a second writer out:
 // one writer per overlay, like QEMU's image locking. The lock goes with the
-// process, so a killed daemon leaves no stale lock.
+// process, so a killed daemon leaves no stale lock. `corfs create --force`
+// takes it too before it puts a new metadata file in place; a file locked
+// after that happened is no longer the overlay's, so it is opened again.
 Status OpenMetadataFile(const std::string& path, bool read_only, FileSystem& fs, std::unique_ptr<File>* out) {
   const std::string meta_path = MetadataPath(path);
-  std::unique_ptr<File> meta;
-  Status opened = fs.Open(meta_path, read_only ? OpenMode::kRead : OpenMode::kReadWrite, &meta);
-  if (opened.code() == ENOENT) {
-    return Status::NotFound(meta_path + " does not exist (make the overlay with `corfs create`)");
+  for (int attempt = 0;; ++attempt) {
+    std::unique_ptr<File> meta;
+    Status opened = fs.Open(meta_path, read_only ? OpenMode::kRead : OpenMode::kReadWrite, &meta);
+    if (opened.code() == ENOENT) {
+      return Status::NotFound(meta_path + " does not exist (make the overlay with `corfs create`)");
+    }
+    CORFS_RETURN_IF_ERROR(opened);
+    Status locked = meta->TryLock(!read_only);
+    if (locked.code() == EBUSY) return Status::Error(EBUSY, "overlay " + path + " is " + locked.message());
+    CORFS_RETURN_IF_ERROR(locked);
+    if (StillNamedBy(meta->fd(), meta_path)) {
+      *out = std::move(meta);
+      return Status::Ok();
+    }
+    if (attempt == 3) return Status::Error(EBUSY, meta_path + " keeps being replaced while it is opened");
   }
-  CORFS_RETURN_IF_ERROR(opened);
-  Status locked = meta->TryLock(!read_only);
-  if (locked.code() == EBUSY) return Status::Error(EBUSY, "overlay " + path + " is " + locked.message());
-  CORFS_RETURN_IF_ERROR(locked);
-  *out = std::move(meta);
-  return Status::Ok();
 }
 
 // Opens the data file and checks that it is a regular file of the disk's size.
@@ -181,6 +198,13 @@ Status ValidateClusterSize(uint64_t cluster_size) {
 Status Overlay::Create(const std::string& path, const CreateOptions& options) {
   CORFS_RETURN_IF_ERROR(ValidateClusterSize(options.cluster_size));
   if (path.empty() || path.back() == '/') return Status::Invalid("overlay path '" + path + "' names no file");
+  // An overlay that exists may be open in a mount: take the lock a mount
+  // takes, and hold it until the new overlay is in place, so `--force`
+  // never pulls the files from under a running mount.
+  std::unique_ptr<File> old_meta;
+  if (fs::exists(fs::symlink_status(MetadataPath(path)))) {
+    CORFS_RETURN_IF_ERROR(OpenMetadataFile(path, /*read_only=*/false, *options.file_system, &old_meta));
+  }
   if (!options.force) {
     for (const std::string& p : {path, MetadataPath(path)}) {
       if (fs::exists(fs::symlink_status(p))) {

@@ -146,6 +146,9 @@ Status Overlay::DropBacking() {
     return Status::Invalid(path_ + " still lacks " + std::to_string(cluster_count() - allocated_clusters()) +
                            " clusters; the backing chain is still needed");
   }
+  // What was copied from a template changed in place is not the disk: such
+  // an overlay keeps its chain (and every read of it fails).
+  CORFS_RETURN_IF_ERROR(chain()->CheckUnchanged());
   // Data and bitmap durable first: a crash after this point finds either
   // the old header over a complete overlay, or the standalone header.
   CORFS_RETURN_IF_ERROR(Commit());
@@ -163,6 +166,7 @@ Status Overlay::ShortenChain(size_t new_top) {
     return Status::Invalid("cannot make layer " + std::to_string(new_top) + " the top of a chain of " +
                            std::to_string(next.chain.size()));
   }
+  CORFS_RETURN_IF_ERROR(chain()->CheckUnchanged());
   CORFS_RETURN_IF_ERROR(Commit());
   next.chain.erase(next.chain.begin(), next.chain.begin() + static_cast<long>(new_top));
   return UpdateHeader(std::move(next), chain()->Suffix(new_top, size_));

@@ -36,6 +36,16 @@ Status OpenMountedImage(const config::ImageConfig& image, const overlay::ImageOp
   return Status::Ok();
 }
 
+// A new overlay goes into a folder that exists, unless the YAML file says
+// to make it: a mistyped folder would otherwise become a blank disk.
+Status CheckOverlayFolder(const config::ImageConfig& image) {
+  const std::filesystem::path folder = std::filesystem::path(image.overlay_path).parent_path();
+  std::error_code ec;
+  if (image.create_dirs || folder.empty() || std::filesystem::exists(folder, ec)) return Status::Ok();
+  return Status::NotFound("image '" + image.name + "': the folder " + folder.string() + " of overlay " +
+                          image.overlay_path + " does not exist (create it, or set `create_dirs: true`)");
+}
+
 }  // namespace
 
 CreatedFiles::~CreatedFiles() {
@@ -83,6 +93,7 @@ Status OpenConfiguredImages(const config::MountConfig& cfg, CreatedFiles* create
       return Status::NotFound("image '" + image.name + "': overlay " + image.overlay_path +
                               " does not exist, and a read-only image cannot be created");
     } else {
+      CORFS_RETURN_IF_ERROR(CheckOverlayFolder(image));
       to_create.push_back(i);
     }
   }
@@ -93,7 +104,7 @@ Status OpenConfiguredImages(const config::MountConfig& cfg, CreatedFiles* create
     options.size = image.size;
     options.cluster_size = image.cluster_size;
     options.opener = opener;
-    created->MakeFoldersFor(image.overlay_path);
+    if (image.create_dirs) created->MakeFoldersFor(image.overlay_path);
     Status made = overlay::Overlay::Create(image.overlay_path, options);
     if (!made.ok()) return made.WithContext("image '" + image.name + "'");
     created->AddOverlay(image.overlay_path);

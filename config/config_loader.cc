@@ -27,8 +27,9 @@ namespace {
 
 constexpr std::string_view kTopKeys[] = {"mountpoint", "control_socket", "allow_other",
                                          "defaults",   "templates",      "images"};
-constexpr std::string_view kImageKeys[] = {"overlay", "backing", "size", "cluster_size", "copy_on_read",    "read_only",
-                                           "mode",    "uid",     "gid",  "create",       "write_threshold", "stream"};
+constexpr std::string_view kImageKeys[] = {
+    "overlay", "backing", "size",   "cluster_size", "copy_on_read",    "read_only", "mode",
+    "uid",     "gid",     "create", "create_dirs",  "write_threshold", "stream"};
 constexpr std::string_view kStreamKeys[] = {"auto", "speed", "workers", "chunk_size", "base", "on_error"};
 
 constexpr uint64_t kMaxId = 0xfffffffe;  // (uid_t)-1 means "unchanged" to the kernel
@@ -303,6 +304,8 @@ void Loader::ApplyImageKey(const MapEntry& entry, ImageDraft* draft) {
     ReadBool(value, diag_, &image.read_only);
   } else if (key == "create") {
     ReadBool(value, diag_, &image.create);
+  } else if (key == "create_dirs") {
+    ReadBool(value, diag_, &image.create_dirs);
   } else if (key == "mode") {
     ReadMode(value, diag_, &image.mode);
   } else if (key == "uid" || key == "gid") {

@@ -73,7 +73,10 @@ struct ImageConfig {
   uint64_t cluster_size = overlay::kDefaultClusterSize;
   bool copy_on_read = true;  // false: a thin clone, reads leave data in the chain
   bool read_only = false;
-  bool create = true;    // create the overlay when it does not exist
+  bool create = true;  // create the overlay when it does not exist
+  // Also create the overlay's missing folders; off, a missing folder (a
+  // typo, most likely) refuses the mount instead of making a blank disk.
+  bool create_dirs = false;
   uint32_t mode = 0644;  // permission bits of the file
   uint32_t uid = 0;      // owner; default: the user that loads the file
   uint32_t gid = 0;

@@ -95,4 +95,9 @@ Status BackingChain::GetUpperLayersStatus(uint64_t offset, uint64_t length, size
   return GetBlockStatus(offset, length, end_layer, &out->status);
 }
 
+Status BackingChain::CheckUnchanged() const {
+  for (const Layer& layer : layers_) CORFS_RETURN_IF_ERROR(layer.driver->CheckUnchanged());
+  return Status::Ok();
+}
+
 }  // namespace corfs::overlay

@@ -66,6 +66,10 @@ class BackingChain {
   // holds the run.
   Status GetBlockStatus(uint64_t offset, uint64_t length, size_t end_layer, BlockStatus* out, size_t* layer);
 
+  // Fails (EIO) if some layer's file changed since it was opened
+  // (BlockDriver::CheckUnchanged).
+  Status CheckUnchanged() const;
+
   // The run at `offset` (at most `length` bytes) as the top `end_layer`
   // layers see it; an `end_layer` past the bottom means the whole chain.
   Status GetUpperLayersStatus(uint64_t offset, uint64_t length, size_t end_layer, UpperLayersStatus* out);

@@ -53,6 +53,12 @@ class BlockDriver {
   // Allocation of [offset, offset+length); `length` > 0 and within size().
   virtual Status GetBlockStatus(uint64_t offset, uint64_t length, BlockStatus* out) = 0;
 
+  // Fails with EIO when the image's file is no longer what was opened as far
+  // as its size tells (a template truncated or grown in place): checked
+  // before an overlay stops needing its chain, since data copied from such
+  // an image cannot be trusted. Drivers that cannot tell keep the default.
+  virtual Status CheckUnchanged() const { return Status::Ok(); }
+
   // A file that holds the image's bytes at their own offsets (a raw image),
   // so a copy out of it can stay in the kernel (copy_file_range); -1 when
   // there is none. Wrappers keep the default: their reads must pass through

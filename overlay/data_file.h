@@ -6,29 +6,32 @@
 // Store punches out 4 KiB blocks of zeros instead of writing them, and Punch
 // leaves a range that holds no data alone.
 //
+// The file itself is a File of the overlay's FileSystem (file_system.h), so
+// tests can fail or forget what is done to it.
+//
 // Threading: every method may be called from several threads at once; each
-// is one or a few positional system calls on one descriptor (pread, pwrite,
-// fallocate, copy_file_range, lseek for SEEK_DATA, whose moving of the file
-// offset nothing else here depends on). Which thread writes which range is
-// the overlay's business (cluster claims).
+// is one or a few positional calls on the File (read, write, punch, copy,
+// block status). Which thread writes which range is the overlay's business
+// (cluster claims).
 
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 
 #include "common/status.h"
-#include "common/unique_fd.h"
 #include "overlay/block_driver.h"
+#include "overlay/file_system.h"
 
 namespace corfs::overlay {
 
 class DataFile {
  public:
   DataFile() = default;
-  DataFile(UniqueFd fd, std::string path) : fd_(std::move(fd)), path_(std::move(path)) {}
+  explicit DataFile(std::unique_ptr<File> file) : file_(std::move(file)) {}
 
-  int fd() const { return fd_.get(); }
-  const std::string& path() const { return path_; }
+  int fd() const { return file_->fd(); }
+  const std::string& path() const { return file_->path(); }
 
   Status Read(uint64_t offset, std::span<char> buf) const;
   // Writes `data` as it is (a guest write: its zeros are data too).
@@ -44,11 +47,10 @@ class DataFile {
   uint64_t CopyFrom(int source, uint64_t offset, uint64_t length);
   // Allocation of a range the overlay holds: kData, or kZero for its holes.
   Status GetBlockStatus(uint64_t offset, uint64_t length, BlockStatus* out) const;
-  Status Sync() const;
+  Status Sync() const { return file_->Sync(); }
 
  private:
-  UniqueFd fd_;
-  std::string path_;
+  std::unique_ptr<File> file_;
 };
 
 }  // namespace corfs::overlay

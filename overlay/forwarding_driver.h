@@ -24,6 +24,7 @@ class ForwardingDriver : public BlockDriver {
   Status GetBlockStatus(uint64_t offset, uint64_t length, BlockStatus* out) override {
     return inner_->GetBlockStatus(offset, length, out);
   }
+  Status CheckUnchanged() const override { return inner_->CheckUnchanged(); }
 
  protected:
   BlockDriver& inner() const { return *inner_; }

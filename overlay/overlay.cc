@@ -17,7 +17,8 @@ Overlay::~Overlay() { (void)Close(); }
 Status Overlay::Close() {
   committer_.reset();  // waits for a commit under way
   if (closed_) return Status::Ok();
-  Status status = read_only_ ? Status::Ok() : Commit();
+  // An Open that failed half way leaves an overlay without files: nothing to commit.
+  Status status = read_only_ || !meta_ ? Status::Ok() : Commit();
   closed_ = true;
   return status;
 }
@@ -38,14 +39,26 @@ std::shared_ptr<BackingChain> Overlay::chain() const {
 Status Overlay::Commit() {
   if (read_only_) return Status::Ok();
   std::lock_guard lock(commit_mutex_);
+  // After a failed sync of the data file the kernel may have dropped the
+  // pages it could not write and marked them clean: a later sync succeeds
+  // without them. No commit can then vouch for the data, so none succeeds
+  // until the overlay is opened again; what was not committed before the
+  // failure reads as it was at the last commit (or the backing data).
+  if (!lost_writes_.ok()) {
+    return Status::Error(EIO, "an earlier sync of " + path_ + " failed (" + lost_writes_.message() +
+                                  "): writes since the last commit may be lost; close and reopen the image");
+  }
   // Take the dirty pages *before* syncing the data: every bit in them was set
   // after its cluster's data was written, so the sync below covers that data.
   std::vector<AllocationBitmap::Page> pages = bitmap_.TakeDirtyPages();
   Status status = data_.Sync();
+  if (!status.ok()) lost_writes_ = status;
   for (size_t i = 0; status.ok() && i < pages.size(); ++i) {
-    status = PwriteFull(meta_fd_.get(), pages[i].bytes, kBitmapOffset + pages[i].index * kBitmapPageSize, meta_path_);
+    status = meta_->Write(kBitmapOffset + pages[i].index * kBitmapPageSize, pages[i].bytes);
   }
-  if (status.ok() && !pages.empty()) status = SyncData(meta_fd_.get(), meta_path_);
+  // A failed write or sync of NAME.cor is retried whole by the next commit:
+  // it writes the same pages again from memory.
+  if (status.ok() && !pages.empty()) status = meta_->Sync();
   if (!status.ok()) bitmap_.MarkDirty(pages);
   return status;
 }
@@ -110,7 +123,10 @@ Status Overlay::FindBackingLayer(const std::string& path, size_t* index) const {
 
 Status Overlay::UpdateHeader(OverlayHeader next, std::shared_ptr<BackingChain> new_chain) {
   next.sequence += 1;
-  CORFS_RETURN_IF_ERROR(WriteHeaderSlot(meta_fd_.get(), meta_path_, next));
+  std::string slot;
+  CORFS_RETURN_IF_ERROR(EncodeHeaderSlot(next, &slot));
+  CORFS_RETURN_IF_ERROR(meta_->Write((next.sequence % 2) * kHeaderSlotSize, slot));
+  CORFS_RETURN_IF_ERROR(meta_->Sync());
   {
     std::lock_guard lock(header_mutex_);
     header_ = std::move(next);
@@ -130,6 +146,9 @@ Status Overlay::DropBacking() {
     return Status::Invalid(path_ + " still lacks " + std::to_string(cluster_count() - allocated_clusters()) +
                            " clusters; the backing chain is still needed");
   }
+  // What was copied from a template changed in place is not the disk: such
+  // an overlay keeps its chain (and every read of it fails).
+  CORFS_RETURN_IF_ERROR(chain()->CheckUnchanged());
   // Data and bitmap durable first: a crash after this point finds either
   // the old header over a complete overlay, or the standalone header.
   CORFS_RETURN_IF_ERROR(Commit());
@@ -147,6 +166,7 @@ Status Overlay::ShortenChain(size_t new_top) {
     return Status::Invalid("cannot make layer " + std::to_string(new_top) + " the top of a chain of " +
                            std::to_string(next.chain.size()));
   }
+  CORFS_RETURN_IF_ERROR(chain()->CheckUnchanged());
   CORFS_RETURN_IF_ERROR(Commit());
   next.chain.erase(next.chain.begin(), next.chain.begin() + static_cast<long>(new_top));
   return UpdateHeader(std::move(next), chain()->Suffix(new_top, size_));

@@ -15,7 +15,10 @@
 //
 // Durability: a bitmap bit reaches NAME.cor only after the data of its
 // cluster was synced (Commit). Flush commits; a background thread commits
-// about once a second; closing commits.
+// about once a second; closing commits. Once a sync of NAME has failed,
+// every later commit fails too, until the overlay is opened again: the
+// kernel reports a lost write once, and a later sync that succeeds says
+// nothing about it.
 //
 // Where the parts live:
 //   overlay_open.cc    Create and Open (the files themselves: overlay_files.h)
@@ -47,6 +50,7 @@
 #include "overlay/cluster_claims.h"
 #include "overlay/commit_thread.h"
 #include "overlay/data_file.h"
+#include "overlay/file_system.h"
 #include "overlay/guest_activity.h"
 #include "overlay/image_opener.h"
 #include "overlay/overlay_files.h"
@@ -60,8 +64,10 @@ struct CreateOptions {
   std::vector<ImageSpec> backing;  // top first; relative paths are relative to the current folder
   uint64_t size = 0;               // 0: the size of the top backing image
   uint64_t cluster_size = kDefaultClusterSize;
-  bool force = false;  // replace an existing overlay
+  bool force = false;  // replace an existing overlay (unless one has it open)
   ImageOpener opener = OpenImage;
+  // Where the overlay's own two files are made (file_system.h).
+  std::shared_ptr<FileSystem> file_system = DefaultFileSystem();
 };
 
 struct OpenOptions {
@@ -77,6 +83,8 @@ struct OpenOptions {
   // Shared by the images of one mount (see guest_activity.h); null: the
   // overlay keeps its own.
   std::shared_ptr<GuestActivity> guest_activity;
+  // Where the overlay's own two files live (file_system.h).
+  std::shared_ptr<FileSystem> file_system = DefaultFileSystem();
 };
 
 // Checks a cluster size given by a user: a power of two in [4 KiB, 2 MiB].
@@ -109,7 +117,8 @@ class Overlay {
   Status Write(uint64_t offset, std::span<const char> data);
   // Makes the range read as zeros (discard and write-zeroes alike).
   Status Discard(uint64_t offset, uint64_t length);
-  // Commits: data synced, then the bitmap written and synced.
+  // Commits: data synced, then the bitmap written and synced. EIO for good
+  // once a sync of the data file failed (see Durability above).
   Status Flush() { return Commit(); }
 
   // The data file's descriptor when the overlay holds every cluster of
@@ -207,7 +216,7 @@ class Overlay {
   bool read_only_ = false;
   bool copy_on_read_ = true;
   DataFile data_;
-  UniqueFd meta_fd_;  // also holds the flock that keeps a second writer out
+  std::unique_ptr<File> meta_;  // also holds the flock that keeps a second writer out
 
   // Lock order: a thread holding one of these may take only those listed
   // after it.
@@ -232,6 +241,9 @@ class Overlay {
   // is why reads of allocated clusters take none either.
   std::mutex header_update_mutex_;
   std::mutex commit_mutex_;
+  // The failed sync of the data file after which no commit may succeed;
+  // guarded by commit_mutex_.
+  Status lost_writes_;
   mutable std::mutex header_mutex_;
   OverlayHeader header_;
   std::shared_ptr<BackingChain> chain_;  // readers take a snapshot (chain())

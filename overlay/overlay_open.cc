@@ -1,10 +1,7 @@
 // Overlay::Create and Overlay::Open: from the two files to a running
 // Overlay, and back.
 
-#include <fcntl.h>
-#include <sys/file.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <bit>
 #include <filesystem>
@@ -54,60 +51,82 @@ Status NewHeader(const std::string& path, const CreateOptions& options, OverlayH
 
 // Writes the two files of a new overlay. The metadata file appears last and
 // whole (write, sync, rename), so an interrupted create leaves no overlay.
-Status WriteNewOverlay(const std::string& path, OverlayHeader header, bool force) {
+Status WriteNewOverlay(const std::string& path, OverlayHeader header, bool force, FileSystem& fs) {
   const std::string meta_path = MetadataPath(path);
   const std::string tmp_path = meta_path + ".tmp";
-  UniqueFd meta(::open(tmp_path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-  if (!meta.valid()) return Status::FromErrno("create " + tmp_path);
+  std::unique_ptr<File> meta;
+  CORFS_RETURN_IF_ERROR(fs.Open(tmp_path, OpenMode::kReplace, &meta));
   auto fail = [&](Status status) {
-    ::unlink(tmp_path.c_str());
+    (void)fs.Remove(tmp_path);
     return status;
   };
-  if (::ftruncate(meta.get(), static_cast<off_t>(header.metadata_file_size())) != 0) {
-    return fail(Status::FromErrno("size " + tmp_path));
-  }
+  Status status = meta->Truncate(header.metadata_file_size());
   for (uint64_t seq : {0, 1}) {  // both slots valid from the start
     header.sequence = seq;
-    Status written = WriteHeaderSlot(meta.get(), tmp_path, header);
-    if (!written.ok()) return fail(written);
+    std::string slot;
+    if (status.ok()) status = EncodeHeaderSlot(header, &slot);
+    if (status.ok()) status = meta->Write(seq * kHeaderSlotSize, slot);
   }
+  if (status.ok()) status = meta->Sync();
+  if (!status.ok()) return fail(status);
 
-  UniqueFd data(::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | (force ? O_TRUNC : O_EXCL), 0644));
-  if (!data.valid()) return fail(Status::FromErrno("create " + path));
-  if (::ftruncate(data.get(), static_cast<off_t>(header.virtual_size)) != 0 || ::fsync(data.get()) != 0) {
-    Status status = Status::FromErrno("size " + path);
-    ::unlink(path.c_str());
+  std::unique_ptr<File> data;
+  status = fs.Open(path, force ? OpenMode::kReplace : OpenMode::kCreate, &data);
+  if (!status.ok()) return fail(status);
+  status = data->Truncate(header.virtual_size);
+  if (status.ok()) status = data->Sync();
+  if (!status.ok()) {
+    (void)fs.Remove(path);
     return fail(status);
   }
-  if (::rename(tmp_path.c_str(), meta_path.c_str()) != 0) return fail(Status::FromErrno("rename " + tmp_path));
-  return SyncParentDirectory(path);
+  status = fs.Rename(tmp_path, meta_path);
+  if (!status.ok()) return fail(status);
+  return fs.SyncParentDirectory(path);
+}
+
+// Whether the file open as `fd` is still the one `path` names.
+bool StillNamedBy(int fd, const std::string& path) {
+  struct stat open_file {};
+  struct stat named {};
+  return ::fstat(fd, &open_file) == 0 && ::stat(path.c_str(), &named) == 0 && open_file.st_dev == named.st_dev &&
+         open_file.st_ino == named.st_ino;
 }
 
 // Opens the metadata file and takes the lock that keeps a second writer out:
 // one writer per overlay, like QEMU's image locking. The lock goes with the
-// process, so a killed daemon leaves no stale lock.
-Status OpenMetadataFile(const std::string& path, const std::string& meta_path, bool read_only, UniqueFd* out) {
-  UniqueFd meta(::open(meta_path.c_str(), (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC));
-  if (!meta.valid()) {
-    if (errno == ENOENT) return Status::NotFound(meta_path + " does not exist (make the overlay with `corfs create`)");
-    return Status::FromErrno("open " + meta_path);
+// process, so a killed daemon leaves no stale lock. `corfs create --force`
+// takes it too before it puts a new metadata file in place; a file locked
+// after that happened is no longer the overlay's, so it is opened again.
+Status OpenMetadataFile(const std::string& path, bool read_only, FileSystem& fs, std::unique_ptr<File>* out) {
+  const std::string meta_path = MetadataPath(path);
+  for (int attempt = 0;; ++attempt) {
+    std::unique_ptr<File> meta;
+    Status opened = fs.Open(meta_path, read_only ? OpenMode::kRead : OpenMode::kReadWrite, &meta);
+    if (opened.code() == ENOENT) {
+      return Status::NotFound(meta_path + " does not exist (make the overlay with `corfs create`)");
+    }
+    CORFS_RETURN_IF_ERROR(opened);
+    Status locked = meta->TryLock(!read_only);
+    if (locked.code() == EBUSY) return Status::Error(EBUSY, "overlay " + path + " is " + locked.message());
+    CORFS_RETURN_IF_ERROR(locked);
+    if (StillNamedBy(meta->fd(), meta_path)) {
+      *out = std::move(meta);
+      return Status::Ok();
+    }
+    if (attempt == 3) return Status::Error(EBUSY, meta_path + " keeps being replaced while it is opened");
   }
-  if (::flock(meta.get(), (read_only ? LOCK_SH : LOCK_EX) | LOCK_NB) != 0) {
-    if (errno == EWOULDBLOCK) return Status::Error(EBUSY, "overlay " + path + " is in use by another process");
-    return Status::FromErrno("lock " + meta_path);
-  }
-  *out = std::move(meta);
-  return Status::Ok();
 }
 
 // Opens the data file and checks that it is a regular file of the disk's size.
-Status OpenDataFile(const std::string& path, bool read_only, uint64_t disk_size, UniqueFd* out) {
-  UniqueFd data(::open(path.c_str(), (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC));
-  if (!data.valid()) return Status::FromErrno("open data file " + path);
-  struct stat st {};
-  if (::fstat(data.get(), &st) != 0) return Status::FromErrno("stat " + path);
-  if (!S_ISREG(st.st_mode) || static_cast<uint64_t>(st.st_size) != disk_size) {
-    return Status::Corrupt("data file " + path + " has " + std::to_string(st.st_size) +
+Status OpenDataFile(const std::string& path, bool read_only, uint64_t disk_size, FileSystem& fs,
+                    std::unique_ptr<File>* out) {
+  std::unique_ptr<File> data;
+  Status opened = fs.Open(path, read_only ? OpenMode::kRead : OpenMode::kReadWrite, &data);
+  if (!opened.ok()) return opened.WithContext("data file");
+  uint64_t size = 0;
+  CORFS_RETURN_IF_ERROR(data->GetSize(&size));
+  if (size != disk_size) {
+    return Status::Corrupt("data file " + path + " has " + std::to_string(size) +
                            " bytes, the header says the disk has " + std::to_string(disk_size));
   }
   *out = std::move(data);
@@ -179,6 +198,13 @@ Status ValidateClusterSize(uint64_t cluster_size) {
 Status Overlay::Create(const std::string& path, const CreateOptions& options) {
   CORFS_RETURN_IF_ERROR(ValidateClusterSize(options.cluster_size));
   if (path.empty() || path.back() == '/') return Status::Invalid("overlay path '" + path + "' names no file");
+  // An overlay that exists may be open in a mount: take the lock a mount
+  // takes, and hold it until the new overlay is in place, so `--force`
+  // never pulls the files from under a running mount.
+  std::unique_ptr<File> old_meta;
+  if (fs::exists(fs::symlink_status(MetadataPath(path)))) {
+    CORFS_RETURN_IF_ERROR(OpenMetadataFile(path, /*read_only=*/false, *options.file_system, &old_meta));
+  }
   if (!options.force) {
     for (const std::string& p : {path, MetadataPath(path)}) {
       if (fs::exists(fs::symlink_status(p))) {
@@ -189,22 +215,23 @@ Status Overlay::Create(const std::string& path, const CreateOptions& options) {
   OverlayHeader header;
   CORFS_RETURN_IF_ERROR(NewHeader(path, options, &header));
   // Everything is checked: now write.
-  return WriteNewOverlay(path, std::move(header), options.force);
+  return WriteNewOverlay(path, std::move(header), options.force, *options.file_system);
 }
 
 Status Overlay::Open(const std::string& path, const OpenOptions& options, std::unique_ptr<Overlay>* out) {
   const std::string meta_path = MetadataPath(path);
-  UniqueFd meta;
-  CORFS_RETURN_IF_ERROR(OpenMetadataFile(path, meta_path, options.read_only, &meta));
+  FileSystem& file_system = *options.file_system;
+  std::unique_ptr<File> meta;
+  CORFS_RETURN_IF_ERROR(OpenMetadataFile(path, options.read_only, file_system, &meta));
   OverlayHeader header;
-  CORFS_RETURN_IF_ERROR(ReadMetadataHeader(meta.get(), meta_path, &header));
-  UniqueFd data;
-  CORFS_RETURN_IF_ERROR(OpenDataFile(path, options.read_only, header.virtual_size, &data));
+  CORFS_RETURN_IF_ERROR(ReadMetadataHeader(meta->fd(), meta_path, &header));
+  std::unique_ptr<File> data;
+  CORFS_RETURN_IF_ERROR(OpenDataFile(path, options.read_only, header.virtual_size, file_system, &data));
   std::shared_ptr<BackingChain> chain;
   CORFS_RETURN_IF_ERROR(OpenBackingChain(path, header, options, &chain));
 
   std::unique_ptr<Overlay> overlay(new Overlay(header.cluster_count()));
-  CORFS_RETURN_IF_ERROR(LoadBitmap(meta.get(), meta_path, header, &overlay->bitmap_));
+  CORFS_RETURN_IF_ERROR(LoadBitmap(meta->fd(), meta_path, header, &overlay->bitmap_));
   if (overlay->bitmap_.HasBitsPastEnd()) {
     return Status::Corrupt(meta_path + ": the bitmap has bits set past the last cluster");
   }
@@ -217,8 +244,8 @@ Status Overlay::Open(const std::string& path, const OpenOptions& options, std::u
   overlay->chain_ = std::move(chain);
   overlay->header_ = std::move(header);
   if (options.guest_activity) overlay->guest_activity_ = options.guest_activity;
-  overlay->data_ = DataFile(std::move(data), path);
-  overlay->meta_fd_ = std::move(meta);
+  overlay->data_ = DataFile(std::move(data));
+  overlay->meta_ = std::move(meta);
   if (!options.read_only && options.commit_interval.count() > 0) {
     Overlay* self = overlay.get();
     overlay->committer_ = std::make_unique<CommitThread>(options.commit_interval, [self] {

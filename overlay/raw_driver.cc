@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 
 #include "common/file_io.h"
 
@@ -26,11 +27,43 @@ Status RawDriver::Open(const std::string& path, bool writable, std::unique_ptr<R
   } else {
     return Status::Invalid(path + " is neither a regular file nor a block device");
   }
-  out->reset(new RawDriver(path, std::move(fd), size, writable));
+  out->reset(new RawDriver(path, std::move(fd), size, writable, S_ISREG(st.st_mode)));
   return Status::Ok();
 }
 
-Status RawDriver::Read(uint64_t offset, std::span<char> buf) { return PreadFull(fd_.get(), buf, offset, path_); }
+Status RawDriver::Read(uint64_t offset, std::span<char> buf) {
+  size_t done = 0;
+  while (done < buf.size()) {
+    ssize_t n = ::pread(fd_.get(), buf.data() + done, buf.size() - done, static_cast<off_t>(offset + done));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Status::FromErrno("read " + path_);
+    }
+    if (n == 0) {
+      if (offset + done < size_) {
+        Status changed = CheckUnchanged();
+        return changed.ok() ? Status::Error(EIO, "read " + path_ + ": the file ends before its size") : changed;
+      }
+      std::memset(buf.data() + done, 0, buf.size() - done);  // past the image's end: zeros
+      break;
+    }
+    done += static_cast<size_t>(n);
+  }
+  return Status::Ok();
+}
+
+Status RawDriver::SizeChanged(uint64_t now) const {
+  return Status::Error(EIO, path_ + " now has " + std::to_string(now) + " bytes, not the " + std::to_string(size_) +
+                                " it had when opened: the image changed under the overlay");
+}
+
+Status RawDriver::CheckUnchanged() const {
+  if (!regular_) return Status::Ok();
+  struct stat st {};
+  if (::fstat(fd_.get(), &st) != 0) return Status::FromErrno("stat " + path_);
+  if (static_cast<uint64_t>(st.st_size) != size_) return SizeChanged(static_cast<uint64_t>(st.st_size));
+  return Status::Ok();
+}
 
 Status RawDriver::Write(uint64_t offset, std::span<const char> data) {
   if (!writable_) return Status::Error(EROFS, path_ + " is open read-only");
@@ -52,7 +85,12 @@ Status RawDriver::Discard(uint64_t offset, uint64_t length) {
 }
 
 Status RawDriver::GetBlockStatus(uint64_t offset, uint64_t length, BlockStatus* out) {
-  return ProbeSparseRun(fd_.get(), offset, length, Allocation::kUnallocated, path_, out);
+  CORFS_RETURN_IF_ERROR(ProbeSparseRun(fd_.get(), offset, length, Allocation::kUnallocated, path_, out));
+  // Past the end of a file SEEK_DATA answers as for a hole at its end: a
+  // file cut short would look like a hole, and read as zeros. One fstat per
+  // hole that reaches the end of the query tells them apart.
+  if (out->allocation == Allocation::kUnallocated && out->length == length) return CheckUnchanged();
+  return Status::Ok();
 }
 
 Status ProbeSparseRun(int fd, uint64_t offset, uint64_t length, Allocation hole_as, const std::string& what,

@@ -108,6 +108,7 @@ allow_other: true
 defaults:
   cluster_size: 128K
   copy_on_read: false
+  create_dirs: true
   stream:
     speed: 100M
     workers: 3
@@ -129,6 +130,7 @@ images:
     uid: 1000
     gid: 100
     create: false
+    create_dirs: false
     write_threshold: 80%
     stream:
       auto: true
@@ -160,6 +162,7 @@ images:
   EXPECT_TRUE(vm1.copy_on_read);
   EXPECT_FALSE(vm1.read_only);
   EXPECT_FALSE(vm1.create);
+  EXPECT_FALSE(vm1.create_dirs);
   EXPECT_EQ(vm1.mode, 0600u);
   EXPECT_EQ(vm1.uid, 1000u);
   EXPECT_EQ(vm1.gid, 100u);
@@ -179,6 +182,7 @@ images:
   EXPECT_EQ(blank.size, kGiB);
   EXPECT_EQ(blank.cluster_size, 128 * kKiB);  // from defaults
   EXPECT_FALSE(blank.copy_on_read);           // from defaults
+  EXPECT_TRUE(blank.create_dirs);             // from defaults
   EXPECT_EQ(blank.stream.speed, 100 * kMiB);
   EXPECT_FALSE(blank.stream.auto_start);
   EXPECT_EQ(blank.write_threshold.kind, WriteThreshold::Kind::kBytes);
@@ -203,6 +207,7 @@ images:
   EXPECT_TRUE(image.copy_on_read);
   EXPECT_FALSE(image.read_only);
   EXPECT_TRUE(image.create);
+  EXPECT_FALSE(image.create_dirs);  // a missing folder is refused, not made
   EXPECT_EQ(image.mode, 0644u);
   EXPECT_EQ(image.uid, ::getuid());
   EXPECT_EQ(image.gid, ::getgid());

@@ -254,6 +254,22 @@ TEST_F(BadInputTest, DataFileOfTheWrongSizeIsRefused) {
   EXPECT_FALSE(Check().sound());
 }
 
+TEST_F(BadInputTest, CreateOverAnOverlayInUseIsRefusedNamingTheHolder) {
+  std::unique_ptr<Overlay> image;
+  ASSERT_TRUE(Overlay::Open(path_, Options(), &image).ok());
+  FilesSnapshot before = Snapshot();
+  for (bool force : {false, true}) {
+    CreateOptions create;
+    create.backing = {{backing_.path, ""}};
+    create.force = force;
+    Status status = Overlay::Create(path_, create);
+    EXPECT_EQ(status.code(), EBUSY) << status.message();
+    EXPECT_TRUE(Contains(status.message(), "in use")) << status.message();
+    EXPECT_TRUE(Contains(status.message(), "pid " + std::to_string(::getpid()))) << status.message();
+  }
+  EXPECT_EQ(before.Differences(), "");
+}
+
 TEST_F(BadInputTest, MissingMetadataFileIsRefused) {
   ASSERT_EQ(::unlink(meta_path_.c_str()), 0);
   std::string message = ExpectOpenRefused(ENOENT);

@@ -185,6 +185,7 @@ class TestDriver final : public overlay::BlockDriver {
   Status GetBlockStatus(uint64_t offset, uint64_t length, overlay::BlockStatus* out) override {
     return inner_->GetBlockStatus(offset, length, out);
   }
+  Status CheckUnchanged() const override { return inner_->CheckUnchanged(); }
 
  private:
   std::unique_ptr<overlay::BlockDriver> inner_;

@@ -72,10 +72,10 @@ is_mounted mnt && fail "mounted"
 echo "ok: mismatch -> $out"
 
 step "a control socket in use: refused after the images open, and the overlays it made are gone"
-printf 'images:\n  first:\n    overlay: first/first.img\n    backing: [template.raw]\n' > first.yaml
+printf 'images:\n  first:\n    overlay: first/first.img\n    backing: [template.raw]\n    create_dirs: true\n' > first.yaml
 start_mount first.yaml mnt
 mkdir -p mnt2
-printf 'control_socket: mnt.sock\nimages:\n  second:\n    overlay: second/deep/second.img\n    backing: [template.raw]\n' > second.yaml
+printf 'control_socket: mnt.sock\nimages:\n  second:\n    overlay: second/deep/second.img\n    backing: [template.raw]\n    create_dirs: true\n' > second.yaml
 set +e
 out=$("$CORFS" mount second.yaml mnt2 2>&1); status=$?
 set -e
@@ -86,3 +86,19 @@ is_mounted mnt2 && fail "mnt2 mounted"
 "$CORFS" status -m mnt > /dev/null || fail "the first mount's socket no longer answers"
 stop_mount mnt
 echo "ok: busy socket -> $out"
+
+step "an overlay in a folder that does not exist is refused unless create_dirs is set"
+printf 'images:\n  vm1:\n    overlay: nodir/sub/vm1.img\n    backing: [template.raw]\n' > nodir.yaml
+set +e
+out=$(timeout 60 "$CORFS" mount nodir.yaml mnt 2>&1); status=$?
+set -e
+[ $status -ne 0 ] || fail "an overlay in a missing folder was accepted"
+grep -q "nodir/sub" <<<"$out" && grep -q "create_dirs" <<<"$out" || fail "message: $out"
+[ ! -e nodir ] || fail "the refused mount made $(find nodir)"
+is_mounted mnt && fail "mounted"
+echo "ok: missing folder -> $out"
+printf 'defaults:\n  create_dirs: true\nimages:\n  vm1:\n    overlay: nodir/sub/vm1.img\n    backing: [template.raw]\n' > dirs.yaml
+start_mount dirs.yaml mnt
+cmp template.raw mnt/vm1 || fail "the image in the made folder does not read the template"
+stop_mount mnt
+[ -f nodir/sub/vm1.img.cor ] || fail "create_dirs did not make the folder's overlay"

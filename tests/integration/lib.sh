@@ -37,6 +37,9 @@ cleanup() {
 }
 trap cleanup EXIT
 cd "$WORK"
+# The folder most tests put their overlays in (a mount makes no folder
+# unless an image says `create_dirs: true`).
+mkdir overlays
 
 fail() { echo "FAILED: $*" >&2; exit 1; }
 step() { echo "--- $*"; }

@@ -140,9 +140,11 @@ images:
   good.img:
     overlay: bad-overlays/sub/good.img
     backing: [good.raw]
+    create_dirs: true
   vm.img:
     overlay: bad-overlays/vm.img
     backing: $2
+    create_dirs: true
 YAML
 }
 

@@ -62,7 +62,10 @@ struct ImageConfig {
   uint64_t cluster_size = overlay::kDefaultClusterSize;
   bool copy_on_read = true;  // false: a thin clone, reads leave data in the chain
   bool read_only = false;
-  bool create = true;    // create the overlay when it does not exist
+  bool create = true;  // create the overlay when it does not exist
+  // kFull: a created overlay records its backing images' content hashes, and
+  // every open hashes them again and refuses on a mismatch.
+  overlay::VerifyBacking verify_backing = overlay::VerifyBacking::kSampled;
   uint32_t mode = 0644;  // permission bits of the file
   uint32_t uid = 0;      // owner; default: the user that loads the file
   uint32_t gid = 0;

@@ -18,11 +18,14 @@ namespace corfs::overlay {
 
 namespace {
 
-// Large enough that the fixed cost of a read is noise next to its copy.
-constexpr uint64_t kChunkBytes = 8 * 1024 * 1024;
+// Large enough that the fixed cost of a read is noise next to its copy, and
+// small enough that a chunk is still in the CPU's cache when it is hashed:
+// the copy out of the page cache, not the hash, is what costs.
+constexpr uint64_t kChunkBytes = 256 * 1024;
+constexpr uint64_t kBuffers = 8;
 
-// Two chunk buffers handed between a reader thread and the hashing thread:
-// the reader fills chunk i while chunk i-1 is hashed.
+// Chunk buffers handed between a reader thread and the hashing thread: the
+// reader fills chunk i while the chunks before it are hashed.
 class ChunkPipeline {
  public:
   ChunkPipeline(BlockDriver& image, uint64_t size) : image_(image), size_(size) {
@@ -46,7 +49,7 @@ class ChunkPipeline {
     std::unique_lock lock(mutex_);
     changed_.wait(lock, [&] { return read_ > i || !error_.ok(); });
     if (read_ <= i) return error_;
-    *out = buffers_[i % 2]->span().first(ChunkLength(i));
+    *out = buffers_[i % kBuffers]->span().first(ChunkLength(i));
     return Status::Ok();
   }
 
@@ -66,10 +69,10 @@ class ChunkPipeline {
     for (uint64_t i = 0; i < chunks_; ++i) {
       {
         std::unique_lock lock(mutex_);
-        changed_.wait(lock, [&] { return released_ + 2 > i || stop.stop_requested(); });
+        changed_.wait(lock, [&] { return released_ + kBuffers > i || stop.stop_requested(); });
         if (stop.stop_requested()) return;
       }
-      Status status = image_.Read(i * kChunkBytes, buffers_[i % 2]->span().first(ChunkLength(i)));
+      Status status = image_.Read(i * kChunkBytes, buffers_[i % kBuffers]->span().first(ChunkLength(i)));
       {
         std::lock_guard lock(mutex_);
         if (!status.ok()) {
@@ -86,7 +89,7 @@ class ChunkPipeline {
   BlockDriver& image_;
   const uint64_t size_;
   uint64_t chunks_ = 0;
-  std::array<std::unique_ptr<ScratchBuffer>, 2> buffers_;
+  std::array<std::unique_ptr<ScratchBuffer>, kBuffers> buffers_;
   std::mutex mutex_;
   std::condition_variable changed_;
   uint64_t read_ = 0;      // chunks [0, read_) are in their buffers

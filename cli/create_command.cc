@@ -1,4 +1,5 @@
-// corfs create OVERLAY --backing IMG [--backing IMG ...] [--size SIZE] [--cluster-size SIZE] [--force]
+// corfs create OVERLAY --backing IMG [--backing IMG ...] [--size SIZE] [--cluster-size SIZE]
+//              [--verify-backing sampled|full] [--force]
 
 #include <cstdio>
 
@@ -16,6 +17,7 @@ struct CreateArgs {
   std::string format;
   std::string size;
   std::string cluster_size;  // empty: overlay::kDefaultClusterSize
+  std::string verify_backing = "sampled";
   bool force = false;
 };
 
@@ -30,6 +32,9 @@ int RunCreate(const CreateArgs& args) {
   if (!args.cluster_size.empty()) {
     Status parsed = ParseSize(args.cluster_size, &options.cluster_size);
     if (!parsed.ok()) return Fail("--cluster-size: " + parsed.message());
+  }
+  if (!overlay::ParseVerifyBacking(args.verify_backing, &options.verify_backing)) {
+    return Fail("--verify-backing: '" + args.verify_backing + "' is neither 'sampled' nor 'full'");
   }
   options.force = args.force;
   Status created = overlay::Overlay::Create(args.overlay, options);
@@ -48,6 +53,11 @@ void AddCreateCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("-F,--format", args->format, "Format of the backing images (default: detect)");
   cmd->add_option("-s,--size", args->size, "Virtual size, e.g. 10G (default: the top backing image's size)");
   cmd->add_option("-c,--cluster-size", args->cluster_size, "Cluster size, a power of two from 4K to 2M")
+      ->capture_default_str();
+  cmd->add_option("--verify-backing", args->verify_backing,
+                  "full: also record a hash of each backing image's whole content, verified at every open that "
+                  "asks for it and by `check --full` (one read of each image now); sampled: size and a sampled "
+                  "fingerprint only")
       ->capture_default_str();
   cmd->add_flag("-f,--force", args->force, "Replace an existing overlay");
   cmd->callback([args, exit_code] { *exit_code = RunCreate(*args); });

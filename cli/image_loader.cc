@@ -21,6 +21,7 @@ Status OpenMountedImage(const config::ImageConfig& image, const overlay::ImageOp
   options.guest_activity = activity;
   options.read_only = image.read_only;
   options.copy_on_read = image.copy_on_read;
+  options.verify_backing = image.verify_backing;
   if (!image.backing.empty()) options.expected_backing = image.backing;
   auto mounted = std::make_unique<mount::MountedImage>();
   Status opened = overlay::Overlay::Open(image.overlay_path, options, &mounted->overlay);
@@ -103,6 +104,7 @@ Status OpenConfiguredImages(const config::MountConfig& cfg, CreatedFiles* create
     options.backing = image.backing;
     options.size = image.size;
     options.cluster_size = image.cluster_size;
+    options.verify_backing = image.verify_backing;
     options.opener = opener;
     if (image.create_dirs) created->MakeFoldersFor(image.overlay_path);
     Status made = overlay::Overlay::Create(image.overlay_path, options);

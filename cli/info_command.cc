@@ -25,11 +25,18 @@ double Percent(const overlay::OverlayInfo& info) {
 void PrintJson(const overlay::OverlayInfo& info) {
   nlohmann::json chain = nlohmann::json::array();
   for (const overlay::BackingImage& image : info.header.chain) {
-    chain.push_back({{"path", image.spec.path},
-                     {"resolved-path", overlay::ResolveBackingPath(info.path, image.spec.path)},
-                     {"format", image.spec.format},
-                     {"size", image.identity.size},
-                     {"fingerprint", Hex16(image.identity.fingerprint)}});
+    nlohmann::json entry = {{"path", image.spec.path},
+                            {"resolved-path", overlay::ResolveBackingPath(info.path, image.spec.path)},
+                            {"format", image.spec.format},
+                            {"size", image.identity.size},
+                            {"fingerprint", Hex16(image.identity.fingerprint)}};
+    if (const auto& stamp = image.identity.stamp) {
+      entry["mtime-ns"] = stamp->mtime_ns;
+      entry["device"] = stamp->device;
+      entry["inode"] = stamp->inode;
+    }
+    if (image.identity.content) entry["content-hash"] = image.identity.content->ToString();
+    chain.push_back(std::move(entry));
   }
   nlohmann::json out = {{"path", info.path},
                         {"virtual-size", info.header.virtual_size},
@@ -40,6 +47,7 @@ void PrintJson(const overlay::OverlayInfo& info) {
                         {"allocated-percent", Percent(info)},
                         {"disk-usage", info.data_file_bytes},
                         {"state", State(info.header)},
+                        {"header-version", info.header.version},
                         {"header-sequence", info.header.sequence},
                         {"backing-chain", chain}};
   std::printf("%s\n", out.dump(2).c_str());
@@ -54,6 +62,7 @@ void PrintText(const overlay::OverlayInfo& info) {
               FormatSize(info.allocated_bytes).c_str(), Percent(info), info.allocated_clusters, h.cluster_count());
   std::printf("disk usage:     %s\n", FormatSize(info.data_file_bytes).c_str());
   std::printf("state:          %s\n", State(h).c_str());
+  std::printf("format:         version %u\n", h.version);
   if (h.chain.empty()) {
     std::printf("backing chain:  none\n");
     return;
@@ -61,8 +70,10 @@ void PrintText(const overlay::OverlayInfo& info) {
   std::printf("backing chain:\n");
   for (size_t i = 0; i < h.chain.size(); ++i) {
     const overlay::BackingImage& image = h.chain[i];
-    std::printf("  %zu. %s (%s, %s, fingerprint %s)\n", i + 1, image.spec.path.c_str(), image.spec.format.c_str(),
-                FormatSize(image.identity.size).c_str(), Hex16(image.identity.fingerprint).c_str());
+    const std::string content =
+        image.identity.content ? ", content hash " + image.identity.content->ToString() : std::string();
+    std::printf("  %zu. %s (%s, %s, fingerprint %s%s)\n", i + 1, image.spec.path.c_str(), image.spec.format.c_str(),
+                FormatSize(image.identity.size).c_str(), Hex16(image.identity.fingerprint).c_str(), content.c_str());
   }
 }
 

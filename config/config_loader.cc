@@ -29,7 +29,7 @@ constexpr std::string_view kTopKeys[] = {"mountpoint", "control_socket", "allow_
                                          "defaults",   "templates",      "images"};
 constexpr std::string_view kImageKeys[] = {
     "overlay", "backing", "size",   "cluster_size", "copy_on_read",    "read_only", "mode",
-    "uid",     "gid",     "create", "create_dirs",  "write_threshold", "stream"};
+    "uid",     "gid",     "create", "create_dirs",  "write_threshold", "stream",    "verify_backing"};
 constexpr std::string_view kStreamKeys[] = {"auto", "speed", "workers", "chunk_size", "base", "on_error"};
 
 constexpr uint64_t kMaxId = 0xfffffffe;  // (uid_t)-1 means "unchanged" to the kernel
@@ -314,6 +314,13 @@ void Loader::ApplyImageKey(const MapEntry& entry, ImageDraft* draft) {
     (key == "uid" ? image.uid : image.gid) = static_cast<uint32_t>(id);
   } else if (key == "write_threshold") {
     if (ReadWriteThreshold(value, diag_, &image.write_threshold)) draft->threshold_mark = value.mark;
+  } else if (key == "verify_backing") {
+    std::string word;
+    if (!ReadString(value, diag_, &word)) return;
+    if (!overlay::ParseVerifyBacking(word, &image.verify_backing)) {
+      diag_.Error(value.mark,
+                  value.what + ": expected " + ListWords(overlay::kVerifyBackingNames) + ", got '" + word + "'");
+    }
   } else if (key == "stream") {
     std::vector<MapEntry> keys;
     if (!ReadMap(value, kStreamKeys, diag_, &keys)) return;

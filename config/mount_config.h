@@ -77,6 +77,9 @@ struct ImageConfig {
   // Also create the overlay's missing folders; off, a missing folder (a
   // typo, most likely) refuses the mount instead of making a blank disk.
   bool create_dirs = false;
+  // kFull: a created overlay records its backing images' content hashes, and
+  // every open hashes them again and refuses on a mismatch.
+  overlay::VerifyBacking verify_backing = overlay::VerifyBacking::kSampled;
   uint32_t mode = 0644;  // permission bits of the file
   uint32_t uid = 0;      // owner; default: the user that loads the file
   uint32_t gid = 0;

@@ -1,10 +1,12 @@
 #include "overlay/image_identity.h"
 
+#include <sys/stat.h>
 #include <xxhash.h>
 
 #include <algorithm>
 #include <cinttypes>
 #include <cstdio>
+#include <ctime>
 #include <vector>
 
 namespace corfs::overlay {
@@ -13,16 +15,8 @@ namespace {
 constexpr uint64_t kEdgeBytes = 64 * 1024;
 constexpr uint64_t kSampleBytes = 4096;
 constexpr uint64_t kSamples = 64;
-}  // namespace
 
-std::string ImageIdentity::ToString() const {
-  char text[80];
-  std::snprintf(text, sizeof text, "size %" PRIu64 ", fingerprint %016" PRIx64, size, fingerprint);
-  return text;
-}
-
-Status ComputeIdentity(BlockDriver& driver, ImageIdentity* out) {
-  BlockDriver& image = driver.identity_source();
+Status SampledFingerprint(BlockDriver& image, uint64_t* out) {
   const uint64_t size = image.size();
   XXH3_state_t* state = XXH3_createState();
   if (state == nullptr) return Status::Error(ENOMEM, "out of memory hashing " + image.path());
@@ -45,9 +39,93 @@ Status ComputeIdentity(BlockDriver& driver, ImageIdentity* out) {
     status = hash_range(offset, kSampleBytes);
   }
   if (status.ok() && size > kEdgeBytes) status = hash_range(size - kEdgeBytes, kEdgeBytes);
-  if (status.ok()) *out = {size, XXH3_64bits_digest(state)};
+  if (status.ok()) *out = XXH3_64bits_digest(state);
   XXH3_freeState(state);
   return status;
+}
+
+// "2025-01-31 12:00:00.123456789 UTC"
+std::string FormatTime(int64_t ns) {
+  const time_t seconds = static_cast<time_t>(ns / 1'000'000'000);
+  struct tm utc {};
+  char date[40] = "?";
+  if (gmtime_r(&seconds, &utc) != nullptr) std::strftime(date, sizeof date, "%Y-%m-%d %H:%M:%S", &utc);
+  char text[80];
+  std::snprintf(text, sizeof text, "%s.%09" PRId64 " UTC", date, ns % 1'000'000'000);
+  return text;
+}
+
+std::string ModifiedWarning(const std::string& path, const FileStamp& found, const FileStamp& recorded) {
+  const bool same_file = found.device == recorded.device && found.inode == recorded.inode;
+  return "backing image '" + path + "' was modified after the overlay was made (mtime " + FormatTime(found.mtime_ns) +
+         ", recorded " + FormatTime(recorded.mtime_ns) + (same_file ? ", same file" : ", a different file") +
+         "): its size and sampled fingerprint match, but the rest of its content is not verified, and if it "
+         "changed the disk mixes old and new template data (an overlay made with `corfs create --verify-backing "
+         "full` verifies the whole content)";
+}
+
+}  // namespace
+
+std::string_view VerifyBackingName(VerifyBacking mode) { return kVerifyBackingNames[static_cast<int>(mode)]; }
+
+bool ParseVerifyBacking(std::string_view name, VerifyBacking* out) {
+  for (VerifyBacking mode : {VerifyBacking::kSampled, VerifyBacking::kFull}) {
+    if (name == VerifyBackingName(mode)) {
+      *out = mode;
+      return true;
+    }
+  }
+  return false;
+}
+
+std::string ImageIdentity::ToString() const {
+  char text[80];
+  std::snprintf(text, sizeof text, "size %" PRIu64 ", fingerprint %016" PRIx64, size, fingerprint);
+  return text;
+}
+
+Status ComputeIdentity(BlockDriver& driver, ImageIdentity* out) {
+  BlockDriver& image = driver.identity_source();
+  ImageIdentity identity;
+  identity.size = image.size();
+  CORFS_RETURN_IF_ERROR(SampledFingerprint(image, &identity.fingerprint));
+  struct stat st {};
+  if (::stat(image.path().c_str(), &st) == 0) {
+    identity.stamp = FileStamp{static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino),
+                               int64_t{st.st_mtim.tv_sec} * 1'000'000'000 + st.st_mtim.tv_nsec};
+  }
+  *out = identity;
+  return Status::Ok();
+}
+
+Status VerifyIdentity(BlockDriver& image, const std::string& path, const ImageIdentity& recorded,
+                      const std::string& recorded_path, VerifyBacking mode, std::string* warning) {
+  warning->clear();
+  ImageIdentity found;
+  CORFS_RETURN_IF_ERROR(ComputeIdentity(image, &found));
+  if (!found.SameSamples(recorded)) {
+    return Status::Invalid("backing image '" + path + "' (" + found.ToString() +
+                           ") is not the image this overlay was made over: '" + recorded_path + "' (" +
+                           recorded.ToString() + ")");
+  }
+  if (mode == VerifyBacking::kFull && !recorded.content) {
+    return Status::Invalid("full verification of backing image '" + path +
+                           "' was asked for, but the overlay records no content hash of it (it was made without "
+                           "`corfs create --verify-backing full`)");
+  }
+  const bool modified = recorded.stamp && found.stamp && found.stamp->mtime_ns != recorded.stamp->mtime_ns;
+  if (mode == VerifyBacking::kFull || (modified && recorded.content)) {
+    ContentHash hash;
+    CORFS_RETURN_IF_ERROR(ComputeContentHash(image, &hash));
+    if (hash != *recorded.content) {
+      return Status::Invalid("backing image '" + path + "' changed after the overlay was made: its content hash is " +
+                             hash.ToString() + ", the overlay recorded " + recorded.content->ToString() + " for '" +
+                             recorded_path + "' (same size and sampled fingerprint: rewritten in place?)");
+    }
+    return Status::Ok();
+  }
+  if (modified) *warning = ModifiedWarning(path, *found.stamp, *recorded.stamp);
+  return Status::Ok();
 }
 
 }  // namespace corfs::overlay

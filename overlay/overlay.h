@@ -37,6 +37,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -52,6 +53,7 @@
 #include "overlay/data_file.h"
 #include "overlay/file_system.h"
 #include "overlay/guest_activity.h"
+#include "overlay/image_identity.h"
 #include "overlay/image_opener.h"
 #include "overlay/overlay_files.h"
 #include "overlay/overlay_header.h"
@@ -65,10 +67,19 @@ struct CreateOptions {
   uint64_t size = 0;               // 0: the size of the top backing image
   uint64_t cluster_size = kDefaultClusterSize;
   bool force = false;  // replace an existing overlay (unless one has it open)
+  // kFull also records each backing image's content hash (one whole read of
+  // each), which opening with kFull then requires.
+  VerifyBacking verify_backing = VerifyBacking::kSampled;
   ImageOpener opener = OpenImage;
   // Where the overlay's own two files are made (file_system.h).
   std::shared_ptr<FileSystem> file_system = DefaultFileSystem();
 };
+
+// Where Open reports what is worth knowing but no reason to refuse (a
+// backing image modified since the overlay was made): a line without a
+// trailing newline.
+using WarningSink = std::function<void(const std::string& warning)>;
+void WarnOnStderr(const std::string& warning);  // "corfs: warning: ..."
 
 struct OpenOptions {
   bool read_only = false;
@@ -79,6 +90,9 @@ struct OpenOptions {
   // these are opened instead of the paths in the header and must have the
   // recorded identities.
   std::optional<std::vector<ImageSpec>> expected_backing;
+  // How much of each backing image to verify (image_identity.h).
+  VerifyBacking verify_backing = VerifyBacking::kSampled;
+  WarningSink warn = WarnOnStderr;
   ImageOpener opener = OpenImage;
   // Shared by the images of one mount (see guest_activity.h); null: the
   // overlay keeps its own.

@@ -11,9 +11,10 @@ namespace corfs::overlay {
 namespace {
 
 constexpr char kMagic[8] = {'C', 'O', 'R', 'F', 'S', 'H', 'D', 'R'};
-constexpr uint32_t kVersion = 1;
 constexpr size_t kPrefixSize = 8 + 4 + 4 + 8;  // magic, version, length, checksum
 constexpr size_t kMaxPathLength = 4096;
+constexpr uint32_t kImageHasStamp = 1u << 0;
+constexpr uint32_t kImageHasContentHash = 1u << 1;
 
 class Writer {
  public:
@@ -60,9 +61,49 @@ uint64_t Checksum(std::string_view version_and_payload) {
   return XXH3_64bits(version_and_payload.data(), version_and_payload.size());
 }
 
+void EncodeVersion2Fields(const ImageIdentity& identity, Writer* out) {
+  const FileStamp stamp = identity.stamp.value_or(FileStamp{});
+  const ContentHash content = identity.content.value_or(ContentHash{});
+  out->Int<uint32_t>((identity.stamp ? kImageHasStamp : 0) | (identity.content ? kImageHasContentHash : 0));
+  out->Int<uint64_t>(stamp.device);
+  out->Int<uint64_t>(stamp.inode);
+  out->Int<uint64_t>(static_cast<uint64_t>(stamp.mtime_ns));
+  out->Int<uint64_t>(content.low);
+  out->Int<uint64_t>(content.high);
+}
+
+Status DecodeVersion2Fields(Reader& in, ImageIdentity* identity) {
+  uint32_t flags = 0;
+  FileStamp stamp;
+  uint64_t mtime = 0;
+  ContentHash content;
+  if (!(in.Int(&flags) && in.Int(&stamp.device) && in.Int(&stamp.inode) && in.Int(&mtime) && in.Int(&content.low) &&
+        in.Int(&content.high))) {
+    return Status::Corrupt("header fields do not match their length");
+  }
+  if ((flags & ~(kImageHasStamp | kImageHasContentHash)) != 0) {
+    return Status::Corrupt("unknown backing image flags " + std::to_string(flags));
+  }
+  stamp.mtime_ns = static_cast<int64_t>(mtime);
+  if ((flags & kImageHasStamp) != 0) {
+    identity->stamp = stamp;
+  } else if (stamp != FileStamp{}) {
+    return Status::Corrupt("a file stamp is stored without its flag");
+  }
+  if ((flags & kImageHasContentHash) != 0) {
+    identity->content = content;
+  } else if (content != ContentHash{}) {
+    return Status::Corrupt("a content hash is stored without its flag");
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 Status OverlayHeader::Validate() const {
+  if (version < kOldestHeaderVersion || version > kLatestHeaderVersion) {
+    return Status::Invalid("header version " + std::to_string(version) + " is not one this corfs writes");
+  }
   if (cluster_bits < kMinClusterBits || cluster_bits > kMaxClusterBits) {
     return Status::Invalid("cluster size 2^" + std::to_string(cluster_bits) + " is outside 4 KiB .. 2 MiB");
   }
@@ -80,6 +121,9 @@ Status OverlayHeader::Validate() const {
     }
     if (spec.path.find('\0') != std::string::npos) return Status::Invalid("backing path contains a NUL byte");
     if (spec.format.empty() || spec.format.size() > 16) return Status::Invalid("backing format name is invalid");
+    if (version < 2 && (image.identity.stamp || image.identity.content)) {
+      return Status::Invalid("a version 1 header cannot record a backing image's file stamp or content hash");
+    }
   }
   return Status::Ok();
 }
@@ -97,12 +141,13 @@ Status EncodeHeaderSlot(const OverlayHeader& header, std::string* slot) {
     payload.String(image.spec.format);
     payload.Int<uint64_t>(image.identity.size);
     payload.Int<uint64_t>(image.identity.fingerprint);
+    if (header.version >= 2) EncodeVersion2Fields(image.identity, &payload);
   }
   if (payload.bytes().size() + kPrefixSize > kHeaderSlotSize) {
     return Status::Invalid("the backing chain's paths are too long to fit the overlay header");
   }
   Writer summed;  // version | length | payload: what the checksum covers
-  summed.Int<uint32_t>(kVersion);
+  summed.Int<uint32_t>(header.version);
   summed.Int<uint32_t>(static_cast<uint32_t>(payload.bytes().size()));
   summed.bytes().append(payload.bytes());
 
@@ -131,10 +176,15 @@ Status DecodeHeaderSlot(std::string_view slot, OverlayHeader* out) {
   std::string summed(slot.substr(8, 8));
   summed.append(slot.substr(kPrefixSize, length));
   if (Checksum(summed) != checksum) return Status::Corrupt("bad header checksum");
-  if (version != kVersion) return Status::Corrupt("unsupported header version " + std::to_string(version));
+  if (version < kOldestHeaderVersion || version > kLatestHeaderVersion) {
+    return Status::Corrupt("unsupported header version " + std::to_string(version) + " (this corfs reads versions " +
+                           std::to_string(kOldestHeaderVersion) + " to " + std::to_string(kLatestHeaderVersion) +
+                           "; a newer corfs made this overlay)");
+  }
 
   Reader payload(slot.substr(kPrefixSize, length));
   OverlayHeader header;
+  header.version = version;
   uint32_t flags = 0, chain_length = 0;
   bool ok = payload.Int(&header.sequence) && payload.Int(&header.virtual_size) && payload.Int(&header.cluster_bits) &&
             payload.Int(&flags) && payload.Int(&chain_length);
@@ -144,6 +194,10 @@ Status DecodeHeaderSlot(std::string_view slot, OverlayHeader* out) {
     BackingImage image;
     ok = payload.String(&image.spec.path) && payload.String(&image.spec.format) && payload.Int(&image.identity.size) &&
          payload.Int(&image.identity.fingerprint);
+    if (ok && version >= 2) {
+      Status fields = DecodeVersion2Fields(payload, &image.identity);
+      if (!fields.ok()) return fields.WithContext("backing image " + std::to_string(i + 1));
+    }
     header.chain.push_back(std::move(image));
   }
   if (!ok || !payload.empty()) return Status::Corrupt("header fields do not match their length");

@@ -24,6 +24,15 @@
 //   u64 sequence | u64 virtual size | u32 cluster bits | u32 flags
 //   | u32 chain length | per backing image: u16 path length, path,
 //   u16 format length, format, u64 size, u64 fingerprint
+//   [version 2 on: | u32 image flags (bit 0: file stamp, bit 1: content
+//   hash) | u64 device | u64 inode | i64 mtime ns | u64 content hash low
+//   | u64 content hash high; the fields of an absent part are zero]
+//
+// Versions: 1 the format above without the version 2 part; 2 adds each
+// backing image's file stamp and optional content hash (image_identity.h).
+// Every version ever written is read. A header keeps the version it was
+// read with: an overlay made by an older corfs stays readable by it after a
+// newer one has used it, and only `corfs create` writes the latest version.
 
 #include <cstdint>
 #include <string>
@@ -43,6 +52,8 @@ inline constexpr uint32_t kMinClusterBits = 12;      // 4 KiB
 inline constexpr uint32_t kMaxClusterBits = 21;      // 2 MiB
 inline constexpr uint32_t kDefaultClusterBits = 16;  // 64 KiB
 inline constexpr uint64_t kDefaultClusterSize = uint64_t{1} << kDefaultClusterBits;
+inline constexpr uint32_t kOldestHeaderVersion = 1;
+inline constexpr uint32_t kLatestHeaderVersion = 2;
 
 // One image of the backing chain as the header records it: the image as
 // named, and the identity it had when the overlay was made over it (an
@@ -57,6 +68,7 @@ struct BackingImage {
 };
 
 struct OverlayHeader {
+  uint32_t version = kLatestHeaderVersion;  // the slot format it is written in
   uint64_t sequence = 0;
   uint64_t virtual_size = 0;
   uint32_t cluster_bits = kDefaultClusterBits;

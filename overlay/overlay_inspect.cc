@@ -56,7 +56,8 @@ void CheckDataFile(const std::string& path, const OverlayHeader& header, CheckRe
   }
 }
 
-void CheckChain(const std::string& path, const OverlayHeader& header, const ImageOpener& opener, CheckReport* report) {
+void CheckChain(const std::string& path, const OverlayHeader& header, const ImageOpener& opener, VerifyBacking verify,
+                CheckReport* report) {
   for (const BackingImage& image : header.chain) {
     const std::string resolved = ResolveBackingPath(path, image.spec.path);
     std::unique_ptr<BlockDriver> driver;
@@ -65,14 +66,17 @@ void CheckChain(const std::string& path, const OverlayHeader& header, const Imag
       report->problems.push_back("backing image '" + resolved + "': " + opened.message());
       continue;
     }
-    ImageIdentity found;
-    Status hashed = ComputeIdentity(*driver, &found);
-    if (!hashed.ok()) {
-      report->problems.push_back(hashed.message());
-    } else if (found != image.identity) {
-      report->problems.push_back("backing image '" + resolved + "' (" + found.ToString() +
-                                 ") is not the image this overlay was made over (" + image.identity.ToString() + ")");
+    VerifyBacking mode = verify;
+    if (mode == VerifyBacking::kFull && !image.identity.content) {
+      report->notes.push_back("backing image '" + resolved +
+                              "': the overlay records no content hash of it (it was made without `corfs create "
+                              "--verify-backing full`), so only its size and sampled fingerprint are verified");
+      mode = VerifyBacking::kSampled;
     }
+    std::string warning;
+    Status verified = VerifyIdentity(*driver, resolved, image.identity, image.spec.path, mode, &warning);
+    if (!verified.ok()) report->problems.push_back(verified.message());
+    if (!warning.empty()) report->notes.push_back(warning);
   }
 }
 
@@ -98,7 +102,7 @@ Status InspectOverlay(const std::string& path, OverlayInfo* out) {
   return Status::Ok();
 }
 
-void CheckOverlay(const std::string& path, const ImageOpener& opener, CheckReport* report) {
+void CheckOverlay(const std::string& path, const ImageOpener& opener, CheckReport* report, VerifyBacking verify) {
   const std::string meta_path = MetadataPath(path);
   UniqueFd meta(::open(meta_path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!meta.valid()) {
@@ -115,7 +119,7 @@ void CheckOverlay(const std::string& path, const ImageOpener& opener, CheckRepor
   if (header == nullptr) return;
   CheckBitmap(meta.get(), meta_path, *header, report);
   CheckDataFile(path, *header, report);
-  CheckChain(path, *header, opener, report);
+  CheckChain(path, *header, opener, verify, report);
 }
 
 }  // namespace corfs::overlay

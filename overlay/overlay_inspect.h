@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "overlay/image_identity.h"
 #include "overlay/image_opener.h"
 #include "overlay/overlay_header.h"
 
@@ -31,7 +32,11 @@ struct CheckReport {
 };
 
 // Verifies header checksums, the bitmap's length and padding, the data
-// file's size, and the identity of every image of the chain.
-void CheckOverlay(const std::string& path, const ImageOpener& opener, CheckReport* report);
+// file's size, and the identity of every image of the chain as opening does
+// (VerifyIdentity): what would refuse the open is a problem, what would
+// warn is a note. kFull hashes every backing image that has a recorded
+// content hash (and notes those that have none).
+void CheckOverlay(const std::string& path, const ImageOpener& opener, CheckReport* report,
+                  VerifyBacking verify = VerifyBacking::kSampled);
 
 }  // namespace corfs::overlay

@@ -4,10 +4,12 @@
 #include <sys/stat.h>
 
 #include <bit>
+#include <cstdio>
 #include <filesystem>
 
 #include "common/file_io.h"
 #include "common/size.h"
+#include "overlay/content_hash.h"
 #include "overlay/image_identity.h"
 #include "overlay/overlay.h"
 
@@ -35,6 +37,11 @@ Status NewHeader(const std::string& path, const CreateOptions& options, OverlayH
     if (!opened.ok()) return opened.WithContext("backing image '" + spec.path + "'");
     BackingImage image{{StoredBackingPath(path, spec.path), driver->format()}, {}};
     CORFS_RETURN_IF_ERROR(ComputeIdentity(*driver, &image.identity));
+    if (options.verify_backing == VerifyBacking::kFull) {
+      ContentHash content;
+      CORFS_RETURN_IF_ERROR(ComputeContentHash(*driver, &content));
+      image.identity.content = content;
+    }
     header.chain.push_back(std::move(image));
   }
   header.virtual_size = options.size;
@@ -134,9 +141,11 @@ Status OpenDataFile(const std::string& path, bool read_only, uint64_t disk_size,
 }
 
 // Opens each image of `specs` and checks it against the identity recorded
-// in `recorded`; the error names both images when they differ.
-Status OpenVerifiedImages(const std::vector<ImageSpec>& specs, const std::vector<BackingImage>& recorded,
-                          const ImageOpener& opener, std::vector<std::unique_ptr<BlockDriver>>* out) {
+// in `recorded` (VerifyIdentity); the error names both images when they
+// differ, and what corfs cannot tell is passed to `options.warn`.
+Status OpenVerifiedImages(const std::string& path, const std::vector<ImageSpec>& specs,
+                          const std::vector<BackingImage>& recorded, const OpenOptions& options,
+                          std::vector<std::unique_ptr<BlockDriver>>* out) {
   // A stream down to a base shortens the overlay's chain: the caller's
   // chain (as a YAML file names it) may then be longer, and its bottom part
   // is what the overlay still uses.
@@ -148,15 +157,12 @@ Status OpenVerifiedImages(const std::vector<ImageSpec>& specs, const std::vector
   for (size_t i = 0; i < recorded.size(); ++i) {
     const ImageSpec& spec = specs[skip + i];
     std::unique_ptr<BlockDriver> driver;
-    Status opened = opener(spec.path, spec.format.empty() ? recorded[i].spec.format : spec.format, &driver);
+    Status opened = options.opener(spec.path, spec.format.empty() ? recorded[i].spec.format : spec.format, &driver);
     if (!opened.ok()) return opened.WithContext("backing image '" + spec.path + "'");
-    ImageIdentity found;
-    CORFS_RETURN_IF_ERROR(ComputeIdentity(*driver, &found));
-    if (found != recorded[i].identity) {
-      return Status::Invalid("backing image '" + spec.path + "' (" + found.ToString() +
-                             ") is not the image this overlay was made over: '" + recorded[i].spec.path + "' (" +
-                             recorded[i].identity.ToString() + ")");
-    }
+    std::string warning;
+    CORFS_RETURN_IF_ERROR(VerifyIdentity(*driver, spec.path, recorded[i].identity, recorded[i].spec.path,
+                                         options.verify_backing, &warning));
+    if (!warning.empty() && options.warn) options.warn("overlay " + path + ": " + warning);
     out->push_back(std::move(driver));
   }
   return Status::Ok();
@@ -177,13 +183,15 @@ Status OpenBackingChain(const std::string& path, const OverlayHeader& header, co
         specs.push_back({ResolveBackingPath(path, image.spec.path), image.spec.format});
       }
     }
-    CORFS_RETURN_IF_ERROR(OpenVerifiedImages(specs, header.chain, options.opener, &drivers));
+    CORFS_RETURN_IF_ERROR(OpenVerifiedImages(path, specs, header.chain, options, &drivers));
   }
   *out = std::make_shared<BackingChain>(std::move(drivers), header.virtual_size);
   return Status::Ok();
 }
 
 }  // namespace
+
+void WarnOnStderr(const std::string& warning) { std::fprintf(stderr, "corfs: warning: %s\n", warning.c_str()); }
 
 Status ValidateClusterSize(uint64_t cluster_size) {
   if (!std::has_single_bit(cluster_size)) {

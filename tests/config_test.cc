@@ -252,6 +252,26 @@ images:
   EXPECT_EQ(cfg.images[2].stream.on_error, jobs::OnError::kIgnore);
 }
 
+TEST_F(ConfigTest, VerifyBackingPerImageAndInDefaults) {
+  MountConfig cfg = ParseOk(Yaml(R"(
+defaults:
+  verify_backing: full
+images:
+  a: {overlay: a.img, size: 1G}
+  b: {overlay: b.img, size: 1G, verify_backing: sampled}
+  c: {overlay: c.img, size: 1G}
+)"));
+  ASSERT_EQ(cfg.images.size(), 3u);
+  EXPECT_EQ(cfg.images[0].verify_backing, overlay::VerifyBacking::kFull);
+  EXPECT_EQ(cfg.images[1].verify_backing, overlay::VerifyBacking::kSampled);
+  EXPECT_EQ(cfg.images[2].verify_backing, overlay::VerifyBacking::kFull);
+  EXPECT_EQ(ParseOk("images:\n  a: {overlay: a.img, size: 1G}\n").images[0].verify_backing,
+            overlay::VerifyBacking::kSampled);
+  ExpectError("images:\n  vm1: {overlay: a.img, size: 1G, verify_backing: fully}\n", 2, "fully",
+              {"images.vm1.verify_backing: expected", "sampled", "full", "'fully'"});
+  ExpectError("defaults:\n  verify_backing: [full]\n", 2, "[full]", {"defaults.verify_backing: expected a string"});
+}
+
 TEST_F(ConfigTest, WriteThresholdBytesDoesNotOverflow) {
   WriteThreshold t{WriteThreshold::Kind::kPercent, 0, 99999};
   const uint64_t huge = UINT64_MAX - 5;

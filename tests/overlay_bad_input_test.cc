@@ -3,6 +3,10 @@
 
 #include <gtest/gtest.h>
 
+#include <xxhash.h>
+
+#include <cstring>
+
 #include "overlay/overlay.h"
 #include "overlay/overlay_inspect.h"
 #include "tests/test_support.h"
@@ -189,6 +193,33 @@ TEST_F(BadInputTest, BadChecksumInBothSlotsIsRefused) {
   CheckReport report = Check();
   EXPECT_FALSE(report.sound());
   EXPECT_TRUE(Contains(Joined(report.problems), "checksum")) << Joined(report.problems);
+}
+
+TEST_F(BadInputTest, DamagedVersion2FieldsInBothSlotsAreRefused) {
+  OverlayInfo info;
+  ASSERT_TRUE(InspectOverlay(path_, &info).ok());
+  ASSERT_EQ(info.header.version, 2u);
+  const BackingImage& image = info.header.chain.at(0);
+  ASSERT_TRUE(image.identity.stamp);
+  // The first backing image's flags word (version 2 part): set a flag this
+  // corfs does not know, and give the slot a checksum that matches, as a
+  // newer corfs or a bad tool would.
+  const uint64_t flags_at = 24 + 28 + 2 + image.spec.path.size() + 2 + image.spec.format.size() + 16;
+  for (uint64_t slot : {0, 1}) {
+    std::string bytes = testing::ReadFileBytes(meta_path_).substr(slot * kHeaderSlotSize, kHeaderSlotSize);
+    bytes[flags_at] = static_cast<char>(bytes[flags_at] | 0x80);
+    uint32_t length = 0;
+    std::memcpy(&length, bytes.data() + 12, 4);
+    const std::string summed = bytes.substr(8, 8) + bytes.substr(24, length);
+    const uint64_t checksum = XXH3_64bits(summed.data(), summed.size());
+    std::memcpy(bytes.data() + 16, &checksum, 8);
+    testing::PatchFile(meta_path_, slot * kHeaderSlotSize, bytes);
+  }
+  std::string message = ExpectOpenRefused(EUCLEAN);
+  EXPECT_TRUE(Contains(message, "unknown backing image flags")) << message;
+  CheckReport report = Check();
+  EXPECT_FALSE(report.sound());
+  EXPECT_TRUE(Contains(Joined(report.problems), "unknown backing image flags")) << Joined(report.problems);
 }
 
 TEST_F(BadInputTest, OneCorruptSlotOpensWithTheOtherAndChecksWithANote) {

@@ -4,6 +4,10 @@
 
 #include <gtest/gtest.h>
 
+#include <xxhash.h>
+
+#include <cstring>
+
 namespace corfs::overlay {
 namespace {
 
@@ -13,12 +17,44 @@ OverlayHeader SampleHeader() {
   header.virtual_size = (uint64_t{10} << 30) + 12345;
   header.cluster_bits = 16;
   header.standalone = false;
-  header.chain.push_back({{"../templates/top.raw", "raw"}, {123456789, 0x0123456789abcdefULL}});
-  header.chain.push_back({{"/var/lib/images/base image.qcow2", "qcow2"}, {uint64_t{10} << 30, 0xfedcba9876543210ULL}});
+  ImageIdentity top{123456789, 0x0123456789abcdefULL, std::nullopt, std::nullopt};
+  top.stamp = FileStamp{0xfd01, 1234567, 1'700'000'000'123'456'789};
+  top.content = ContentHash{0x1111222233334444ULL, 0x5555666677778888ULL};
+  ImageIdentity base{uint64_t{10} << 30, 0xfedcba9876543210ULL, std::nullopt, std::nullopt};
+  base.stamp = FileStamp{0x802, 99, -5};  // before the epoch: a signed field
+  header.chain.push_back({{"../templates/top.raw", "raw"}, top});
+  header.chain.push_back({{"/var/lib/images/base image.qcow2", "qcow2"}, base});
   return header;
 }
 
+// Slot 0 of tests/fixtures/overlay_v1.tar.xz, as `corfs create` wrote it
+// before version 2 existed: a 2 MiB disk, 64 KiB clusters, over
+// template.raw (raw, 2 MiB, fingerprint 193e298eb06ec0fd).
+const std::string_view kVersion1Slot(
+    "\x43\x4f\x52\x46\x53\x48\x44\x52\x01\x00\x00\x00\x3f\x00\x00\x00\x8d\x3c\x4a\xfb\xe4\xe5\x90\x96"
+    "\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x20\x00\x00\x00\x00\x00\x10\x00\x00\x00\x00\x00\x00\x00"
+    "\x01\x00\x00\x00\x0c\x00\x74\x65\x6d\x70\x6c\x61\x74\x65\x2e\x72\x61\x77\x03\x00\x72\x61\x77\x00"
+    "\x00\x20\x00\x00\x00\x00\x00\xfd\xc0\x6e\xb0\x8e\x29\x3e\x19",
+    87);
+
+// Recomputes a slot's checksum after a test changed its version, length or
+// payload, so decoding looks past the checksum at the fields themselves.
+void Reseal(std::string* slot) {
+  uint32_t length = 0;
+  std::memcpy(&length, slot->data() + 12, 4);
+  std::string summed = slot->substr(8, 8) + slot->substr(24, length);
+  const uint64_t checksum = XXH3_64bits(summed.data(), summed.size());
+  std::memcpy(slot->data() + 16, &checksum, 8);
+}
+
+// Offset in a slot of the version 2 fields of the first backing image.
+size_t FirstImageVersion2Offset(const OverlayHeader& header) {
+  const BackingImage& image = header.chain.front();
+  return 24 + 8 + 8 + 4 + 4 + 4 + 2 + image.spec.path.size() + 2 + image.spec.format.size() + 8 + 8;
+}
+
 void ExpectSameHeader(const OverlayHeader& a, const OverlayHeader& b) {
+  EXPECT_EQ(a.version, b.version);
   EXPECT_EQ(a.sequence, b.sequence);
   EXPECT_EQ(a.virtual_size, b.virtual_size);
   EXPECT_EQ(a.cluster_bits, b.cluster_bits);
@@ -36,6 +72,11 @@ TEST(OverlayHeader, RoundTrip) {
   Status status = DecodeHeaderSlot(slot, &decoded);
   ASSERT_TRUE(status.ok()) << status.message();
   ExpectSameHeader(decoded, header);
+  EXPECT_EQ(decoded.version, kLatestHeaderVersion);
+  EXPECT_EQ(slot[8], 2);  // overlays are made in the latest version
+  ASSERT_TRUE(decoded.chain[0].identity.stamp && decoded.chain[0].identity.content);
+  EXPECT_EQ(decoded.chain[1].identity.stamp->mtime_ns, -5);
+  EXPECT_FALSE(decoded.chain[1].identity.content);
   EXPECT_EQ(decoded.cluster_size(), 65536u);
   EXPECT_EQ(decoded.cluster_count(), ((uint64_t{10} << 30) + 12345 + 65535) / 65536);
 }
@@ -84,9 +125,13 @@ TEST(OverlayHeader, ValidateRefusesOutOfRangeFields) {
   invalid([](OverlayHeader& h) { h.chain[0].spec.format.clear(); });
   invalid([](OverlayHeader& h) { h.chain.resize(kMaxChainLength + 1, h.chain[0]); });
   invalid([](OverlayHeader& h) { h.chain[1].spec.path = std::string("a\0b", 3); });
+  invalid([](OverlayHeader& h) { h.version = 0; });
+  invalid([](OverlayHeader& h) { h.version = kLatestHeaderVersion + 1; });
+  EXPECT_NE(invalid([](OverlayHeader& h) { h.version = 1; }).find("version 1"), std::string::npos);
   // Paths each valid but too long to fit a slot together: encoding refuses.
   OverlayHeader header = SampleHeader();
-  header.chain.assign(kMaxChainLength, BackingImage{{std::string(4000, 'p'), "raw"}, {1, 2}});
+  header.chain.assign(kMaxChainLength,
+                      BackingImage{{std::string(4000, 'p'), "raw"}, {1, 2, std::nullopt, std::nullopt}});
   EXPECT_TRUE(header.Validate().ok());
   std::string slot;
   Status encoded = EncodeHeaderSlot(header, &slot);
@@ -112,7 +157,7 @@ TEST(OverlayHeader, DecodeRefusesDamage) {
   EXPECT_NE(status.message().find("checksum"), std::string::npos) << status.message();
 
   bad = slot;
-  bad[8] = 2;  // version: covered by the checksum too
+  bad[8] = 1;  // version: covered by the checksum too
   EXPECT_FALSE(DecodeHeaderSlot(bad, &decoded).ok());
 
   bad = slot;
@@ -129,6 +174,115 @@ TEST(OverlayHeader, DecodeRefusesDamage) {
 
   EXPECT_FALSE(DecodeHeaderSlot(slot.substr(0, 10), &decoded).ok());
   EXPECT_FALSE(DecodeHeaderSlot(std::string(kHeaderSlotSize, '\0'), &decoded).ok());
+}
+
+TEST(OverlayHeader, ReadsAVersion1SlotWrittenBeforeVersion2) {
+  std::string slot(kVersion1Slot);
+  slot.resize(kHeaderSlotSize, '\0');
+  OverlayHeader decoded;
+  Status status = DecodeHeaderSlot(slot, &decoded);
+  ASSERT_TRUE(status.ok()) << status.message();
+  EXPECT_EQ(decoded.version, 1u);
+  EXPECT_EQ(decoded.sequence, 0u);
+  EXPECT_EQ(decoded.virtual_size, 2u << 20);
+  EXPECT_EQ(decoded.cluster_bits, 16u);
+  EXPECT_FALSE(decoded.standalone);
+  ASSERT_EQ(decoded.chain.size(), 1u);
+  EXPECT_EQ(decoded.chain[0].spec.path, "template.raw");
+  EXPECT_EQ(decoded.chain[0].spec.format, "raw");
+  EXPECT_EQ(decoded.chain[0].identity.size, 2u << 20);
+  EXPECT_EQ(decoded.chain[0].identity.fingerprint, 0x193e298eb06ec0fdULL);
+  EXPECT_FALSE(decoded.chain[0].identity.stamp);
+  EXPECT_FALSE(decoded.chain[0].identity.content);
+
+  // A header read as version 1 is written as version 1, byte for byte as the
+  // older corfs wrote it, so that corfs can still open the overlay.
+  std::string encoded;
+  ASSERT_TRUE(EncodeHeaderSlot(decoded, &encoded).ok());
+  EXPECT_EQ(encoded, slot);
+  decoded.sequence = 1;
+  decoded.standalone = true;
+  decoded.chain.clear();
+  ASSERT_TRUE(EncodeHeaderSlot(decoded, &encoded).ok());
+  EXPECT_EQ(encoded[8], 1);
+  OverlayHeader again;
+  ASSERT_TRUE(DecodeHeaderSlot(encoded, &again).ok());
+  ExpectSameHeader(again, decoded);
+}
+
+TEST(OverlayHeader, Version2RoundTripWithoutStampOrContentHash) {
+  OverlayHeader header = SampleHeader();
+  for (BackingImage& image : header.chain) {
+    image.identity.stamp.reset();
+    image.identity.content.reset();
+  }
+  std::string slot;
+  ASSERT_TRUE(EncodeHeaderSlot(header, &slot).ok());
+  OverlayHeader decoded;
+  ASSERT_TRUE(DecodeHeaderSlot(slot, &decoded).ok());
+  ExpectSameHeader(decoded, header);
+  EXPECT_EQ(decoded.version, 2u);
+}
+
+TEST(OverlayHeader, DecodeRefusesDamagedVersion2Fields) {
+  const OverlayHeader header = SampleHeader();
+  std::string slot;
+  ASSERT_TRUE(EncodeHeaderSlot(header, &slot).ok());
+  const size_t fields = FirstImageVersion2Offset(header);
+  OverlayHeader decoded;
+  auto refused = [&](const std::string& bad) {
+    Status status = DecodeHeaderSlot(bad, &decoded);
+    EXPECT_EQ(status.code(), EUCLEAN) << status.message();
+    return status.message();
+  };
+  auto has = [](const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; };
+
+  std::string bad = slot;  // a flag this corfs does not know
+  bad[fields] = static_cast<char>(bad[fields] | 4);
+  Reseal(&bad);
+  std::string message = refused(bad);
+  EXPECT_TRUE(has(message, "unknown backing image flags")) << message;
+  EXPECT_TRUE(has(message, "backing image 1")) << message;
+
+  bad = slot;  // the stamp's flag cleared, its fields left
+  bad[fields] = static_cast<char>(bad[fields] & ~1);
+  Reseal(&bad);
+  message = refused(bad);
+  EXPECT_TRUE(has(message, "file stamp")) << message;
+
+  bad = slot;  // the content hash's flag cleared, its fields left
+  bad[fields] = static_cast<char>(bad[fields] & ~2);
+  Reseal(&bad);
+  message = refused(bad);
+  EXPECT_TRUE(has(message, "content hash")) << message;
+
+  bad = slot;  // the last image's version 2 fields cut short
+  uint32_t length = 0;
+  std::memcpy(&length, bad.data() + 12, 4);
+  length -= 8;
+  std::memcpy(bad.data() + 12, &length, 4);
+  Reseal(&bad);
+  message = refused(bad);
+  EXPECT_TRUE(has(message, "do not match their length")) << message;
+
+  bad = slot;  // a version 2 payload labelled version 1: fields left over
+  bad[8] = 1;
+  Reseal(&bad);
+  message = refused(bad);
+  EXPECT_TRUE(has(message, "do not match their length")) << message;
+
+  std::string v1(kVersion1Slot);  // a version 1 payload labelled version 2: fields missing
+  v1.resize(kHeaderSlotSize, '\0');
+  v1[8] = 2;
+  Reseal(&v1);
+  message = refused(v1);
+  EXPECT_TRUE(has(message, "do not match their length")) << message;
+
+  bad = slot;  // a version from a newer corfs, with a valid checksum
+  bad[8] = 3;
+  Reseal(&bad);
+  message = refused(bad);
+  EXPECT_TRUE(has(message, "unsupported header version 3")) << message;
 }
 
 }  // namespace

@@ -23,7 +23,7 @@ for at in 0 100 128 200 255; do
   dd if=/dev/urandom of=template.raw bs=1M seek=$at count=1 conv=notrunc status=none
 done
 touch -d '2024-01-01 00:00:00' template.raw  # any rewrite below moves the mtime
-mkdir overlays
+mkdir -p overlays
 "$CORFS" create overlays/full.img --backing template.raw --verify-backing full > /dev/null
 "$CORFS" create overlays/plain.img --backing template.raw > /dev/null
 "$CORFS" check --full overlays/full.img > check.log || { cat check.log; fail "check --full of a fresh overlay"; }

@@ -89,7 +89,15 @@ Status StreamDriver::Run(JobContext& job) {
   // those, and tries again what the first one skipped after an error. What
   // it skips stays in the chain.
   skipped_ = false;
-  return Pass(job, /*wait_for_busy=*/true);
+  CORFS_RETURN_IF_ERROR(Pass(job, /*wait_for_busy=*/true));
+  if (job.cancel_requested() || skipped_) return Status::Ok();
+  // A template whose size changed under the mount is the stream's error,
+  // under its policy and with its event, not only a refusal in Prepare.
+  auto check = [&] { return overlay_.CheckBackingUnchanged(); };
+  bool ignored = false;
+  CORFS_RETURN_IF_ERROR(job.RunStep(check(), check, Read, &ignored));
+  if (ignored) skipped_ = true;  // the chain stays
+  return Status::Ok();
 }
 
 uint64_t StreamDriver::BatchBytes(const JobContext& job) const {

@@ -137,6 +137,8 @@ Status Overlay::UpdateHeader(OverlayHeader next, std::shared_ptr<BackingChain> n
   return Status::Ok();
 }
 
+Status Overlay::CheckBackingUnchanged() const { return chain()->CheckUnchanged(); }
+
 Status Overlay::DropBacking() {
   if (read_only_) return Status::Error(EROFS, path_ + " is read-only");
   std::lock_guard lock(header_update_mutex_);

@@ -173,6 +173,11 @@ class Overlay {
   // are served throughout; from then on they never touch the chain.
   Status DropBacking();
 
+  // Fails (EIO) when a backing image no longer has the size it was opened
+  // with: what was copied from it may not be the disk. DropBacking and
+  // ShortenChain check it too; a job asks first, to report it as its error.
+  Status CheckBackingUnchanged() const;
+
   // After everything above layer `new_top` was copied: the chain starts at
   // `new_top` (the base of a stream), committed the same way.
   Status ShortenChain(size_t new_top);

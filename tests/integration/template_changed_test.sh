@@ -47,4 +47,6 @@ truncate -s +1M grow.raw
 "$CORFS" stream grow.img -m mnt --wait > grow.log 2>&1 && fail "the stream over a grown template succeeded"
 grep -q "changed" grow.log || fail "the failure does not say the template changed: $(cat grow.log)"
 [ "$(info_field overlays/grow.img state)" = streaming ] || fail "the overlay became standalone over a grown template"
+sleep 0.5
+grep '"BLOCK_JOB_ERROR"' events.log | grep -q '"device":"grow.img"' || fail "no BLOCK_JOB_ERROR for grow.img: $(cat events.log)"
 stop_mount mnt

@@ -36,6 +36,7 @@ Status MountSession::Start(const config::MountConfig& cfg, const SessionOptions&
   context.jobs = session->jobs_.get();
   context.events = &session->events_;
   context.images = session->table_.get();
+  context.quit = [s = session.get()] { return s->RequestQuit(); };
   session->commands_ = control::MakeBlockCommands(context);
   CORFS_RETURN_IF_ERROR(control::QmpServer::Start(session->socket_path_, session->commands_, session->events_, {},
                                                   &session->server_));
@@ -59,7 +60,12 @@ Status MountSession::Start(const config::MountConfig& cfg, const SessionOptions&
   mount_options.mountpoint = session->mountpoint_;
   mount_options.allow_other = options.allow_other || cfg.allow_other;
   mount_options.debug = options.debug;
-  CORFS_RETURN_IF_ERROR(fuse::FuseMount::Mount(mount_options, session->table_.get(), &session->mount_));
+  std::unique_ptr<fuse::FuseMount> mount;
+  CORFS_RETURN_IF_ERROR(fuse::FuseMount::Mount(mount_options, session->table_.get(), &mount));
+  {
+    std::lock_guard lock(session->mount_mutex_);
+    session->mount_ = std::move(mount);
+  }
   created.Keep();
   *out = std::move(session);
   return Status::Ok();
@@ -71,12 +77,20 @@ Status MountSession::Run() {
   return served.ok() ? down : served;
 }
 
+Status MountSession::RequestQuit() {
+  std::lock_guard lock(mount_mutex_);
+  if (mount_ == nullptr) return Status::Error(EAGAIN, "the mount is not up yet; try again");
+  mount_->RequestExit();
+  return Status::Ok();
+}
+
 Status MountSession::Shutdown() {
   if (shut_down_) return Status::Ok();
   shut_down_ = true;
   server_.reset();
   jobs_.reset();  // cancels and waits for every job
   Status flushed = table_ ? table_->CloseAll() : Status::Ok();
+  std::lock_guard lock(mount_mutex_);
   mount_.reset();  // unmount
   return flushed.ok() ? Status::Ok() : flushed.WithContext("committing metadata at unmount");
 }

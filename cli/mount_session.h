@@ -7,6 +7,7 @@
 // every overlay commits, then the filesystem is unmounted.
 
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "common/event_bus.h"
@@ -42,6 +43,8 @@ class MountSession {
  private:
   MountSession() = default;
   Status Shutdown();
+  // QMP `quit`, from the control socket's thread.
+  Status RequestQuit();
 
   std::string mountpoint_;
   std::string socket_path_;
@@ -51,6 +54,7 @@ class MountSession {
   control::ControlContext control_context_;
   control::CommandTable commands_;
   std::unique_ptr<control::QmpServer> server_;
+  std::mutex mount_mutex_;  // mount_ is set by Start while `quit` may read it
   std::unique_ptr<fuse::FuseMount> mount_;
   EventBus::Subscription log_subscription_;
   bool shut_down_ = false;

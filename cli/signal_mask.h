@@ -1,7 +1,9 @@
 #pragma once
-// Termination signals (SIGINT, SIGTERM, SIGHUP) must reach the thread that
-// runs the FUSE loop: libfuse's handler only sets a flag, and only a signal
-// that interrupts the loop's own wait makes it look. So a mount blocks them
+// Termination signals (SIGINT, SIGTERM) must reach the thread that runs the
+// FUSE loop: libfuse's handler only sets a flag, and only a signal that
+// interrupts the loop's own wait makes it look (QMP `quit` sends SIGINT to
+// that thread for the same reason). SIGHUP, which only logs, goes there too
+// so that no other thread's system calls are interrupted by it. So a mount blocks them
 // before it starts any thread (every thread it starts inherits the mask),
 // and the main thread lets them in only while it runs the loop.
 

@@ -1,5 +1,9 @@
 #include "control/block_commands.h"
 
+#include <functional>
+#include <string>
+#include <vector>
+
 #include "control/version.h"
 
 namespace corfs::control {
@@ -15,6 +19,18 @@ QmpResult NoSuchJob(const std::string& id) {
 }
 
 QmpResult Failed(const QmpError& error) { return QmpResult::Error(error.error_class, error.desc); }
+
+// QEMU's reply to a job command naming no job (query-jobs' id space), also
+// what a job that concluded gets: corfs dismisses a job once it concludes,
+// as QEMU does with auto-dismiss.
+QmpResult JobNotFound() { return QmpResult::Generic("Job not found"); }
+
+// A query command takes no arguments.
+QmpResult NoArguments(const nlohmann::json& args, const std::function<QmpResult()>& query) {
+  QmpError error;
+  if (!Arguments(args).OnlyKnown({}, &error)) return Failed(error);
+  return query();
+}
 
 nlohmann::json ImageJson(const mount::MountedImage& image, jobs::JobManager& jobs) {
   const overlay::Overlay& ovl = *image.overlay;
@@ -72,6 +88,22 @@ nlohmann::json JobJson(const jobs::JobInfo& info) {
                         {"io-status", IoStatusName(info.io_status)}};
   if (!info.error.empty()) job["error"] = info.error;
   return job;
+}
+
+// QEMU's JobInfo (query-jobs): progress in bytes of the job's range.
+nlohmann::json GenericJobJson(const jobs::JobInfo& info) {
+  nlohmann::json job = {{"id", info.id},
+                        {"type", info.type},
+                        {"status", jobs::ToString(info.state)},
+                        {"current-progress", info.offset},
+                        {"total-progress", info.len}};
+  if (!info.error.empty()) job["error"] = info.error;
+  return job;
+}
+
+QmpResult PauseJob(jobs::Job& job) {
+  if (!job.Pause()) return QmpResult::Generic("Job is already paused");
+  return QmpResult::Ok();
 }
 
 // The optional "force" argument of the commands that set a speed: a speed
@@ -146,6 +178,62 @@ QmpResult WithJob(ControlContext& context, const nlohmann::json& args, std::init
   std::shared_ptr<jobs::Job> job = context.jobs->Find(job_id);
   if (job == nullptr) return NoSuchJob(job_id);
   return act(*job);
+}
+
+// The job named by the "id" argument, for QEMU's generic job-* commands.
+QmpResult WithGenericJob(ControlContext& context, const nlohmann::json& args,
+                         const std::function<QmpResult(jobs::Job&)>& act) {
+  Arguments a(args);
+  QmpError error;
+  if (!a.OnlyKnown({"id"}, &error)) return Failed(error);
+  std::string job_id;
+  if (!a.String("id", &job_id, &error)) return Failed(error);
+  std::shared_ptr<jobs::Job> job = context.jobs->Find(job_id);
+  if (job == nullptr) return JobNotFound();
+  return act(*job);
+}
+
+// QEMU refuses to dismiss a job that has not concluded; a concluded one is
+// dismissed already (see JobNotFound), unless it concluded just now.
+QmpResult DismissJob(jobs::Job& job) {
+  if (job.concluded()) return QmpResult::Ok();
+  const jobs::JobInfo info = job.Info();
+  return QmpResult::Generic("Job '" + info.id + "' in state '" + jobs::ToString(info.state) +
+                            "' cannot accept command verb 'dismiss'");
+}
+
+QmpResult Quit(ControlContext& context, const nlohmann::json& args) {
+  QmpError error;
+  if (!Arguments(args).OnlyKnown({}, &error)) return Failed(error);
+  if (!context.quit) return QmpResult::Generic("quit is not available here");
+  Status status = context.quit();
+  if (!status.ok()) return QmpResult::Generic(status.message());
+  return QmpResult::Ok();
+}
+
+void AddGenericJobCommands(CommandTable& table, ControlContext* ctx) {
+  table.Add("query-jobs", [ctx](const nlohmann::json& args) {
+    return NoArguments(args, [ctx] {
+      nlohmann::json list = nlohmann::json::array();
+      for (const jobs::JobInfo& info : ctx->jobs->List()) list.push_back(GenericJobJson(info));
+      return QmpResult::Ok(list);
+    });
+  });
+  table.Add("job-pause", [ctx](const nlohmann::json& args) { return WithGenericJob(*ctx, args, PauseJob); });
+  table.Add("job-resume", [ctx](const nlohmann::json& args) {
+    return WithGenericJob(*ctx, args, [](jobs::Job& job) {
+      job.Resume();
+      return QmpResult::Ok();
+    });
+  });
+  table.Add("job-cancel", [ctx](const nlohmann::json& args) {
+    return WithGenericJob(*ctx, args, [](jobs::Job& job) {
+      job.Cancel();
+      return QmpResult::Ok();
+    });
+  });
+  table.Add("job-dismiss", [ctx](const nlohmann::json& args) { return WithGenericJob(*ctx, args, DismissJob); });
+  table.Add("quit", [ctx](const nlohmann::json& args) { return Quit(*ctx, args); });
 }
 
 QmpResult SetWriteThreshold(ControlContext& context, const nlohmann::json& args) {
@@ -223,27 +311,22 @@ void ArmWriteThreshold(const mount::MountedImage& image, uint64_t bytes, EventBu
 CommandTable MakeBlockCommands(ControlContext& context) {
   CommandTable table;
   ControlContext* ctx = &context;
-  table.Add("query-version", [](const nlohmann::json&) { return QmpResult::Ok(VersionJson()); });
-  table.Add("query-commands", [ctx](const nlohmann::json&) {
-    nlohmann::json names = nlohmann::json::array({{{"name", "qmp_capabilities"}}});
-    for (const char* name :
-         {"query-version", "query-commands", "query-images", "block-stream", "query-block-jobs", "block-job-set-speed",
-          "block-job-pause", "block-job-resume", "block-job-cancel", "block-set-write-threshold"}) {
-      names.push_back({{"name", name}});
-    }
-    (void)ctx;
-    return QmpResult::Ok(names);
-  });
-  table.Add("query-images", [ctx](const nlohmann::json&) {
-    nlohmann::json list = nlohmann::json::array();
-    for (size_t i = 0; i < ctx->images->size(); ++i) list.push_back(ImageJson(ctx->images->at(i), *ctx->jobs));
-    return QmpResult::Ok(list);
+  table.Add("query-version",
+            [](const nlohmann::json& args) { return NoArguments(args, [] { return QmpResult::Ok(VersionJson()); }); });
+  table.Add("query-images", [ctx](const nlohmann::json& args) {
+    return NoArguments(args, [ctx] {
+      nlohmann::json list = nlohmann::json::array();
+      for (size_t i = 0; i < ctx->images->size(); ++i) list.push_back(ImageJson(ctx->images->at(i), *ctx->jobs));
+      return QmpResult::Ok(list);
+    });
   });
   table.Add("block-stream", [ctx](const nlohmann::json& args) { return BlockStream(*ctx, args); });
-  table.Add("query-block-jobs", [ctx](const nlohmann::json&) {
-    nlohmann::json list = nlohmann::json::array();
-    for (const jobs::JobInfo& info : ctx->jobs->List()) list.push_back(JobJson(info));
-    return QmpResult::Ok(list);
+  table.Add("query-block-jobs", [ctx](const nlohmann::json& args) {
+    return NoArguments(args, [ctx] {
+      nlohmann::json list = nlohmann::json::array();
+      for (const jobs::JobInfo& info : ctx->jobs->List()) list.push_back(JobJson(info));
+      return QmpResult::Ok(list);
+    });
   });
   table.Add("block-job-set-speed", [ctx](const nlohmann::json& args) {
     return WithJob(*ctx, args, {"device", "speed", "force"}, [&](jobs::Job& job) {
@@ -256,12 +339,7 @@ CommandTable MakeBlockCommands(ControlContext& context) {
       return QmpResult::Ok();
     });
   });
-  table.Add("block-job-pause", [ctx](const nlohmann::json& args) {
-    return WithJob(*ctx, args, {"device"}, [](jobs::Job& job) {
-      job.Pause();
-      return QmpResult::Ok();
-    });
-  });
+  table.Add("block-job-pause", [ctx](const nlohmann::json& args) { return WithJob(*ctx, args, {"device"}, PauseJob); });
   table.Add("block-job-resume", [ctx](const nlohmann::json& args) {
     return WithJob(*ctx, args, {"device"}, [](jobs::Job& job) {
       job.Resume();
@@ -275,6 +353,17 @@ CommandTable MakeBlockCommands(ControlContext& context) {
     });
   });
   table.Add("block-set-write-threshold", [ctx](const nlohmann::json& args) { return SetWriteThreshold(*ctx, args); });
+  AddGenericJobCommands(table, ctx);
+  // Listed from the table itself, so the list cannot miss a command.
+  const std::vector<std::string> names = table.Names();
+  table.Add("query-commands", [names](const nlohmann::json& args) {
+    return NoArguments(args, [&names] {
+      nlohmann::json list = nlohmann::json::array({{{"name", "qmp_capabilities"}}});
+      for (const std::string& name : names) list.push_back({{"name", name}});
+      list.push_back({{"name", "query-commands"}});
+      return QmpResult::Ok(list);
+    });
+  });
   return table;
 }
 

@@ -1,10 +1,14 @@
 #pragma once
 // The commands of a corfs control socket, named as QEMU's where the meaning
-// matches: query-version, query-images, block-stream, query-block-jobs,
-// block-job-set-speed, block-job-pause, block-job-resume, block-job-cancel,
-// block-set-write-threshold. QMP's spellings (a job id is "device") stay
-// here; the layers below name things their own way.
+// matches: query-version, query-commands, query-images, block-stream,
+// query-block-jobs, block-job-set-speed, block-job-pause, block-job-resume,
+// block-job-cancel, block-set-write-threshold, QEMU's generic job commands
+// query-jobs, job-pause, job-resume, job-cancel, job-dismiss, and quit.
+// QMP's spellings (a block job's id is "device", a job's "id") stay here;
+// the layers below name things their own way. Every command refuses
+// arguments it does not know.
 
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -21,6 +25,8 @@ struct ControlContext {
   mount::ImageTable* images = nullptr;
   jobs::JobManager* jobs = nullptr;
   EventBus* events = nullptr;
+  // Unmounts cleanly, as SIGINT does (`quit`); the reply goes out first.
+  std::function<Status()> quit;
 };
 
 // `context` must outlive the table.

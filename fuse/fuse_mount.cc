@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <csignal>
@@ -37,6 +38,23 @@ bool IsMountPoint(const std::string& path) {
     if (unescaped == path) return true;
   }
   return false;
+}
+
+// SIGHUP asks daemons to re-read their configuration; corfs cannot yet, and
+// must not unmount instead. Only async-signal-safe calls here.
+void OnSighup(int /*signal*/) {
+  static constexpr char kMessage[] =
+      "corfs: SIGHUP: re-reading the configuration is not supported yet; still serving\n";
+  (void)!::write(STDERR_FILENO, kMessage, sizeof kMessage - 1);
+}
+
+Status KeepServingOnSighup() {
+  struct sigaction action {};
+  action.sa_handler = OnSighup;
+  sigemptyset(&action.sa_mask);
+  action.sa_flags = SA_RESTART;
+  if (::sigaction(SIGHUP, &action, nullptr) != 0) return Status::FromErrno("setting the SIGHUP handler");
+  return Status::Ok();
 }
 
 }  // namespace
@@ -94,6 +112,8 @@ Status FuseMount::Mount(const MountOptions& options, mount::ImageTable* table, s
   for (int signal : {SIGINT, SIGTERM, SIGHUP}) std::signal(signal, SIG_DFL);
   if (fuse_set_signal_handlers(mount->session_) != 0) return Status::Error(EIO, "could not set signal handlers");
   mount->signal_handlers_ = true;
+  CORFS_RETURN_IF_ERROR(KeepServingOnSighup());
+  mount->loop_thread_ = ::pthread_self();
   if (fuse_session_mount(mount->session_, options.mountpoint.c_str()) != 0) {
     return Status::Error(EIO,
                          "could not mount at " + options.mountpoint + " (is /dev/fuse there, and fuse3 installed?)");
@@ -112,6 +132,11 @@ Status FuseMount::Run() {
   fuse_loop_cfg_destroy(config);
   if (result < 0) return Status::Error(-result, "serving the mount failed: " + std::string(std::strerror(-result)));
   return Status::Ok();
+}
+
+void FuseMount::RequestExit() {
+  fuse_session_exit(session_);
+  ::pthread_kill(loop_thread_, SIGINT);
 }
 
 FuseMount::~FuseMount() {

@@ -1,8 +1,12 @@
 #pragma once
 // FuseMount: one mounted corfs filesystem, owned like a file descriptor.
 // Mount() mounts; Run() serves requests on a pool of threads until the
-// filesystem is unmounted or the process gets SIGINT, SIGTERM or SIGHUP;
-// the destructor unmounts.
+// filesystem is unmounted, the process gets SIGINT or SIGTERM, or
+// RequestExit() is called; the destructor unmounts. SIGHUP only logs that
+// re-reading the configuration is not supported yet: a reload signal must
+// never take a guest's disks away.
+
+#include <pthread.h>
 
 #include <memory>
 #include <string>
@@ -34,7 +38,11 @@ class FuseMount {
   FuseMount& operator=(const FuseMount&) = delete;
   ~FuseMount();
 
+  // Serves; call it on the thread that called Mount().
   Status Run();
+  // Ends Run() from any thread the way SIGINT does: the session is told to
+  // exit and the thread in Run() gets SIGINT, whose libfuse handler wakes it.
+  void RequestExit();
   const std::string& mountpoint() const { return mountpoint_; }
 
  private:
@@ -45,6 +53,7 @@ class FuseMount {
   unsigned max_threads_ = 16;
   bool mounted_ = false;
   bool signal_handlers_ = false;
+  pthread_t loop_thread_{};  // the thread that mounted, and runs Run()
 };
 
 }  // namespace corfs::fuse

@@ -65,10 +65,12 @@ void Job::Main() {
   changed_.notify_all();
 }
 
-void Job::Pause() {
+bool Job::Pause() {
   std::lock_guard lock(mutex_);
+  if (pause_requested_) return false;
   if (state_ != JobState::kConcluded) pause_requested_ = true;
   changed_.notify_all();
+  return true;
 }
 
 void Job::Resume() {

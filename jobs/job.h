@@ -41,7 +41,8 @@ class Job final : private JobContext {
   Job& operator=(const Job&) = delete;
 
   void Start();
-  void Pause();
+  // False if a pause was already asked for (the job stays paused).
+  bool Pause();
   void Resume();
   void Cancel();
   void SetSpeed(uint64_t bytes_per_second);

@@ -172,7 +172,8 @@ TEST(Job, CompleteOnlyWhenReady) {
   EXPECT_FALSE(job.Complete().ok()) << "a created job is not ready";
   job.Start();
   ASSERT_TRUE(WaitForState(job, JobState::kReady));
-  job.Pause();
+  EXPECT_TRUE(job.Pause());
+  EXPECT_FALSE(job.Pause()) << "a second pause is refused";
   ASSERT_TRUE(WaitForState(job, JobState::kPaused));
   EXPECT_FALSE(job.Complete().ok()) << "a paused job is not ready";
   job.Resume();

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# SIGTERM and SIGINT unmount cleanly after committing; a daemon killed with
+# SIGTERM and SIGINT unmount cleanly after committing, and so does QMP
+# `quit`; SIGHUP never unmounts (it logs and the mount keeps serving); a
+# daemon killed with
 # -9 leaves a stale mount that the next `corfs mount` names with advice; a
 # flushed write survives the kill; a busy mountpoint is refused.
 source "$(dirname "$0")/lib.sh"
@@ -13,6 +15,26 @@ printf 'durable' | dd of=mnt/disk.img bs=1 seek=4096 conv=notrunc status=none
 kill -TERM "$MOUNT_PID"; wait "$MOUNT_PID" || fail "exit status after SIGTERM"
 is_mounted mnt && fail "still mounted after SIGTERM"
 "$CORFS" check overlays/disk.img
+
+step "SIGHUP keeps the mount serving; QMP quit unmounts and commits"
+start_mount disk.yaml mnt
+write_qmp_client
+kill -HUP "$MOUNT_PID"
+wait_for 10 grep -q "SIGHUP" "$WORK/corfs.log"
+kill -0 "$MOUNT_PID" 2>/dev/null || fail "the daemon exited on SIGHUP"
+is_mounted mnt || fail "SIGHUP unmounted"
+cmp -n 4096 mnt/disk.img template.raw || fail "the mount does not serve reads after SIGHUP"
+printf 'quitted' | dd of=mnt/disk.img bs=1 seek=12288 conv=notrunc status=none
+python3 - <<'PY'
+from qmp import *
+c = Qmp("mnt.sock")
+c.err("quit", {"now": True}, "GenericError")  # unknown argument: still mounted
+assert c.ok("quit") == {}, "quit reply"
+PY
+wait "$MOUNT_PID" || fail "exit status after quit"
+is_mounted mnt && fail "still mounted after quit"
+"$CORFS" check overlays/disk.img
+[ "$(dd if=overlays/disk.img bs=1 skip=12288 count=7 status=none)" = quitted ] || fail "the write before quit is lost"
 
 step "a busy mountpoint is refused, and changes nothing"
 start_mount disk.yaml mnt

@@ -5,13 +5,12 @@
 
 #include <algorithm>
 #include <array>
-#include <cinttypes>
 #include <condition_variable>
-#include <cstdio>
 #include <memory>
 #include <mutex>
 #include <thread>
 
+#include "common/hex.h"
 #include "overlay/scratch_buffer.h"
 
 namespace corfs::overlay {
@@ -100,11 +99,7 @@ class ChunkPipeline {
 
 }  // namespace
 
-std::string ContentHash::ToString() const {
-  char text[40];
-  std::snprintf(text, sizeof text, "%016" PRIx64 "%016" PRIx64, high, low);
-  return text;
-}
+std::string ContentHash::ToString() const { return Hex16(high) + Hex16(low); }
 
 Status ComputeContentHash(BlockDriver& driver, ContentHash* out) {
   BlockDriver& image = driver.identity_source();

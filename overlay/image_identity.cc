@@ -7,7 +7,10 @@
 #include <cinttypes>
 #include <cstdio>
 #include <ctime>
+#include <string>
 #include <vector>
+
+#include "common/hex.h"
 
 namespace corfs::overlay {
 
@@ -79,9 +82,7 @@ bool ParseVerifyBacking(std::string_view name, VerifyBacking* out) {
 }
 
 std::string ImageIdentity::ToString() const {
-  char text[80];
-  std::snprintf(text, sizeof text, "size %" PRIu64 ", fingerprint %016" PRIx64, size, fingerprint);
-  return text;
+  return "size " + std::to_string(size) + ", fingerprint " + Hex16(fingerprint);
 }
 
 Status ComputeIdentity(BlockDriver& driver, ImageIdentity* out) {

@@ -74,46 +74,76 @@ void CreatedFiles::MakeFoldersFor(const std::string& overlay_path) {
   }
 }
 
-Status OpenConfiguredImages(const config::MountConfig& cfg, CreatedFiles* created,
+MountResources MountResources::Make() {
+  return {overlay::SharedImageCache().opener(), std::make_shared<overlay::GuestActivity>()};
+}
+
+namespace {
+
+// Whether `image`'s overlay is there to open; if not, whether it may be
+// created (an error says why not).
+Status MayCreate(const config::ImageConfig& image) {
+  if (!image.create) {
+    return Status::NotFound("image '" + image.name + "': overlay " + image.overlay_path +
+                            " does not exist and `create` is false");
+  }
+  if (image.read_only) {
+    return Status::NotFound("image '" + image.name + "': overlay " + image.overlay_path +
+                            " does not exist, and a read-only image cannot be created");
+  }
+  return CheckOverlayFolder(image);
+}
+
+Status CreateOverlay(const config::ImageConfig& image, const overlay::ImageOpener& opener, CreatedFiles* created) {
+  overlay::CreateOptions options;
+  options.backing = image.backing;
+  options.size = image.size;
+  options.cluster_size = image.cluster_size;
+  options.verify_backing = image.verify_backing;
+  options.opener = opener;
+  if (image.create_dirs) created->MakeFoldersFor(image.overlay_path);
+  Status made = overlay::Overlay::Create(image.overlay_path, options);
+  if (!made.ok()) return made.WithContext("image '" + image.name + "'");
+  created->AddOverlay(image.overlay_path);
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status OpenConfiguredImages(const config::MountConfig& cfg, const MountResources& resources, CreatedFiles* created,
                             std::vector<std::unique_ptr<mount::MountedImage>>* out) {
-  // Images over one template share its driver (one open file, one cache).
-  overlay::SharedImageCache shared;
-  // Background jobs see guest I/O on any image of the mount.
-  auto activity = std::make_shared<overlay::GuestActivity>();
-  const overlay::ImageOpener opener = shared.opener();
   std::vector<std::unique_ptr<mount::MountedImage>> images(cfg.images.size());
   std::vector<size_t> to_create;
   for (size_t i = 0; i < cfg.images.size(); ++i) {
     const config::ImageConfig& image = cfg.images[i];
     if (std::filesystem::exists(overlay::MetadataPath(image.overlay_path))) {
-      CORFS_RETURN_IF_ERROR(OpenMountedImage(image, opener, activity, &images[i]));
-    } else if (!image.create) {
-      return Status::NotFound("image '" + image.name + "': overlay " + image.overlay_path +
-                              " does not exist and `create` is false");
-    } else if (image.read_only) {
-      return Status::NotFound("image '" + image.name + "': overlay " + image.overlay_path +
-                              " does not exist, and a read-only image cannot be created");
+      CORFS_RETURN_IF_ERROR(OpenMountedImage(image, resources.opener, resources.activity, &images[i]));
     } else {
-      CORFS_RETURN_IF_ERROR(CheckOverlayFolder(image));
+      CORFS_RETURN_IF_ERROR(MayCreate(image));
       to_create.push_back(i);
     }
   }
   for (size_t i : to_create) {
     const config::ImageConfig& image = cfg.images[i];
-    overlay::CreateOptions options;
-    options.backing = image.backing;
-    options.size = image.size;
-    options.cluster_size = image.cluster_size;
-    options.verify_backing = image.verify_backing;
-    options.opener = opener;
-    if (image.create_dirs) created->MakeFoldersFor(image.overlay_path);
-    Status made = overlay::Overlay::Create(image.overlay_path, options);
-    if (!made.ok()) return made.WithContext("image '" + image.name + "'");
-    created->AddOverlay(image.overlay_path);
-    CORFS_RETURN_IF_ERROR(OpenMountedImage(image, opener, activity, &images[i]));
+    CORFS_RETURN_IF_ERROR(CreateOverlay(image, resources.opener, created));
+    CORFS_RETURN_IF_ERROR(OpenMountedImage(image, resources.opener, resources.activity, &images[i]));
   }
   *out = std::move(images);
   return Status::Ok();
+}
+
+Status OpenConfiguredImages(const config::MountConfig& cfg, CreatedFiles* created,
+                            std::vector<std::unique_ptr<mount::MountedImage>>* out) {
+  return OpenConfiguredImages(cfg, MountResources::Make(), created, out);
+}
+
+Status OpenOneImage(const config::ImageConfig& image, const MountResources& resources, CreatedFiles* created,
+                    std::unique_ptr<mount::MountedImage>* out) {
+  if (!std::filesystem::exists(overlay::MetadataPath(image.overlay_path))) {
+    CORFS_RETURN_IF_ERROR(MayCreate(image));
+    CORFS_RETURN_IF_ERROR(CreateOverlay(image, resources.opener, created));
+  }
+  return OpenMountedImage(image, resources.opener, resources.activity, out);
 }
 
 }  // namespace corfs::cli

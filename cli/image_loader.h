@@ -7,6 +7,8 @@
 
 #include "config/mount_config.h"
 #include "mount/mounted_image.h"
+#include "overlay/guest_activity.h"
+#include "overlay/image_opener.h"
 
 namespace corfs::cli {
 
@@ -34,11 +36,29 @@ class CreatedFiles {
   bool keep_ = false;
 };
 
+// What the images of one mount share, however late they join it: one driver
+// per template (overlay::SharedImageCache: one open file, one cache) and one
+// count of guest requests in flight (background jobs give way to guest I/O
+// on any image of the mount). Copies share the same state.
+struct MountResources {
+  overlay::ImageOpener opener;
+  std::shared_ptr<overlay::GuestActivity> activity;
+
+  static MountResources Make();
+};
+
 // Opens every image of `cfg`, creating missing overlays where `create` is
 // on, and noting them in `created`. Existing overlays are opened (and their
 // chains verified) before any new one is made, so a mismatch leaves the disk
 // untouched.
+Status OpenConfiguredImages(const config::MountConfig& cfg, const MountResources& resources, CreatedFiles* created,
+                            std::vector<std::unique_ptr<mount::MountedImage>>* out);
+// The same with resources of their own.
 Status OpenConfiguredImages(const config::MountConfig& cfg, CreatedFiles* created,
                             std::vector<std::unique_ptr<mount::MountedImage>>* out);
+
+// Opens one image joining a running mount, creating its overlay as above.
+Status OpenOneImage(const config::ImageConfig& image, const MountResources& resources, CreatedFiles* created,
+                    std::unique_ptr<mount::MountedImage>* out);
 
 }  // namespace corfs::cli

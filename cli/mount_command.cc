@@ -32,7 +32,9 @@ int RunMount(const MountArgs& args) {
   // Before any thread exists (overlays, jobs and the control socket start some).
   TerminationSignals blocked;
   std::unique_ptr<MountSession> session;
-  Status started = MountSession::Start(cfg, args.session, &session);
+  SessionOptions session_options = args.session;
+  session_options.load_options = load_options;
+  Status started = MountSession::Start(cfg, session_options, &session);
   if (!started.ok()) return Fail(started.message());
   std::fprintf(stderr, "corfs: serving %zu image(s) at %s, control socket %s (Ctrl-C or `fusermount3 -u %s` to stop)\n",
                session->image_count(), session->mountpoint().c_str(), session->socket_path().c_str(),

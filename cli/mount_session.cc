@@ -1,5 +1,6 @@
 #include "cli/mount_session.h"
 
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 
@@ -16,6 +17,8 @@ Status MountSession::Start(const config::MountConfig& cfg, const SessionOptions&
   // images it opened) goes first, then the overlays it made are removed.
   CreatedFiles created;
   std::unique_ptr<MountSession> session(new MountSession());
+  // No QMP command, image change or SIGHUP runs until the mount is up.
+  std::unique_lock serialized(session->control_mutex_);
   session->mountpoint_ = !options.mountpoint.empty() ? options.mountpoint : cfg.mountpoint.value_or("");
   if (session->mountpoint_.empty()) {
     return Status::Invalid("no mountpoint: name one on the command line or as `mountpoint:` in " + cfg.source_file);
@@ -25,7 +28,8 @@ Status MountSession::Start(const config::MountConfig& cfg, const SessionOptions&
   CORFS_RETURN_IF_ERROR(fuse::CheckMountpoint(session->mountpoint_));
 
   std::vector<std::unique_ptr<mount::MountedImage>> images;
-  CORFS_RETURN_IF_ERROR(OpenConfiguredImages(cfg, &created, &images));
+  session->resources_ = MountResources::Make();
+  CORFS_RETURN_IF_ERROR(OpenConfiguredImages(cfg, session->resources_, &created, &images));
   session->table_ = std::make_unique<mount::ImageTable>(std::move(images));
 
   unsigned workers = 0;
@@ -37,15 +41,17 @@ Status MountSession::Start(const config::MountConfig& cfg, const SessionOptions&
   context.events = &session->events_;
   context.images = session->table_.get();
   context.quit = [s = session.get()] { return s->RequestQuit(); };
+  session->SetUpImageChanges(cfg, options);
   session->commands_ = control::MakeBlockCommands(context);
+  session->SerializeCommands();
   CORFS_RETURN_IF_ERROR(control::QmpServer::Start(session->socket_path_, session->commands_, session->events_, {},
                                                   &session->server_));
   session->log_subscription_ = session->events_.Subscribe([](const Event& event) {
     std::fprintf(stderr, "corfs: event %s %s\n", event.name.c_str(), event.data.dump().c_str());
   });
 
-  for (size_t i = 0; i < session->table_->size(); ++i) {
-    const mount::MountedImage& image = session->table_->at(i);
+  for (const std::shared_ptr<mount::MountedImage>& mounted : session->table_->Snapshot()) {
+    const mount::MountedImage& image = *mounted;
     const config::ImageConfig& config = image.config;
     uint64_t threshold = config.write_threshold.Bytes(image.overlay->size());
     if (threshold != 0) control::ArmWriteThreshold(image, threshold, session->events_);
@@ -66,6 +72,7 @@ Status MountSession::Start(const config::MountConfig& cfg, const SessionOptions&
     std::lock_guard lock(session->mount_mutex_);
     session->mount_ = std::move(mount);
   }
+  CORFS_RETURN_IF_ERROR(session->StartReloadSignal());
   created.Keep();
   *out = std::move(session);
   return Status::Ok();
@@ -84,9 +91,55 @@ Status MountSession::RequestQuit() {
   return Status::Ok();
 }
 
+void MountSession::SetUpImageChanges(const config::MountConfig& cfg, const SessionOptions& options) {
+  ImageChangesContext changes;
+  changes.yaml_path = cfg.source_file;
+  changes.mountpoint = mountpoint_;
+  changes.load_options = options.load_options;
+  changes.resources = resources_;
+  changes.table = table_.get();
+  changes.jobs = jobs_.get();
+  changes.events = &events_;
+  changes.notify_added = [this](const std::string& name) {
+    std::lock_guard lock(mount_mutex_);
+    if (mount_ != nullptr) mount_->NotifyAdded(name);
+  };
+  changes.notify_removed = [this](const std::string& name, uint64_t ino) {
+    std::lock_guard lock(mount_mutex_);
+    if (mount_ != nullptr) mount_->NotifyRemoved(name, ino);
+  };
+  image_changes_ = std::make_unique<ImageChanges>(std::move(changes));
+  control_context_.add_image = [this](const std::string& name, const nlohmann::json& keys, bool check_only) {
+    return image_changes_->AddFromKeys(name, keys, check_only);
+  };
+  control_context_.remove_image = [this](const std::string& name) { return image_changes_->Remove(name); };
+}
+
+void MountSession::SerializeCommands() {
+  control::CommandTable serialized;
+  for (const std::string& name : commands_.Names()) {
+    serialized.Add(name, [this, handler = *commands_.Find(name)](const nlohmann::json& args) {
+      std::lock_guard lock(control_mutex_);
+      return handler(args);
+    });
+  }
+  commands_ = std::move(serialized);
+}
+
+Status MountSession::StartReloadSignal() {
+  return SignalThread::Start(
+      SIGHUP,
+      [this] {
+        std::lock_guard lock(control_mutex_);
+        image_changes_->Reload();
+      },
+      &reload_signal_);
+}
+
 Status MountSession::Shutdown() {
   if (shut_down_) return Status::Ok();
   shut_down_ = true;
+  reload_signal_.reset();  // waits for a re-reading under way
   server_.reset();
   jobs_.reset();  // cancels and waits for every job
   Status flushed = table_ ? table_->CloseAll() : Status::Ok();

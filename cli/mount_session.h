@@ -5,12 +5,21 @@
 // On the way down: the FUSE loop ends, the control socket closes, jobs are
 // cancelled (a stream resumes at the next mount from the committed bitmap),
 // every overlay commits, then the filesystem is unmounted.
+//
+// While it serves, images join and leave (cli/image_changes.h): by QMP
+// image-add and image-remove, and by SIGHUP, which re-reads the YAML file on
+// a thread of its own (SignalThread). QMP commands and those changes run one
+// at a time under control_mutex_, so no job starts on an image that leaves.
 
 #include <memory>
 #include <mutex>
 #include <string>
 
+#include "cli/image_changes.h"
+#include "cli/image_loader.h"
+#include "cli/signal_thread.h"
 #include "common/event_bus.h"
+#include "config/config_loader.h"
 #include "config/mount_config.h"
 #include "control/block_commands.h"
 #include "control/qmp_server.h"
@@ -24,6 +33,8 @@ struct SessionOptions {
   std::string mountpoint;  // overrides the YAML file's
   bool allow_other = false;
   bool debug = false;
+  // How the YAML file was read; re-reading it (SIGHUP, image-add) reads it so.
+  config::LoadOptions load_options;
 };
 
 class MountSession {
@@ -45,6 +56,11 @@ class MountSession {
   Status Shutdown();
   // QMP `quit`, from the control socket's thread.
   Status RequestQuit();
+  // Sets up image-add, image-remove and SIGHUP's re-reading (control_mutex_ held).
+  void SetUpImageChanges(const config::MountConfig& cfg, const SessionOptions& options);
+  // Makes every QMP command take control_mutex_ (before the server starts).
+  void SerializeCommands();
+  Status StartReloadSignal();
 
   std::string mountpoint_;
   std::string socket_path_;
@@ -58,6 +74,11 @@ class MountSession {
   std::unique_ptr<fuse::FuseMount> mount_;
   EventBus::Subscription log_subscription_;
   bool shut_down_ = false;
+  // Held by every QMP command, by image changes and by Start: one at a time.
+  std::mutex control_mutex_;
+  MountResources resources_;
+  std::unique_ptr<ImageChanges> image_changes_;
+  std::unique_ptr<SignalThread> reload_signal_;
 };
 
 }  // namespace corfs::cli

@@ -2,10 +2,12 @@
 // Termination signals (SIGINT, SIGTERM) must reach the thread that runs the
 // FUSE loop: libfuse's handler only sets a flag, and only a signal that
 // interrupts the loop's own wait makes it look (QMP `quit` sends SIGINT to
-// that thread for the same reason). SIGHUP, which only logs, goes there too
-// so that no other thread's system calls are interrupted by it. So a mount blocks them
-// before it starts any thread (every thread it starts inherits the mask),
-// and the main thread lets them in only while it runs the loop.
+// that thread for the same reason). So a mount blocks them before it starts
+// any thread (every thread it starts inherits the mask), and the main
+// thread lets them in only while it runs the loop. SIGHUP stays blocked in
+// every thread: the mount's SignalThread (cli/signal_thread.h) takes it
+// from a signalfd and re-reads the configuration there, so no other
+// thread's system calls are interrupted by it.
 
 #include <pthread.h>
 #include <signal.h>
@@ -28,6 +30,7 @@ class TerminationSignals {
    public:
     Accepted() {
       sigset_t set = Set();
+      sigdelset(&set, SIGHUP);
       pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
     }
     ~Accepted() {

@@ -116,6 +116,8 @@ class Loader {
       : diag_(source_name), base_dir_(std::move(base_dir)), resolver_(base_dir_, diag_), options_(options) {}
 
   Status Load(std::string_view text, MountConfig* out);
+  // The same on a parsed document (a map, or null for an empty file).
+  Status LoadRoot(const YAML::Node& root, MountConfig* out);
 
  private:
   void ReadTop(const YAML::Node& root, MountConfig* cfg);
@@ -138,6 +140,10 @@ class Loader {
 Status Loader::Load(std::string_view text, MountConfig* out) {
   YAML::Node root;
   if (!LoadSingleDocument(std::string(text), diag_, &root)) return diag_.ToStatus();
+  return LoadRoot(root, out);
+}
+
+Status Loader::LoadRoot(const YAML::Node& root, MountConfig* out) {
   if (root.IsNull()) {
     YAML::Mark start;
     start.line = start.column = 0;
@@ -508,23 +514,123 @@ Status ParseMountConfig(std::string_view yaml_text, const std::string& source_na
   return Status::Ok();
 }
 
-Status LoadMountConfig(const std::string& yaml_path, MountConfig* out, const LoadOptions& options) {
+namespace {
+
+// The text of the YAML file at `yaml_path` and its absolute, normal path.
+Status ReadConfigFile(const std::string& yaml_path, std::string* text, fs::path* absolute) {
   struct stat st {};
   if (::stat(yaml_path.c_str(), &st) != 0) return Status::FromErrno("config file " + yaml_path);
   if (S_ISDIR(st.st_mode)) return Status::Error(EISDIR, "config file " + yaml_path + " is a folder");
   std::ifstream in(yaml_path, std::ios::binary);
   if (!in) return Status::FromErrno("cannot open config file " + yaml_path);
-  std::ostringstream text;
-  text << in.rdbuf();
+  std::ostringstream content;
+  content << in.rdbuf();
   if (in.bad()) return Status::FromErrno("cannot read config file " + yaml_path);
-
   std::error_code ec;
-  fs::path absolute = fs::absolute(yaml_path, ec).lexically_normal();
+  *absolute = fs::absolute(yaml_path, ec).lexically_normal();
   if (ec) return Status::Error(ec.value(), "cannot resolve " + yaml_path + ": " + ec.message());
+  *text = content.str();
+  return Status::Ok();
+}
+
+// A copy of `node` without positions: keys given over the control socket
+// are not lines of a file, so messages about them name no line.
+YAML::Node WithoutMarks(const YAML::Node& node) {
+  switch (node.Type()) {
+    case YAML::NodeType::Scalar: return YAML::Node(node.Scalar());
+    case YAML::NodeType::Sequence: {
+      YAML::Node list(YAML::NodeType::Sequence);
+      for (const YAML::Node& element : node) list.push_back(WithoutMarks(element));
+      return list;
+    }
+    case YAML::NodeType::Map: {
+      YAML::Node map(YAML::NodeType::Map);
+      for (const auto& entry : node) map[WithoutMarks(entry.first)] = WithoutMarks(entry.second);
+      return map;
+    }
+    default: return YAML::Node(YAML::NodeType::Null);
+  }
+}
+
+// Whether `path` (canonical) is one of the files of `image`'s overlay.
+bool IsOverlayOf(const std::string& path, const ImageConfig& image) {
+  return path == CanonicalKey(image.overlay_path) || path == CanonicalKey(overlay::MetadataPath(image.overlay_path));
+}
+
+}  // namespace
+
+Status LoadMountConfig(const std::string& yaml_path, MountConfig* out, const LoadOptions& options) {
+  std::string text;
+  fs::path absolute;
+  CORFS_RETURN_IF_ERROR(ReadConfigFile(yaml_path, &text, &absolute));
   MountConfig cfg;
-  CORFS_RETURN_IF_ERROR(ParseMountConfig(text.str(), yaml_path, absolute.parent_path().string(), &cfg, options));
+  CORFS_RETURN_IF_ERROR(ParseMountConfig(text, yaml_path, absolute.parent_path().string(), &cfg, options));
   cfg.source_file = absolute.string();
   *out = std::move(cfg);
+  return Status::Ok();
+}
+
+Status LoadImageConfig(const std::string& yaml_path, const std::string& name, std::string_view image_text,
+                       const std::string& source_name, const LoadOptions& options, ImageConfig* out) {
+  std::string text;
+  fs::path absolute;
+  CORFS_RETURN_IF_ERROR(ReadConfigFile(yaml_path, &text, &absolute));
+  Diagnostics file_diag(yaml_path);
+  YAML::Node root;
+  if (!LoadSingleDocument(text, file_diag, &root)) return file_diag.ToStatus();
+  Diagnostics keys_diag(source_name);
+  YAML::Node keys;
+  if (!LoadSingleDocument(std::string(image_text), keys_diag, &keys)) return keys_diag.ToStatus();
+  if (root.IsNull()) root = YAML::Node(YAML::NodeType::Map);
+  if (!root.IsMap()) return Status::Invalid(yaml_path + ": expected a map with `images:` (see docs/config.md)");
+  // The file as if `images:` listed only this image: its defaults and
+  // templates apply, and the same code reads and checks the keys.
+  YAML::Node images(YAML::NodeType::Map);
+  images[name] = WithoutMarks(keys);
+  root.remove("images");
+  root["images"] = images;
+  MountConfig cfg;
+  Loader loader(source_name, absolute.parent_path().string(), options);
+  CORFS_RETURN_IF_ERROR(loader.LoadRoot(root, &cfg));
+  if (cfg.images.size() != 1) return Status::Invalid(source_name + ": no image was read");
+  *out = std::move(cfg.images.front());
+  return Status::Ok();
+}
+
+Status CheckJoiningImage(const ImageConfig& image, const std::vector<ImageConfig>& live,
+                         const std::string& mountpoint) {
+  const std::string quoted = "image '" + image.name + "'";
+  const std::string data = CanonicalKey(image.overlay_path);
+  const std::string meta = CanonicalKey(overlay::MetadataPath(image.overlay_path));
+  for (const ImageConfig& other : live) {
+    if (other.name == image.name) return Status::Error(EEXIST, quoted + " is in the mount already");
+    if (IsOverlayOf(data, other) || IsOverlayOf(meta, other)) {
+      return Status::Error(EBUSY, quoted + ": overlay " + image.overlay_path + " is the overlay of image '" +
+                                      other.name + "' of this mount; each image needs its own");
+    }
+    for (const overlay::ImageSpec& backing : image.backing) {
+      if (IsOverlayOf(CanonicalKey(backing.path), other)) {
+        return Status::Invalid(quoted + ": backing image " + backing.path + " is the overlay of image '" + other.name +
+                               "', which changes while mounted; it cannot back another image");
+      }
+    }
+    for (const overlay::ImageSpec& backing : other.backing) {
+      if (IsOverlayOf(CanonicalKey(backing.path), image)) {
+        return Status::Invalid(quoted + ": overlay " + image.overlay_path + " is a backing image of image '" +
+                               other.name + "'; an overlay changes while mounted and cannot back another image");
+      }
+    }
+  }
+  if (mountpoint.empty()) return Status::Ok();
+  const std::string folder = CanonicalKey(mountpoint);
+  if (IsInside(data, folder)) {
+    return Status::Invalid(quoted + ": overlay " + image.overlay_path + " is inside the mountpoint " + mountpoint);
+  }
+  for (const overlay::ImageSpec& backing : image.backing) {
+    if (IsInside(CanonicalKey(backing.path), folder)) {
+      return Status::Invalid(quoted + ": backing image " + backing.path + " is inside the mountpoint " + mountpoint);
+    }
+  }
   return Status::Ok();
 }
 

@@ -10,6 +10,7 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/status.h"
 #include "config/mount_config.h"
@@ -32,5 +33,22 @@ Status LoadMountConfig(const std::string& yaml_path, MountConfig* out, const Loa
 // made absolute against the current folder).
 Status ParseMountConfig(std::string_view yaml_text, const std::string& source_name, const std::string& base_dir,
                         MountConfig* out, const LoadOptions& options = {});
+
+// Reads one image called `name` whose keys are `image_text` (a map of the
+// keys of an image under `images:`, as YAML or JSON text: JSON is YAML)
+// exactly as LoadMountConfig reads an image of the YAML file at
+// `yaml_path`: the file's `defaults:` and `templates:` apply, relative
+// paths are relative to its folder, and every check on one image is made
+// (the file's own `images:` are not read). Messages begin with
+// `source_name`; those about the keys have no line (they are no lines of a
+// file), those about the file's `defaults:` or `templates:` the line in it.
+Status LoadImageConfig(const std::string& yaml_path, const std::string& name, std::string_view image_text,
+                       const std::string& source_name, const LoadOptions& options, ImageConfig* out);
+
+// The checks across images for `image` joining a running mount that serves
+// `live` at `mountpoint` (empty: not checked): a name of its own, an
+// overlay of its own, no live overlay in its chain nor its overlay in a
+// live chain, and no file inside the mountpoint.
+Status CheckJoiningImage(const ImageConfig& image, const std::vector<ImageConfig>& live, const std::string& mountpoint);
 
 }  // namespace corfs::config

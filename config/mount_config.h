@@ -87,6 +87,10 @@ struct ImageConfig {
   StreamPolicy stream;
 };
 
+// The keys whose settings differ between two readings of one image, as the
+// YAML file spells them ("overlay", "stream.speed", ...), in schema order.
+std::vector<std::string> ChangedKeys(const ImageConfig& a, const ImageConfig& b);
+
 struct MountConfig {
   std::string source_file;                    // the YAML file (absolute) or the name given to ParseMountConfig
   std::optional<std::string> mountpoint;      // may be given on the command line instead

@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "control/image_commands.h"
 #include "control/version.h"
 
 namespace corfs::control {
@@ -126,7 +127,7 @@ QmpResult BlockStream(ControlContext& context, const nlohmann::json& args) {
   // Here "device" is the image to stream.
   std::string image_name;
   if (!a.String("device", &image_name, &error)) return Failed(error);
-  const mount::MountedImage* image = context.images->Find(image_name);
+  std::shared_ptr<const mount::MountedImage> image = context.images->Find(image_name);
   if (image == nullptr) return NoSuchImage(image_name);
   jobs::StreamOptions options = image->config.stream.JobDefaults();
   options.base.reset();
@@ -244,7 +245,7 @@ QmpResult SetWriteThreshold(ControlContext& context, const nlohmann::json& args)
   if (a.Has("node-name") ? !a.String("node-name", &name, &error) : !a.String("device", &name, &error)) {
     return Failed(error);
   }
-  const mount::MountedImage* image = context.images->Find(name);
+  std::shared_ptr<const mount::MountedImage> image = context.images->Find(name);
   if (image == nullptr) return NoSuchImage(name);
   uint64_t bytes = 0;
   if (a.Has("write-threshold") == a.Has("percent-thousandths")) {
@@ -316,7 +317,7 @@ CommandTable MakeBlockCommands(ControlContext& context) {
   table.Add("query-images", [ctx](const nlohmann::json& args) {
     return NoArguments(args, [ctx] {
       nlohmann::json list = nlohmann::json::array();
-      for (size_t i = 0; i < ctx->images->size(); ++i) list.push_back(ImageJson(ctx->images->at(i), *ctx->jobs));
+      for (const auto& image : ctx->images->Snapshot()) list.push_back(ImageJson(*image, *ctx->jobs));
       return QmpResult::Ok(list);
     });
   });
@@ -354,6 +355,7 @@ CommandTable MakeBlockCommands(ControlContext& context) {
   });
   table.Add("block-set-write-threshold", [ctx](const nlohmann::json& args) { return SetWriteThreshold(*ctx, args); });
   AddGenericJobCommands(table, ctx);
+  AddImageCommands(table, ctx);
   // Listed from the table itself, so the list cannot miss a command.
   const std::vector<std::string> names = table.Names();
   table.Add("query-commands", [names](const nlohmann::json& args) {

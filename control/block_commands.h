@@ -3,7 +3,8 @@
 // matches: query-version, query-commands, query-images, block-stream,
 // query-block-jobs, block-job-set-speed, block-job-pause, block-job-resume,
 // block-job-cancel, block-set-write-threshold, QEMU's generic job commands
-// query-jobs, job-pause, job-resume, job-cancel, job-dismiss, and quit.
+// query-jobs, job-pause, job-resume, job-cancel, job-dismiss, and quit;
+// and corfs's own image-add and image-remove (control/image_commands.h).
 // QMP's spellings (a block job's id is "device", a job's "id") stay here;
 // the layers below name things their own way. Every command refuses
 // arguments it does not know.
@@ -27,6 +28,11 @@ struct ControlContext {
   EventBus* events = nullptr;
   // Unmounts cleanly, as SIGINT does (`quit`); the reply goes out first.
   std::function<Status()> quit;
+  // image-add: `keys` are the image's keys as the YAML file spells them;
+  // with `check_only`, only reads them (under a placeholder name) to name
+  // what is wrong. image-remove: the image is in the table.
+  std::function<Status(const std::string& name, const nlohmann::json& keys, bool check_only)> add_image;
+  std::function<Status(const std::string& name)> remove_image;
 };
 
 // `context` must outlive the table.

@@ -40,11 +40,11 @@ bool IsMountPoint(const std::string& path) {
   return false;
 }
 
-// SIGHUP asks daemons to re-read their configuration; corfs cannot yet, and
-// must not unmount instead. Only async-signal-safe calls here.
+// SIGHUP asks daemons to re-read their configuration; a process that does
+// not take it elsewhere (corfs mount does, on a thread of its own) must not
+// unmount instead. Only async-signal-safe calls here.
 void OnSighup(int /*signal*/) {
-  static constexpr char kMessage[] =
-      "corfs: SIGHUP: re-reading the configuration is not supported yet; still serving\n";
+  static constexpr char kMessage[] = "corfs: SIGHUP: nothing to re-read here; still serving\n";
   (void)!::write(STDERR_FILENO, kMessage, sizeof kMessage - 1);
 }
 
@@ -132,6 +132,23 @@ Status FuseMount::Run() {
   fuse_loop_cfg_destroy(config);
   if (result < 0) return Status::Error(-result, "serving the mount failed: " + std::string(std::strerror(-result)));
   return Status::Ok();
+}
+
+void FuseMount::NotifyAdded(const std::string& name) {
+  // A negative entry the kernel may hold for the name, and the folder's
+  // attributes; ENOENT (nothing cached) is the common answer.
+  (void)fuse_lowlevel_notify_inval_entry(session_, mount::ImageTable::kRootInode, name.c_str(), name.size());
+  (void)fuse_lowlevel_notify_inval_inode(session_, mount::ImageTable::kRootInode, 0, 0);
+}
+
+void FuseMount::NotifyRemoved(const std::string& name, uint64_t ino) {
+  // notify_delete also drops the inode's link count in the kernel, so a
+  // process that still holds the path sees it deleted.
+  int result = fuse_lowlevel_notify_delete(session_, mount::ImageTable::kRootInode, ino, name.c_str(), name.size());
+  if (result == -ENOSYS) {
+    (void)fuse_lowlevel_notify_inval_entry(session_, mount::ImageTable::kRootInode, name.c_str(), name.size());
+  }
+  (void)fuse_lowlevel_notify_inval_inode(session_, mount::ImageTable::kRootInode, 0, 0);
 }
 
 void FuseMount::RequestExit() {

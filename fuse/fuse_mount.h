@@ -2,12 +2,15 @@
 // FuseMount: one mounted corfs filesystem, owned like a file descriptor.
 // Mount() mounts; Run() serves requests on a pool of threads until the
 // filesystem is unmounted, the process gets SIGINT or SIGTERM, or
-// RequestExit() is called; the destructor unmounts. SIGHUP only logs that
-// re-reading the configuration is not supported yet: a reload signal must
-// never take a guest's disks away.
+// RequestExit() is called; the destructor unmounts. SIGHUP never ends it
+// (libfuse's handlers would): a reload signal must never take a guest's
+// disks away. Re-reading the configuration on SIGHUP is the caller's
+// (cli/mount_session.h takes the signal on a thread of its own); the
+// handler here only guards a process that does not.
 
 #include <pthread.h>
 
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -44,6 +47,14 @@ class FuseMount {
   // exit and the thread in Run() gets SIGINT, whose libfuse handler wakes it.
   void RequestExit();
   const std::string& mountpoint() const { return mountpoint_; }
+
+  // Tell the kernel that an image joined or left the root folder, so that
+  // neither a cached lookup nor cached attributes of the folder hide the
+  // change. From any thread but a FUSE request's (the kernel may wait for
+  // requests in flight); best effort: what the kernel does not cache is
+  // not there to drop.
+  void NotifyAdded(const std::string& name);
+  void NotifyRemoved(const std::string& name, uint64_t ino);
 
  private:
   FuseMount() = default;

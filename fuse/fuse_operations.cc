@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -35,10 +36,10 @@ struct timespec ToTimespec(int64_t ns) {
   return {static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)};
 }
 
-void ImageAttr(const MountedImage& image, uint64_t ino, struct stat* st) {
+void ImageAttr(const MountedImage& image, struct stat* st) {
   std::memset(st, 0, sizeof *st);
   const overlay::Overlay& ovl = *image.overlay;
-  st->st_ino = ino;
+  st->st_ino = image.inode;
   st->st_mode = S_IFREG | image.mode.load(std::memory_order_relaxed);
   st->st_nlink = 1;
   st->st_uid = image.config.uid;
@@ -66,9 +67,9 @@ bool Attr(ImageTable& table, fuse_ino_t ino, struct stat* st) {
     RootAttr(st);
     return true;
   }
-  MountedImage* image = table.ByInode(ino);
+  std::shared_ptr<MountedImage> image = table.Get(ino);
   if (image == nullptr) return false;
-  ImageAttr(*image, ino, st);
+  ImageAttr(*image, st);
   return true;
 }
 
@@ -112,14 +113,14 @@ void OnInit(void*, fuse_conn_info* conn) {
 void OnLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
   ImageTable& table = Table(req);
   if (parent != ImageTable::kRootInode) return (void)fuse_reply_err(req, ENOTDIR);
-  long index = table.IndexOf(name);
-  if (index < 0) return (void)fuse_reply_err(req, ENOENT);
+  std::shared_ptr<MountedImage> image = table.Find(name);
+  if (image == nullptr) return (void)fuse_reply_err(req, ENOENT);
   fuse_entry_param entry{};
-  entry.ino = ImageTable::InodeOf(static_cast<size_t>(index));
-  entry.generation = 1;
+  entry.ino = image->inode;
+  entry.generation = 1;  // inodes are never reused within a mount
   entry.attr_timeout = kAttrTimeout;
   entry.entry_timeout = kAttrTimeout;
-  ImageAttr(table.at(static_cast<size_t>(index)), entry.ino, &entry.attr);
+  ImageAttr(*image, &entry.attr);
   fuse_reply_entry(req, &entry);
 }
 
@@ -131,7 +132,7 @@ void OnGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
 
 void OnSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info*) {
   ImageTable& table = Table(req);
-  MountedImage* image = table.ByInode(ino);
+  std::shared_ptr<MountedImage> image = table.Get(ino);  // no open file need pin it
   if (image == nullptr) return (void)fuse_reply_err(req, ino == ImageTable::kRootInode ? EPERM : ENOENT);
   // A virtual disk has a fixed size and owner; its mode and times may change.
   if ((to_set & FUSE_SET_ATTR_SIZE) && static_cast<uint64_t>(attr->st_size) != image->overlay->size()) {
@@ -149,43 +150,61 @@ void OnSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fu
                           std::memory_order_relaxed);
   }
   struct stat st {};
-  ImageAttr(*image, ino, &st);
+  ImageAttr(*image, &st);
   fuse_reply_attr(req, &st, kAttrTimeout);
 }
 
+// Offsets are 1 for ".", 2 for ".." and an image's inode + 1 for the
+// image: inodes only grow and are never reused, so a listing read in
+// several calls stays right while images come and go (each image is listed
+// at most once; one added meanwhile may or may not be).
 void OnReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset, fuse_file_info*) {
   ImageTable& table = Table(req);
   if (ino != ImageTable::kRootInode) return (void)fuse_reply_err(req, ENOTDIR);
   std::vector<char> buf(size);
   size_t used = 0;
-  const size_t entries = table.size() + 2;
-  for (size_t i = static_cast<size_t>(offset); i < entries; ++i) {
+  auto add = [&](const char* name, uint64_t entry_ino, mode_t type, off_t next) {
     struct stat st {};
-    std::string name;
-    if (i < 2) {
-      name = i == 0 ? "." : "..";
-      st.st_ino = ImageTable::kRootInode;
-      st.st_mode = S_IFDIR;
-    } else {
-      name = table.at(i - 2).name();
-      st.st_ino = ImageTable::InodeOf(i - 2);
-      st.st_mode = S_IFREG;
-    }
-    size_t need = fuse_add_direntry(req, buf.data() + used, size - used, name.c_str(), &st, static_cast<off_t>(i + 1));
-    if (need > size - used) break;
+    st.st_ino = entry_ino;
+    st.st_mode = type;
+    size_t need = fuse_add_direntry(req, buf.data() + used, size - used, name, &st, next);
+    if (need > size - used) return false;
     used += need;
+    return true;
+  };
+  bool room = true;
+  if (offset < 1) room = add(".", ImageTable::kRootInode, S_IFDIR, 1);
+  if (room && offset < 2) room = add("..", ImageTable::kRootInode, S_IFDIR, 2);
+  for (const std::shared_ptr<MountedImage>& image : table.Snapshot()) {
+    if (!room) break;
+    const off_t next = static_cast<off_t>(image->inode + 1);
+    if (next <= offset) continue;
+    room = add(image->name().c_str(), image->inode, S_IFREG, next);
   }
   fuse_reply_buf(req, buf.data(), used);
 }
 
+// An open file pins its image: the image cannot be removed until the
+// kernel releases the file (OnRelease).
 void OnOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
-  MountedImage* image = Table(req).ByInode(ino);
+  ImageTable& table = Table(req);
+  std::shared_ptr<MountedImage> image = table.Open(ino);
   if (image == nullptr) return (void)fuse_reply_err(req, ino == ImageTable::kRootInode ? EISDIR : ENOENT);
-  if ((fi->flags & O_ACCMODE) != O_RDONLY && image->config.read_only) return (void)fuse_reply_err(req, EROFS);
+  if ((fi->flags & O_ACCMODE) != O_RDONLY && image->config.read_only) {
+    table.Release(*image);
+    return (void)fuse_reply_err(req, EROFS);
+  }
   // All changes pass through this mount, so cached pages stay valid across
   // opens. O_DIRECT opens bypass the page cache in the kernel anyway.
   fi->keep_cache = 1;
-  fuse_reply_open(req, fi);
+  // An open the caller gave up on (interrupted) gets no release.
+  if (fuse_reply_open(req, fi) == -ENOENT) table.Release(*image);
+}
+
+void OnRelease(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
+  ImageTable& table = Table(req);
+  if (MountedImage* image = table.ByInode(ino)) table.Release(*image);
+  fuse_reply_err(req, 0);
 }
 
 void OnRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset, fuse_file_info*) {
@@ -280,20 +299,21 @@ void OnLseek(fuse_req_t req, fuse_ino_t ino, off_t offset, int whence, fuse_file
 }
 
 void OnStatfs(fuse_req_t req, fuse_ino_t) {
-  ImageTable& table = Table(req);
+  const std::vector<std::shared_ptr<MountedImage>> images = Table(req).Snapshot();
   struct statvfs st {};
   // Space is what the overlays' folder has: that is where faulted-in data goes.
-  if (table.size() > 0) {
-    std::string dir = std::filesystem::path(table.at(0).overlay->path()).parent_path().string();
+  if (!images.empty()) {
+    std::string dir = std::filesystem::path(images.front()->overlay->path()).parent_path().string();
     if (::statvfs(dir.empty() ? "." : dir.c_str(), &st) != 0) std::memset(&st, 0, sizeof st);
   }
-  st.f_files = table.size() + 1;
+  st.f_files = images.size() + 1;
   st.f_ffree = 0;
   st.f_namemax = 255;
   fuse_reply_statfs(req, &st);
 }
 
-// The folder holds exactly the images of the YAML file.
+// The folder holds exactly the images of the mount (the YAML file's, and
+// those added over the control socket).
 void RefuseEntry(fuse_req_t req) { fuse_reply_err(req, EPERM); }
 void OnMknod(fuse_req_t req, fuse_ino_t, const char*, mode_t, dev_t) { RefuseEntry(req); }
 void OnMkdir(fuse_req_t req, fuse_ino_t, const char*, mode_t) { RefuseEntry(req); }
@@ -312,6 +332,7 @@ fuse_lowlevel_ops MakeOperations() {
   ops.setattr = OnSetattr;
   ops.readdir = OnReaddir;
   ops.open = OnOpen;
+  ops.release = OnRelease;
   ops.read = OnRead;
   ops.write = OnWrite;
   ops.flush = OnFlush;

@@ -86,6 +86,16 @@ Status ImageChanges::Remove(const std::string& name) {
   return Status::Ok();
 }
 
+void ImageChanges::ReportTopChanges(const config::MountConfig& cfg) {
+  const config::MountConfig& top = context_.top;
+  std::vector<std::string> changed;
+  if (cfg.mountpoint != top.mountpoint) changed.emplace_back("mountpoint");
+  if (cfg.control_socket != top.control_socket) changed.emplace_back("control_socket");
+  if (cfg.allow_other != top.allow_other) changed.emplace_back("allow_other");
+  if (changed.empty()) return;
+  Log("SIGHUP: " + Join(changed) + " changed in " + context_.yaml_path + "; that takes effect at the next mount");
+}
+
 void ImageChanges::Reload() {
   const std::string& file = context_.yaml_path;
   config::MountConfig cfg;
@@ -97,6 +107,7 @@ void ImageChanges::Reload() {
     control::PublishReloaded(*context_.events, report);
     return;
   }
+  ReportTopChanges(cfg);
   std::map<std::string, const config::ImageConfig*> listed;
   for (const config::ImageConfig& image : cfg.images) listed[image.name] = &image;
   // The settings of the images mounted now. Only copies: a removed image

@@ -35,7 +35,10 @@
 namespace corfs::cli {
 
 struct ImageChangesContext {
-  std::string yaml_path;   // the mount's YAML file (absolute)
+  std::string yaml_path;  // the mount's YAML file (absolute)
+  // The file's top-level keys as the mount read them (read at mount time
+  // only; a re-read that changes them says so).
+  config::MountConfig top;
   std::string mountpoint;  // no overlay or backing file may lie inside
   config::LoadOptions load_options;
   MountResources resources;
@@ -60,6 +63,8 @@ class ImageChanges {
   void Reload();
 
  private:
+  // Logs the top-level keys of `cfg` that differ from the mount's.
+  void ReportTopChanges(const config::MountConfig& cfg);
   // Why `name` cannot leave now ("" if it can): a job works on it.
   std::string JobOn(const std::string& name);
   // Starts what the YAML file asks of a new image: its write threshold and

@@ -94,6 +94,8 @@ Status MountSession::RequestQuit() {
 void MountSession::SetUpImageChanges(const config::MountConfig& cfg, const SessionOptions& options) {
   ImageChangesContext changes;
   changes.yaml_path = cfg.source_file;
+  changes.top = cfg;
+  changes.top.images.clear();
   changes.mountpoint = mountpoint_;
   changes.load_options = options.load_options;
   changes.resources = resources_;

@@ -113,7 +113,9 @@ Status CloseRemoved(std::shared_ptr<MountedImage> image) {
   // The other holders' last uses happen before their reference drops (an
   // acq_rel decrement); this fence orders them before the close.
   std::atomic_thread_fence(std::memory_order_acquire);
-  return image->overlay->Close();
+  Status closed = image->overlay->Close();
+  image.reset();  // the image goes here, not on a request thread
+  return closed;
 }
 
 }  // namespace corfs::mount

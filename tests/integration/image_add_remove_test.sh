@@ -125,6 +125,7 @@ cmp mnt/new.img other.raw || fail "new.img added again does not read as its temp
 
 step "SIGHUP: the edited file adds, removes and refuses changes; a busy image stays"
 write_yaml mount.yaml <<YAML
+control_socket: elsewhere.sock
 defaults:
   mode: 0600
 templates:
@@ -157,6 +158,7 @@ PY
 exec 3<&-
 grep -q "image 'disk.img' not changed: changed read_only" corfs.log || fail "no message for the refused change"
 grep -q "image 'new.img' is no longer in .* but stays" corfs.log || fail "no message for the busy image"
+grep -q "control_socket changed in .*next mount" corfs.log || fail "no message for the changed control_socket"
 ls mnt | sort | tr '\n' ' ' | grep -qx "disk.img hup.img new.img " || fail "after SIGHUP: $(ls mnt)"
 cmp mnt/hup.img other.raw || fail "the image added by SIGHUP does not read as its template"
 printf 'still writable' | dd of=mnt/disk.img bs=1 seek=4096 conv=notrunc status=none ||

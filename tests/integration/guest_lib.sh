@@ -5,14 +5,15 @@
 #
 # The guest is Debian's cloud kernel and an initramfs made here from
 # busybox-static with a test's own /init script: no distribution image, no
-# network, and a boot to /init in a few seconds under TCG. KVM is never
+# network in the guest, and a boot to /init in seconds under TCG. KVM is never
 # used: a test must behave the same on a machine without it, and TCG is
 # what CI has.
 #
 # The kernel comes from Debian's linux-image-cloud-amd64 package, fetched
 # once with `apt-get download` (no installation: nothing in /boot changes)
 # into CORFS_GUEST_CACHE (default ~/.cache/corfs/guest), of which only the
-# kernel and the virtio modules are kept. Its storage drivers are modules,
+# kernel and the virtio modules are kept: the first run needs a Debian
+# mirror, later ones nothing. Its storage drivers are modules,
 # so the initramfs loads them itself; ext4 is built in.
 
 : "${CORFS_GUEST_CACHE:=${XDG_CACHE_HOME:-$HOME/.cache}/corfs/guest}"
@@ -42,28 +43,43 @@ guest_kernel() {
   fi
   [ -n "$package" ] || fail "no guest kernel: apt-cache knows no linux-image-cloud-amd64 (run apt-get update) and $CORFS_GUEST_CACHE is empty"
   local dir=$CORFS_GUEST_CACHE/$package
-  if [ ! -f "$dir/ready" ]; then
-    step "fetching the guest kernel ($package) into $dir"
-    local tmp
-    tmp=$(mktemp -d "${TMPDIR:-/tmp}/corfs-kernel.XXXXXX")
-    (cd "$tmp" && apt-get download -q "$package" >download.log 2>&1) ||
-      { cat "$tmp/download.log" >&2; rm -rf "$tmp"; fail "apt-get download $package"; }
-    mkdir -p "$tmp/x"
-    dpkg-deb --fsys-tarfile "$tmp"/"$package"_*.deb |
-      tar -x -C "$tmp/x" --wildcards './boot/vmlinuz-*' './lib/modules/*/kernel/drivers/virtio/*.ko' \
-        './lib/modules/*/kernel/drivers/block/virtio_blk.ko'
-    mkdir -p "$dir/modules"
-    cp "$tmp"/x/boot/vmlinuz-* "$dir/vmlinuz"
-    local m
-    for m in "${GUEST_MODULES[@]}"; do
-      find "$tmp/x/lib/modules" -name "$m.ko" -exec cp {} "$dir/modules/" \;
-      [ -f "$dir/modules/$m.ko" ] || { rm -rf "$tmp"; fail "$package has no $m.ko"; }
-    done
-    rm -rf "$tmp"
-    touch "$dir/ready"
-  fi
+  [ -f "$dir/ready" ] || guest_fetch_kernel "$package" "$dir"
   GUEST_KERNEL=$dir/vmlinuz
   GUEST_MODULE_DIR=$dir/modules
+}
+
+# guest_fetch_kernel PACKAGE DIR: downloads PACKAGE and keeps its kernel
+# and GUEST_MODULES in DIR. The files are put together in a folder of this
+# test and renamed to DIR at once, so tests that fetch at the same time
+# never see half a cache (the later rename loses and is dropped).
+guest_fetch_kernel() {
+  local package=$1 dir=$2
+  step "fetching the guest kernel ($package) into $dir"
+  local tmp
+  tmp=$(mktemp -d "$WORK/kernel.XXXXXX")
+  (cd "$tmp" && apt-get download -q "$package" >download.log 2>&1) ||
+    { cat "$tmp/download.log" >&2; fail "apt-get download $package"; }
+  mkdir -p "$tmp/x" "$tmp/out/modules"
+  dpkg-deb --fsys-tarfile "$tmp"/"$package"_*.deb |
+    tar -x -C "$tmp/x" --wildcards './boot/vmlinuz-*' './lib/modules/*/kernel/drivers/virtio/*.ko' \
+      './lib/modules/*/kernel/drivers/block/virtio_blk.ko'
+  cp "$tmp"/x/boot/vmlinuz-* "$tmp/out/vmlinuz"
+  local m
+  for m in "${GUEST_MODULES[@]}"; do
+    find "$tmp/x/lib/modules" -name "$m.ko" -exec cp {} "$tmp/out/modules/" \;
+    [ -f "$tmp/out/modules/$m.ko" ] || fail "$package has no $m.ko"
+  done
+  touch "$tmp/out/ready"
+  mkdir -p "$CORFS_GUEST_CACHE"
+  local staged
+  staged=$(mktemp -d "$CORFS_GUEST_CACHE/.staging.XXXXXX")
+  chmod 0755 "$staged"
+  cp -r "$tmp/out/." "$staged/"
+  # A folder without its `ready` mark is what a fetch killed halfway left.
+  if [ -e "$dir" ] && [ ! -f "$dir/ready" ]; then rm -rf "$dir"; fi
+  mv -T "$staged" "$dir" 2>/dev/null || rm -rf "$staged"
+  rm -rf "$tmp"
+  [ -f "$dir/ready" ] || fail "could not put the guest kernel in $dir"
 }
 
 # guest_initramfs OUT.cpio.gz INIT_SCRIPT: an initramfs of busybox, the

@@ -148,7 +148,10 @@ AllocationBitmap::Page AllocationBitmap::GrownPage(uint64_t index, uint64_t clus
   if (index < PagesFor(old)) CopyPage(index, &page);
   for (uint64_t w = 0; w < kWordsPerPage; ++w) {
     const uint64_t mask = MaskOfClusters(index * kWordsPerPage + w, old, clusters);
-    for (int b = 0; b < 8; ++b) page.bytes[w * 8 + b] |= static_cast<char>((mask >> (8 * b)) & 0xff);
+    for (int b = 0; b < 8; ++b) {
+      char& byte = page.bytes[w * 8 + b];
+      byte = static_cast<char>(static_cast<unsigned char>(byte) | ((mask >> (8 * b)) & 0xff));
+    }
   }
   return page;
 }

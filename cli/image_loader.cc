@@ -13,7 +13,7 @@ namespace corfs::cli {
 
 namespace {
 
-Status OpenMountedImage(const config::ImageConfig& image, const overlay::ImageOpener& opener,
+Status OpenMountedImage(const config::ImageConfig& image, bool allow_other, const overlay::ImageOpener& opener,
                         const std::shared_ptr<overlay::GuestActivity>& activity,
                         std::unique_ptr<mount::MountedImage>* out) {
   overlay::OpenOptions options;
@@ -26,12 +26,13 @@ Status OpenMountedImage(const config::ImageConfig& image, const overlay::ImageOp
   auto mounted = std::make_unique<mount::MountedImage>();
   Status opened = overlay::Overlay::Open(image.overlay_path, options, &mounted->overlay);
   if (!opened.ok()) return opened.WithContext("image '" + image.name + "'");
-  if (image.size != 0 && image.size != mounted->overlay->size()) {
+  // Larger than the YAML file says is a disk grown since (corfs resize).
+  if (image.size != 0 && image.size > mounted->overlay->size()) {
     return Status::Invalid("image '" + image.name + "': the overlay " + image.overlay_path + " has " +
                            FormatSize(mounted->overlay->size()) + ", the YAML file says " + FormatSize(image.size));
   }
   mounted->config = image;
-  mounted->mode.store(image.mode);
+  mounted->LoadFileAttributes(allow_other);
   mounted->mtime_ns.store(WallClockNs());
   *out = std::move(mounted);
   return Status::Ok();
@@ -86,7 +87,7 @@ Status OpenConfiguredImages(const config::MountConfig& cfg, CreatedFiles* create
   for (size_t i = 0; i < cfg.images.size(); ++i) {
     const config::ImageConfig& image = cfg.images[i];
     if (std::filesystem::exists(overlay::MetadataPath(image.overlay_path))) {
-      CORFS_RETURN_IF_ERROR(OpenMountedImage(image, opener, activity, &images[i]));
+      CORFS_RETURN_IF_ERROR(OpenMountedImage(image, cfg.allow_other, opener, activity, &images[i]));
     } else if (!image.create) {
       return Status::NotFound("image '" + image.name + "': overlay " + image.overlay_path +
                               " does not exist and `create` is false");
@@ -110,7 +111,7 @@ Status OpenConfiguredImages(const config::MountConfig& cfg, CreatedFiles* create
     Status made = overlay::Overlay::Create(image.overlay_path, options);
     if (!made.ok()) return made.WithContext("image '" + image.name + "'");
     created->AddOverlay(image.overlay_path);
-    CORFS_RETURN_IF_ERROR(OpenMountedImage(image, opener, activity, &images[i]));
+    CORFS_RETURN_IF_ERROR(OpenMountedImage(image, cfg.allow_other, opener, activity, &images[i]));
   }
   *out = std::move(images);
   return Status::Ok();

@@ -24,6 +24,7 @@ int Run(int argc, char** argv) {
   corfs::cli::AddCheckCommand(app, &exit_code);
   corfs::cli::AddMountCommand(app, &exit_code);
   corfs::cli::AddJobCommands(app, &exit_code);
+  corfs::cli::AddResizeCommand(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -24,8 +24,11 @@ Status MountSession::Start(const config::MountConfig& cfg, const SessionOptions&
   // A busy or stale mountpoint is refused before any overlay is created.
   CORFS_RETURN_IF_ERROR(fuse::CheckMountpoint(session->mountpoint_));
 
+  // allow_other from the command line too: it decides the images' default mode.
+  config::MountConfig mounted = cfg;
+  mounted.allow_other = options.allow_other || cfg.allow_other;
   std::vector<std::unique_ptr<mount::MountedImage>> images;
-  CORFS_RETURN_IF_ERROR(OpenConfiguredImages(cfg, &created, &images));
+  CORFS_RETURN_IF_ERROR(OpenConfiguredImages(mounted, &created, &images));
   session->table_ = std::make_unique<mount::ImageTable>(std::move(images));
 
   unsigned workers = 0;
@@ -37,6 +40,7 @@ Status MountSession::Start(const config::MountConfig& cfg, const SessionOptions&
   context.events = &session->events_;
   context.images = session->table_.get();
   context.quit = [s = session.get()] { return s->RequestQuit(); };
+  context.size_changed = [s = session.get()](const std::string& image) { s->NotifySizeChanged(image); };
   session->commands_ = control::MakeBlockCommands(context);
   CORFS_RETURN_IF_ERROR(control::QmpServer::Start(session->socket_path_, session->commands_, session->events_, {},
                                                   &session->server_));
@@ -58,7 +62,7 @@ Status MountSession::Start(const config::MountConfig& cfg, const SessionOptions&
 
   fuse::MountOptions mount_options;
   mount_options.mountpoint = session->mountpoint_;
-  mount_options.allow_other = options.allow_other || cfg.allow_other;
+  mount_options.allow_other = mounted.allow_other;
   mount_options.debug = options.debug;
   std::unique_ptr<fuse::FuseMount> mount;
   CORFS_RETURN_IF_ERROR(fuse::FuseMount::Mount(mount_options, session->table_.get(), &mount));
@@ -93,6 +97,13 @@ Status MountSession::Shutdown() {
   std::lock_guard lock(mount_mutex_);
   mount_.reset();  // unmount
   return flushed.ok() ? Status::Ok() : flushed.WithContext("committing metadata at unmount");
+}
+
+void MountSession::NotifySizeChanged(const std::string& image) {
+  const long index = table_->IndexOf(image);
+  std::lock_guard lock(mount_mutex_);
+  if (mount_ != nullptr && index >= 0)
+    mount_->InvalidateAttributes(mount::ImageTable::InodeOf(static_cast<size_t>(index)));
 }
 
 MountSession::~MountSession() { (void)Shutdown(); }

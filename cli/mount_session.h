@@ -45,6 +45,8 @@ class MountSession {
   Status Shutdown();
   // QMP `quit`, from the control socket's thread.
   Status RequestQuit();
+  // A QMP block_resize grew `image`: the kernel drops the size it caches.
+  void NotifySizeChanged(const std::string& image);
 
   std::string mountpoint_;
   std::string socket_path_;

@@ -307,7 +307,8 @@ void Loader::ApplyImageKey(const MapEntry& entry, ImageDraft* draft) {
   } else if (key == "create_dirs") {
     ReadBool(value, diag_, &image.create_dirs);
   } else if (key == "mode") {
-    ReadMode(value, diag_, &image.mode);
+    uint32_t mode = 0;
+    if (ReadMode(value, diag_, &mode)) image.mode = mode;
   } else if (key == "uid" || key == "gid") {
     uint64_t id = 0;
     if (!ReadUnsigned(value, kMaxId, diag_, &id)) return;

@@ -80,12 +80,22 @@ struct ImageConfig {
   // kFull: a created overlay records its backing images' content hashes, and
   // every open hashes them again and refuses on a mismatch.
   overlay::VerifyBacking verify_backing = overlay::VerifyBacking::kSampled;
-  uint32_t mode = 0644;  // permission bits of the file
-  uint32_t uid = 0;      // owner; default: the user that loads the file
+  // Permission bits of the file; unset: DefaultMode. A chmod through the
+  // mount overrides it (kept in the overlay's header), as a chown does uid
+  // and gid.
+  std::optional<uint32_t> mode;
+  uint32_t uid = 0;  // owner; default: the user that loads the file
   uint32_t gid = 0;
   WriteThreshold write_threshold;
   StreamPolicy stream;
 };
+
+// The mode of an image whose YAML file gives none: 0644, or 0600 when
+// other users may reach the mount (allow_other), so that no disk is
+// readable by everyone; a chown hands it to the user who runs the VM.
+inline uint32_t DefaultMode(const ImageConfig& image, bool allow_other) {
+  return image.mode.value_or(allow_other ? 0600 : 0644);
+}
 
 struct MountConfig {
   std::string source_file;                    // the YAML file (absolute) or the name given to ParseMountConfig

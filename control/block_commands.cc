@@ -354,6 +354,7 @@ CommandTable MakeBlockCommands(ControlContext& context) {
   });
   table.Add("block-set-write-threshold", [ctx](const nlohmann::json& args) { return SetWriteThreshold(*ctx, args); });
   AddGenericJobCommands(table, ctx);
+  AddResizeCommand(table, context);
   // Listed from the table itself, so the list cannot miss a command.
   const std::vector<std::string> names = table.Names();
   table.Add("query-commands", [names](const nlohmann::json& args) {

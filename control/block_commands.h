@@ -2,7 +2,7 @@
 // The commands of a corfs control socket, named as QEMU's where the meaning
 // matches: query-version, query-commands, query-images, block-stream,
 // query-block-jobs, block-job-set-speed, block-job-pause, block-job-resume,
-// block-job-cancel, block-set-write-threshold, QEMU's generic job commands
+// block-job-cancel, block-set-write-threshold, block_resize, QEMU's generic job commands
 // query-jobs, job-pause, job-resume, job-cancel, job-dismiss, and quit.
 // QMP's spellings (a block job's id is "device", a job's "id") stay here;
 // the layers below name things their own way. Every command refuses
@@ -27,10 +27,15 @@ struct ControlContext {
   EventBus* events = nullptr;
   // Unmounts cleanly, as SIGINT does (`quit`); the reply goes out first.
   std::function<Status()> quit;
+  // The image's size changed behind the file system's back (block_resize):
+  // whoever serves it drops what it cached. May be empty.
+  std::function<void(const std::string& image)> size_changed;
 };
 
 // `context` must outlive the table.
 CommandTable MakeBlockCommands(ControlContext& context);
+// Adds block_resize (block_resize.cc).
+void AddResizeCommand(CommandTable& table, ControlContext& context);
 
 // Publishes each job event on `events` as QMP's event: BLOCK_JOB_COMPLETED,
 // BLOCK_JOB_CANCELLED, BLOCK_JOB_ERROR, BLOCK_JOB_READY.

@@ -134,6 +134,11 @@ Status FuseMount::Run() {
   return Status::Ok();
 }
 
+void FuseMount::InvalidateAttributes(uint64_t ino) {
+  // Attributes only (negative offset): the cached data stays valid.
+  (void)fuse_lowlevel_notify_inval_inode(session_, ino, -1, 0);
+}
+
 void FuseMount::RequestExit() {
   fuse_session_exit(session_);
   ::pthread_kill(loop_thread_, SIGINT);

@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -41,8 +42,9 @@ void ImageAttr(const MountedImage& image, uint64_t ino, struct stat* st) {
   st->st_ino = ino;
   st->st_mode = S_IFREG | image.mode.load(std::memory_order_relaxed);
   st->st_nlink = 1;
-  st->st_uid = image.config.uid;
-  st->st_gid = image.config.gid;
+  const overlay::FileOwner owner = image.Owner();
+  st->st_uid = owner.uid;
+  st->st_gid = owner.gid;
   st->st_size = static_cast<off_t>(ovl.size());
   // st_blocks counts what the overlay holds, so `du` shows local allocation.
   uint64_t held = std::min(ovl.size(), ovl.allocated_clusters() * ovl.cluster_size());
@@ -129,19 +131,36 @@ void OnGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
   fuse_reply_attr(req, &st, kAttrTimeout);
 }
 
+// Size, owner and mode: each durable before it shows (the overlay's header,
+// MountedImage), each refused whole. Who may chown or chmod is the kernel's
+// call (the mount uses default_permissions), as on any file system.
+Status SetImageAttributes(MountedImage& image, const struct stat& attr, int to_set) {
+  if (to_set & FUSE_SET_ATTR_SIZE) {
+    // A disk grows (`truncate -s`) but never shrinks under its guest:
+    // EPERM, "Operation not permitted", as for a growing fallocate.
+    const uint64_t size = static_cast<uint64_t>(attr.st_size);
+    if (size < image.overlay->size()) {
+      return Status::Error(EPERM, "image '" + image.name() + "' cannot shrink");
+    }
+    CORFS_RETURN_IF_ERROR(image.overlay->Resize(size));
+  }
+  if (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
+    std::optional<uint32_t> uid;
+    std::optional<uint32_t> gid;
+    if (to_set & FUSE_SET_ATTR_UID) uid = attr.st_uid;
+    if (to_set & FUSE_SET_ATTR_GID) gid = attr.st_gid;
+    CORFS_RETURN_IF_ERROR(image.SetOwner(uid, gid));
+  }
+  if (to_set & FUSE_SET_ATTR_MODE) CORFS_RETURN_IF_ERROR(image.SetMode(attr.st_mode & 07777));
+  return Status::Ok();
+}
+
 void OnSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info*) {
   ImageTable& table = Table(req);
   MountedImage* image = table.ByInode(ino);
   if (image == nullptr) return (void)fuse_reply_err(req, ino == ImageTable::kRootInode ? EPERM : ENOENT);
-  // A virtual disk has a fixed size and owner; its mode and times may change.
-  if ((to_set & FUSE_SET_ATTR_SIZE) && static_cast<uint64_t>(attr->st_size) != image->overlay->size()) {
-    return (void)fuse_reply_err(req, EPERM);
-  }
-  if (((to_set & FUSE_SET_ATTR_UID) && attr->st_uid != image->config.uid) ||
-      ((to_set & FUSE_SET_ATTR_GID) && attr->st_gid != image->config.gid)) {
-    return (void)fuse_reply_err(req, EPERM);
-  }
-  if (to_set & FUSE_SET_ATTR_MODE) image->mode.store(attr->st_mode & 07777, std::memory_order_relaxed);
+  Status status = SetImageAttributes(*image, *attr, to_set);
+  if (!status.ok()) return (void)fuse_reply_err(req, Errno(status));
   if (to_set & FUSE_SET_ATTR_MTIME_NOW) {
     image->mtime_ns.store(WallClockNs(), std::memory_order_relaxed);
   } else if (to_set & FUSE_SET_ATTR_MTIME) {

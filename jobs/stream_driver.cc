@@ -183,7 +183,7 @@ Status StreamDriver::Prepare(JobContext&) {
   // the link.
   if (skipped_) return overlay_.Flush();
   if (base_mode_) return overlay_.ShortenChain(end_layer_);
-  if (overlay_.allocated_clusters() == overlay_.cluster_count()) return overlay_.DropBacking();
+  if (overlay_.lacking_clusters() == 0) return overlay_.DropBacking();
   return overlay_.Flush();  // a range: make its progress durable
 }
 

@@ -1,13 +1,26 @@
 #pragma once
 // MountedImage: one file of a running mount. Its name and settings are the
 // YAML file's (config::ImageConfig, fixed for the life of the mount); its
-// disk is the open overlay; the few attributes a user may change while it
-// is mounted (mode, times) are atomics, read by FUSE request threads
+// disk is the open overlay; the attributes a user may change while it is
+// mounted (owner, mode, times) are atomics, read by FUSE request threads
 // without a lock.
+//
+// Owner and mode are the overlay header's when a chown or chmod through a
+// mount set them (libvirt's dynamic ownership hands a disk to the qemu user
+// that way and expects it to stay), else the YAML file's, else
+// config::DefaultMode. A change is durable in the header before it shows;
+// when that fails nothing changes. A read-only image is opened read-only,
+// so its owner and mode change for the life of the mount only.
+//
+// Threading: the atomics may be read from any thread; SetOwner and SetMode
+// may be called from several threads at once (one at a time per image, by
+// attributes_mutex_); LoadFileAttributes comes before the image is shared.
 
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 
 #include "config/mount_config.h"
@@ -19,9 +32,24 @@ struct MountedImage {
   config::ImageConfig config;
   std::unique_ptr<overlay::Overlay> overlay;
   std::atomic<uint32_t> mode{0644};  // permission bits only
+  std::atomic<uint64_t> owner{0};    // uid << 32 | gid: one load, never half a chown
   std::atomic<int64_t> mtime_ns{0};  // last write, or mount time
 
   const std::string& name() const { return config.name; }
+  overlay::FileOwner Owner() const {
+    const uint64_t packed = owner.load(std::memory_order_acquire);
+    return {static_cast<uint32_t>(packed >> 32), static_cast<uint32_t>(packed)};
+  }
+
+  // Owner and mode at mount, as above; `allow_other` is the mount's.
+  void LoadFileAttributes(bool allow_other);
+  // A chown: an id not given keeps its value.
+  Status SetOwner(std::optional<uint32_t> uid, std::optional<uint32_t> gid);
+  // A chmod: the permission bits (07777).
+  Status SetMode(uint32_t mode);
+
+ private:
+  std::mutex attributes_mutex_;  // one chown or chmod at a time: persist, then publish
 };
 
 }  // namespace corfs::mount

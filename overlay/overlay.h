@@ -24,6 +24,7 @@
 //   overlay_open.cc    Create and Open (the files themselves: overlay_files.h)
 //   overlay_io.cc      guest reads and writes, copy-on-read, Populate
 //   overlay.cc         commits, header updates (chain surgery), queries
+//   overlay_resize.cc  growing the disk
 //   data_file.h        writes to NAME that keep zeros as holes
 //   cluster_claims.h   who may fill a cluster the overlay lacks
 //   commit_thread.h    the background commit
@@ -118,11 +119,16 @@ class Overlay {
   Status Close();
 
   const std::string& path() const { return path_; }
-  uint64_t size() const { return size_; }
+  // The virtual size; it grows (Resize) while other threads read it.
+  uint64_t size() const { return size_.load(std::memory_order_acquire); }
   uint64_t cluster_size() const { return uint64_t{1} << cluster_bits_; }
   uint64_t cluster_count() const { return bitmap_.clusters(); }
   uint64_t allocated_clusters() const { return bitmap_.CountSet(); }
-  uint64_t allocated_bytes() const { return std::min(size_, allocated_clusters() * cluster_size()); }
+  uint64_t allocated_bytes() const { return std::min(size(), allocated_clusters() * cluster_size()); }
+  // Clusters the overlay does not hold yet; 0 once it could stand alone.
+  // One load, so a concurrent Resize never makes a complete overlay look
+  // incomplete (comparing the two counts above would).
+  uint64_t lacking_clusters() const { return bitmap_.CountUnset(); }
   bool read_only() const { return read_only_; }
   OverlayHeader header() const;
 
@@ -182,6 +188,15 @@ class Overlay {
   // `new_top` (the base of a stream), committed the same way.
   Status ShortenChain(size_t new_top);
 
+  // Grows the disk to `new_size` bytes (overlay_resize.cc); a smaller size
+  // is refused (EINVAL), the same size does nothing. The new part reads as
+  // zeros whatever the backing images hold there, and is the overlay's at
+  // once (no stream needs to copy it), so a stream started before still
+  // ends standalone. Durable when it returns; a crash on the way leaves the
+  // overlay at the old size or the new one. A failure changes nothing that
+  // readers see. Reads and writes go on meanwhile.
+  Status Resize(uint64_t new_size);
+
   // What the header keeps for the mount beside the disk (version 3 on):
   // the file's owner and mode as set through the mount, and the wish for a
   // whole-image stream to resume at the next mount (cleared by its end or a
@@ -215,9 +230,17 @@ class Overlay {
 
   std::shared_ptr<BackingChain> chain() const;
   Status Commit();
+  // Commit's steps, with commit_mutex_ held. `snapshot` runs after the
+  // dirty pages are taken and before the data sync (what it copies of the
+  // bitmap is covered by that sync); `write_more` after the dirty pages
+  // are written, before the metadata sync.
+  Status CommitLocked(const std::function<void()>& snapshot, const std::function<Status()>& write_more);
+  // Resize's steps (overlay_resize.cc).
+  Status FillPartialLastCluster(uint64_t disk_size);
+  Status CommitGrowth(const OverlayHeader& next);
 
   uint64_t ClusterStart(uint64_t cluster) const { return cluster << cluster_bits_; }
-  uint64_t ClusterEnd(uint64_t cluster) const { return std::min(size_, (cluster + 1) << cluster_bits_); }
+  uint64_t ClusterEnd(uint64_t cluster) const { return std::min(size(), (cluster + 1) << cluster_bits_); }
   // Clusters from the one holding `offset` to the one holding byte `end` - 1.
   uint64_t ClustersUpTo(uint64_t offset, uint64_t end) const {
     return ((end - 1) >> cluster_bits_) - (offset >> cluster_bits_) + 1;
@@ -245,7 +268,8 @@ class Overlay {
 
   std::string path_;
   std::string meta_path_;
-  uint64_t size_ = 0;
+  // Published after the bitmap has grown and the header says so (Resize).
+  std::atomic<uint64_t> size_{0};
   uint32_t cluster_bits_ = kDefaultClusterBits;
   bool read_only_ = false;
   bool copy_on_read_ = true;
@@ -255,13 +279,17 @@ class Overlay {
   // Lock order: a thread holding one of these may take only those listed
   // after it.
   //
-  //   header_update_mutex_  one header update (DropBacking, ShortenChain) at
-  //                         a time, from reading the header to publishing the
-  //                         next one; it commits on the way, hence first.
+  //   header_update_mutex_  one header update (DropBacking, ShortenChain,
+  //                         Resize) at a time, from reading the header to
+  //                         publishing the next one; it commits on the way,
+  //                         hence first.
   //   commit_mutex_         one Commit at a time, so a commit's dirty pages
   //                         are written after the data sync that covers them
   //                         and before another commit's; held across the
-  //                         syncs, it takes no other lock of the overlay.
+  //                         syncs. Resize holds it from its commit to the
+  //                         bitmap's growth, header update included (which
+  //                         takes header_mutex_); else it takes no other
+  //                         lock of the overlay.
   //   (cluster claims)      held across I/O by guest I/O and Populate, never
   //                         by a thread in Commit or a header update; see
   //                         cluster_claims.h for why they cannot deadlock.

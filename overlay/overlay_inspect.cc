@@ -39,7 +39,11 @@ void CheckBitmap(int meta_fd, const std::string& meta_path, const OverlayHeader&
     report->problems.push_back(status.message());
     return;
   }
-  if (bitmap.HasBitsPastEnd()) report->problems.push_back(meta_path + ": bitmap bits are set past the last cluster");
+  if (bitmap.HasBitsPastEnd()) {
+    report->notes.push_back(meta_path +
+                            ": bitmap bits are set past the last cluster (left by a resize that was interrupted; "
+                            "they are ignored)");
+  }
   if (header.standalone && bitmap.CountSet() != header.cluster_count()) {
     report->problems.push_back("the overlay is marked standalone but holds only " + std::to_string(bitmap.CountSet()) +
                                " of " + std::to_string(header.cluster_count()) + " clusters");
@@ -50,9 +54,13 @@ void CheckDataFile(const std::string& path, const OverlayHeader& header, CheckRe
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) {
     report->problems.push_back(Status::FromErrno("data file " + path).message());
-  } else if (!S_ISREG(st.st_mode) || static_cast<uint64_t>(st.st_size) != header.virtual_size) {
+  } else if (!S_ISREG(st.st_mode) || static_cast<uint64_t>(st.st_size) < header.virtual_size) {
     report->problems.push_back("data file " + path + " has " + std::to_string(st.st_size) +
                                " bytes, the header says the disk has " + std::to_string(header.virtual_size));
+  } else if (static_cast<uint64_t>(st.st_size) > header.virtual_size) {
+    report->notes.push_back("data file " + path + " has " + std::to_string(st.st_size) + " bytes, the disk " +
+                            std::to_string(header.virtual_size) +
+                            " (left by a resize that was interrupted; the next mount cuts it)");
   }
 }
 

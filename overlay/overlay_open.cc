@@ -124,7 +124,10 @@ Status OpenMetadataFile(const std::string& path, bool read_only, FileSystem& fs,
   }
 }
 
-// Opens the data file and checks that it is a regular file of the disk's size.
+// Opens the data file and checks that it is a regular file of the disk's
+// size. A longer one is what a grow interrupted before its header update
+// leaves (overlay_resize.cc): its tail is a hole, cut off here when the
+// overlay is opened for writing.
 Status OpenDataFile(const std::string& path, bool read_only, uint64_t disk_size, FileSystem& fs,
                     std::unique_ptr<File>* out) {
   std::unique_ptr<File> data;
@@ -132,7 +135,11 @@ Status OpenDataFile(const std::string& path, bool read_only, uint64_t disk_size,
   if (!opened.ok()) return opened.WithContext("data file");
   uint64_t size = 0;
   CORFS_RETURN_IF_ERROR(data->GetSize(&size));
-  if (size != disk_size) {
+  if (size > disk_size && !read_only) {
+    CORFS_RETURN_IF_ERROR(data->Truncate(disk_size));
+    size = disk_size;
+  }
+  if (size < disk_size) {
     return Status::Corrupt("data file " + path + " has " + std::to_string(size) +
                            " bytes, the header says the disk has " + std::to_string(disk_size));
   }
@@ -239,13 +246,12 @@ Status Overlay::Open(const std::string& path, const OpenOptions& options, std::u
   CORFS_RETURN_IF_ERROR(OpenBackingChain(path, header, options, &chain));
 
   std::unique_ptr<Overlay> overlay(new Overlay(header.cluster_count()));
+  // Bits past the last cluster (a grow interrupted before its header
+  // update) are dropped: those clusters are not part of this disk.
   CORFS_RETURN_IF_ERROR(LoadBitmap(meta->fd(), meta_path, header, &overlay->bitmap_));
-  if (overlay->bitmap_.HasBitsPastEnd()) {
-    return Status::Corrupt(meta_path + ": the bitmap has bits set past the last cluster");
-  }
   overlay->path_ = path;
   overlay->meta_path_ = meta_path;
-  overlay->size_ = header.virtual_size;
+  overlay->size_.store(header.virtual_size);
   overlay->cluster_bits_ = header.cluster_bits;
   overlay->read_only_ = options.read_only;
   overlay->copy_on_read_ = options.copy_on_read && !options.read_only;

@@ -18,6 +18,9 @@ packages=(
   qemu-utils qemu-system-common fio e2fsprogs xfsprogs socat
   # the integration tests' JSON clients and checks
   python3
+  # packaging (scripts/package.sh): readiness for systemd (sd_notify), man
+  # pages, and what its tests check with: systemd-analyze, man, bash-completion
+  libsystemd-dev help2man systemd man-db bash-completion
 )
 
 missing=()

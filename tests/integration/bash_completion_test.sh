@@ -3,8 +3,8 @@
 # share/bash-completion/completions/corfs) completes subcommands, their
 # options and option values from the binary's own --help, loaded the way
 # bash-completion loads it.
-source "$(dirname "$0")/lib.sh"
 root=$(cd "$(dirname "$0")/../.." && pwd)
+source "$root/tests/integration/lib.sh"
 [ -f /usr/share/bash-completion/bash_completion ] || fail "bash-completion is not installed (scripts/install-deps.sh)"
 
 mkdir files && cd files

@@ -6,8 +6,8 @@
 # sends READY=1 only once the mount is up and its control socket answers,
 # then on SIGTERM (what stopping the unit sends) STOPPING=1, commits and
 # unmounts, exiting 0.
-source "$(dirname "$0")/lib.sh"
 root=$(cd "$(dirname "$0")/../.." && pwd)
+source "$root/tests/integration/lib.sh"
 
 # The build folder of $CORFS: the nearest folder above it with a CMakeCache.txt.
 build=$(dirname "$(realpath "$CORFS")")

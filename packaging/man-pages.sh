@@ -22,7 +22,7 @@ export PATH="$bin:$PATH"
 # CLI11's help; `help` (if there is one) is no page of its own.
 subcommands() {
   corfs --help | awk '
-    /^[A-Za-z].*:$/ { on = ($0 ~ /^Subcommands:$/); next }
+    /^[A-Za-z].*:$/ { on = (tolower($0) == "subcommands:"); next }
     on && /^  [a-z]/ { name = $1; $1 = ""; sub(/^ +/, ""); if (name != "help") print name "\t" $0 }'
 }
 

@@ -24,7 +24,7 @@ for f in bin/corfs share/bash-completion/completions/corfs lib/systemd/system/co
   [ -f "$prefix/$f" ] || fail "cmake --install did not install $f (help2man missing? scripts/install-deps.sh)"
 done
 # A page for every subcommand the binary lists.
-subcommands=$("$CORFS" --help | awk '/^[A-Za-z].*:$/ { on = ($0 == "Subcommands:"); next } on && /^  [a-z]/ { print $1 }')
+subcommands=$("$CORFS" --help | awk '/^[A-Za-z].*:$/ { on = (tolower($0) == "subcommands:"); next } on && /^  [a-z]/ { print $1 }')
 [ -n "$subcommands" ] || fail "no subcommands in corfs --help"
 for cmd in $subcommands; do
   [ "$cmd" = help ] && continue

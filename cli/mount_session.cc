@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "cli/image_loader.h"
+#include "cli/service_notify.h"
 #include "cli/socket_path.h"
 
 namespace corfs::cli {
@@ -76,7 +77,9 @@ Status MountSession::Start(const config::MountConfig& cfg, const SessionOptions&
 }
 
 Status MountSession::Run() {
+  NotifyReady("serving " + std::to_string(image_count()) + " image(s) at " + mountpoint_);
   Status served = mount_->Run();
+  NotifyStopping("unmounting " + mountpoint_);
   Status down = Shutdown();
   return served.ok() ? down : served;
 }

@@ -22,6 +22,9 @@ packages=(
   # initramfs built from a static busybox (the kernel is fetched on first
   # use with apt-get download, see tests/integration/guest_lib.sh)
   qemu-system-x86 busybox-static
+  # packaging (scripts/package.sh): readiness for systemd (sd_notify), man
+  # pages, and what its tests check with: systemd-analyze, man, bash-completion
+  libsystemd-dev help2man systemd man-db bash-completion
 )
 
 missing=()

@@ -94,6 +94,13 @@ Status OpenConfiguredImages(const config::MountConfig& cfg, CreatedFiles* create
     } else if (image.read_only) {
       return Status::NotFound("image '" + image.name + "': overlay " + image.overlay_path +
                               " does not exist, and a read-only image cannot be created");
+    } else if (std::filesystem::exists(image.overlay_path)) {
+      // A file without its NAME.cor is not an overlay; it may be someone's
+      // disk, so a mount never replaces it.
+      return Status::Error(EEXIST, "image '" + image.name + "': " + image.overlay_path +
+                                       " exists but is not a corfs overlay (there is no " +
+                                       overlay::MetadataPath(image.overlay_path) +
+                                       "); move it away, or point `overlay:` at another path");
     } else {
       CORFS_RETURN_IF_ERROR(CheckOverlayFolder(image));
       to_create.push_back(i);

@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cinttypes>
 #include <cmath>
 #include <cstdio>
@@ -26,7 +27,7 @@ struct Target {
 void AddTargetOptions(CLI::App* cmd, Target* target, bool with_json = true) {
   cmd->add_option("-m,--mountpoint", target->mountpoint, "The mount to steer (its socket is MOUNTPOINT.sock)");
   cmd->add_option("-S,--socket", target->socket, "The mount's control socket");
-  if (with_json) cmd->add_flag("--json", target->json, "Print JSON");
+  if (with_json) AddOutputOptions(cmd, &target->json);
 }
 
 Status Connect(const Target& target, QmpClient* client) {
@@ -35,13 +36,22 @@ Status Connect(const Target& target, QmpClient* client) {
   return QmpClient::Connect(path, client);
 }
 
+// A failed command: its message for people; with --json the QMP error
+// object too (class and desc), on stdout where the JSON goes.
+int FailQmp(const Target& target, const QmpClient& client, const Status& status) {
+  if (target.json && !client.last_error().is_null()) {
+    std::printf("%s\n", nlohmann::json({{"error", client.last_error()}}).dump().c_str());
+  }
+  return Fail(status.message());
+}
+
 // Connects, runs one command, prints its result as JSON when asked.
 int RunSimple(const Target& target, const std::string& command, const nlohmann::json& args, const char* done) {
   QmpClient client;
   Status status = Connect(target, &client);
   nlohmann::json result;
   if (status.ok()) status = client.Execute(command, args, &result);
-  if (!status.ok()) return Fail(status.message());
+  if (!status.ok()) return FailQmp(target, client, status);
   if (target.json) {
     std::printf("%s\n", result.dump().c_str());
   } else if (done != nullptr) {
@@ -95,6 +105,17 @@ int WaitForJob(QmpClient& client, const std::string& id, bool json) {
   }
 }
 
+// The image's state as query-images reports it ("" when unknown: the
+// command that follows will say what is wrong).
+std::string ImageState(QmpClient& client, const std::string& image) {
+  nlohmann::json images;
+  if (!client.Execute("query-images", nlohmann::json::object(), &images).ok()) return "";
+  for (const nlohmann::json& entry : images) {
+    if (entry.value("name", std::string()) == image) return entry.value("state", std::string());
+  }
+  return "";
+}
+
 struct StreamArgs {
   Target target;
   std::string image, speed, base, range, on_error, job_id;
@@ -110,7 +131,7 @@ int RunStream(const StreamArgs& a) {
   if (!a.speed.empty()) {
     uint64_t speed = 0;
     Status parsed = ParseSize(a.speed, &speed);
-    if (!parsed.ok()) return Fail("--speed: " + parsed.message());
+    if (!parsed.ok()) return UsageError("stream", "--speed: " + parsed.message());
     args["speed"] = speed;
     if (a.force) args["force"] = true;
   }
@@ -120,15 +141,26 @@ int RunStream(const StreamArgs& a) {
     Status parsed = colon == std::string::npos ? Status::Invalid("expected OFFSET:LENGTH, e.g. 0:1G")
                                                : ParseSize(a.range.substr(0, colon), &offset);
     if (parsed.ok()) parsed = ParseSize(a.range.substr(colon + 1), &length);
-    if (!parsed.ok()) return Fail("--range: " + parsed.message());
+    if (!parsed.ok()) return UsageError("stream", "--range: " + parsed.message());
     args["offset"] = offset;
     args["length"] = length;
   }
   QmpClient client;
   Status status = Connect(a.target, &client);
-  nlohmann::json result;
-  if (status.ok()) status = client.Execute("block-stream", args, &result);
   if (!status.ok()) return Fail(status.message());
+  if (ImageState(client, a.image) == "standalone") {
+    // QEMU would start a job that completes at once; saying "started job"
+    // for it misleads, and the goal (an image that needs no template) holds.
+    if (a.target.json) {
+      std::printf("%s\n", nlohmann::json({{"image", a.image}, {"state", "standalone"}}).dump().c_str());
+    } else {
+      std::printf("nothing to stream: %s is standalone (it has no backing image)\n", a.image.c_str());
+    }
+    return kExitOk;
+  }
+  nlohmann::json result;
+  status = client.Execute("block-stream", args, &result);
+  if (!status.ok()) return FailQmp(a.target, client, status);
   const std::string id = result.value("job-id", a.image);
   if (!a.wait) {
     if (a.target.json) {
@@ -178,6 +210,22 @@ int RunJobs(const Target& target, bool watch) {
   }
 }
 
+// A bare number under this is taken for a forgotten unit ("threshold IMG 40"
+// meaning 40G or 40%), not for bytes: no overlay holds less than a cluster.
+constexpr uint64_t kBareThresholdMinimum = uint64_t{1} << 20;
+
+// "write threshold of IMG set to 12.8 MiB (80%)" or "... disabled".
+void PrintThreshold(const std::string& image, const std::string& value, const nlohmann::json& result) {
+  const uint64_t bytes = result.value("write-threshold", uint64_t{0});
+  if (bytes == 0) {
+    std::printf("write threshold of %s disabled\n", image.c_str());
+    return;
+  }
+  const std::string percent = !value.empty() && value.back() == '%' ? " (" + value + " of the disk)" : "";
+  std::printf("write threshold of %s set to %s%s: one event when the overlay holds more\n", image.c_str(),
+              FormatSize(bytes).c_str(), percent.c_str());
+}
+
 int RunThreshold(const Target& target, const std::string& image, const std::string& value) {
   nlohmann::json args = {{"node-name", image}};
   if (!value.empty() && value.back() == '%') {
@@ -187,17 +235,32 @@ int RunThreshold(const Target& target, const std::string& image, const std::stri
       percent = std::stod(value.substr(0, value.size() - 1), &used);
       if (used != value.size() - 1) throw std::invalid_argument(value);
     } catch (const std::exception&) {
-      return Fail("threshold '" + value + "' is not a percentage like 80%");
+      return UsageError("threshold", "'" + value + "' is not a percentage like 80%");
     }
-    if (percent < 0 || percent > 100) return Fail("threshold '" + value + "' is not between 0% and 100%");
+    if (percent < 0 || percent > 100) return UsageError("threshold", "'" + value + "' is not between 0% and 100%");
     args["percent-thousandths"] = static_cast<uint64_t>(std::llround(percent * 1000));
   } else {
     uint64_t bytes = 0;
     Status parsed = ParseSize(value, &bytes);
-    if (!parsed.ok()) return Fail("threshold: " + parsed.message());
+    if (!parsed.ok()) return UsageError("threshold", parsed.message());
+    if (bytes != 0 && bytes < kBareThresholdMinimum && !SizeHasUnit(value)) {
+      return UsageError("threshold", "'" + value + "' would be " + value + " bytes: give a unit (e.g. " + value +
+                                         "G) or a percentage (" + value + "%), or write " + value +
+                                         "B if bytes are meant");
+    }
     args["write-threshold"] = bytes;
   }
-  return RunSimple(target, "block-set-write-threshold", args, "write threshold set");
+  QmpClient client;
+  Status status = Connect(target, &client);
+  nlohmann::json result;
+  if (status.ok()) status = client.Execute("block-set-write-threshold", args, &result);
+  if (!status.ok()) return FailQmp(target, client, status);
+  if (target.json) {
+    std::printf("%s\n", result.dump().c_str());
+  } else {
+    PrintThreshold(image, value, result);
+  }
+  return kExitOk;
 }
 
 int RunEvents(const Target& target) {
@@ -218,18 +281,30 @@ int RunEvents(const Target& target) {
   }
 }
 
+// query-images' state for people: "has-backing" -> "has backing".
+std::string StateText(std::string state) {
+  std::replace(state.begin(), state.end(), '-', ' ');
+  return state;
+}
+
 int RunStatus(const Target& target) {
   QmpClient client;
   Status status = Connect(target, &client);
   nlohmann::json images, jobs;
   if (status.ok()) status = client.Execute("query-images", nlohmann::json::object(), &images);
   if (status.ok()) status = client.Execute("query-block-jobs", nlohmann::json::object(), &jobs);
-  if (!status.ok()) return Fail(status.message());
+  if (!status.ok()) return FailQmp(target, client, status);
   if (target.json) {
     std::printf("%s\n", nlohmann::json({{"images", images}, {"jobs", jobs}}).dump().c_str());
     return 0;
   }
-  std::printf("%-20s %10s %7s %-11s %s\n", "IMAGE", "SIZE", "LOCAL", "STATE", "JOB");
+  // The name column is as wide as the longest name, so long names keep the
+  // columns in line.
+  int width = 5;  // "IMAGE"
+  for (const nlohmann::json& image : images) {
+    width = std::max(width, static_cast<int>(image.value("name", std::string()).size()));
+  }
+  std::printf("%-*s %10s %7s %-11s %s\n", width, "IMAGE", "SIZE", "LOCAL", "STATE", "JOB");
   for (const nlohmann::json& image : images) {
     const uint64_t size = image.value("virtual-size", uint64_t{0});
     const double local = size == 0 ? 0
@@ -247,8 +322,8 @@ int RunStatus(const Target& target) {
         job = text;
       }
     }
-    std::printf("%-20s %10s %6.1f%% %-11s %s\n", image.value("name", std::string()).c_str(), FormatSize(size).c_str(),
-                local, image.value("state", std::string()).c_str(), job.c_str());
+    std::printf("%-*s %10s %6.1f%% %-11s %s\n", width, image.value("name", std::string()).c_str(),
+                FormatSize(size).c_str(), local, StateText(image.value("state", std::string())).c_str(), job.c_str());
   }
   return 0;
 }
@@ -309,7 +384,7 @@ void AddJobControlCommands(CLI::App& app, int* exit_code) {
       uint64_t bytes = 0;
       Status parsed = ParseSize(*speed, &bytes);
       if (!parsed.ok()) {
-        *exit_code = Fail("speed: " + parsed.message());
+        *exit_code = UsageError("set-speed", "speed: " + parsed.message());
         return;
       }
       nlohmann::json args = {{"device", *job}, {"speed", bytes}};
@@ -328,7 +403,10 @@ void AddMountCommands(CLI::App& app, int* exit_code) {
     CLI::App* cmd =
         app.add_subcommand("threshold", "Set a one-shot write threshold (event when the overlay holds more)");
     cmd->add_option("image", *image, "Image name")->required();
-    cmd->add_option("value", *value, "Bytes (10G) or percent of the disk (80%); 0 disables")->required();
+    cmd->add_option("value", *value,
+                    "A size (10G, 512M; a bare number under 1M is refused as a missing unit: write 40B for bytes) "
+                    "or a percentage of the disk (80%); 0 disables")
+        ->required();
     AddTargetOptions(cmd, target.get());
     cmd->callback([=] { *exit_code = RunThreshold(*target, *image, *value); });
   }

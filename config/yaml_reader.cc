@@ -82,7 +82,13 @@ std::string Diagnostics::Where(const YAML::Mark& mark) const {
 }
 
 void Diagnostics::Error(const YAML::Mark& mark, const std::string& message, int code) {
-  errors_.push_back({mark.line, mark.column, Printable(Where(mark) + ": " + message), code});
+  // A template is expanded for every image that uses it, so a mistake in it
+  // is found once per use; it is one mistake at one place, said once.
+  std::string text = Printable(Where(mark) + ": " + message);
+  for (const Entry& entry : errors_) {
+    if (entry.text == text) return;
+  }
+  errors_.push_back({mark.line, mark.column, std::move(text), code});
 }
 
 Status Diagnostics::ToStatus() const {

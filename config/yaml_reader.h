@@ -27,8 +27,8 @@ class Diagnostics {
   // "FILE:LINE:COLUMN" (1-based; yaml-cpp counts from 0), or "FILE" for a
   // mark without a position.
   std::string Where(const YAML::Mark& mark) const;
-  // Records "WHERE: message". `code` is the errno of the final Status when
-  // this is the first error (in file order).
+  // Records "WHERE: message", unless recorded already. `code` is the errno
+  // of the final Status when this is the first error (in file order).
   void Error(const YAML::Mark& mark, const std::string& message, int code = EINVAL);
 
   bool has_errors() const { return !errors_.empty(); }

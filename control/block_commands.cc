@@ -42,9 +42,15 @@ nlohmann::json ImageJson(const mount::MountedImage& image, jobs::JobManager& job
                      {"virtual-size", backing.identity.size}});
   }
   nlohmann::json job = nullptr;
+  bool streaming = false;
   for (const jobs::JobInfo& info : jobs.List()) {
-    if (info.image == image.name()) job = info.id;
+    if (info.image != image.name()) continue;
+    job = info.id;
+    streaming |= info.type == "stream" && info.state != jobs::JobState::kConcluded;
   }
+  // "streaming" only while a stream job is there (paused or stopped on an
+  // error too): an overlay that merely reads from its chain "has-backing".
+  const char* state = header.standalone ? "standalone" : streaming ? "streaming" : "has-backing";
   return {{"name", image.name()},
           {"filename", ovl.path()},
           {"virtual-size", ovl.size()},
@@ -53,7 +59,7 @@ nlohmann::json ImageJson(const mount::MountedImage& image, jobs::JobManager& job
           {"allocated-clusters", ovl.allocated_clusters()},
           {"clusters", ovl.cluster_count()},
           {"backing-chain", chain},
-          {"state", header.standalone ? "standalone" : "streaming"},
+          {"state", state},
           {"read-only", ovl.read_only()},
           {"write-threshold", ovl.write_threshold()},
           {"job", job}};

@@ -223,7 +223,9 @@ Status Overlay::Create(const std::string& path, const CreateOptions& options) {
   if (!options.force) {
     for (const std::string& p : {path, MetadataPath(path)}) {
       if (fs::exists(fs::symlink_status(p))) {
-        return Status::Error(EEXIST, p + " already exists (use --force to replace the overlay)");
+        // No advice here: how to replace it is the caller's (create has
+        // --force, a mount has none).
+        return Status::Error(EEXIST, p + " already exists");
       }
     }
   }

@@ -11,6 +11,8 @@ void AddInfoCommand(CLI::App& app, int* exit_code);
 void AddCheckCommand(CLI::App& app, int* exit_code);
 void AddMountCommand(CLI::App& app, int* exit_code);
 void AddJobCommands(CLI::App& app, int* exit_code);
+void AddMapCommand(CLI::App& app, int* exit_code);
+void AddStatsCommand(CLI::App& app, int* exit_code);
 
 // Prints "corfs: <message>" to stderr and returns the exit code for errors.
 int Fail(const std::string& message);

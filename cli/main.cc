@@ -24,6 +24,8 @@ int Run(int argc, char** argv) {
   corfs::cli::AddCheckCommand(app, &exit_code);
   corfs::cli::AddMountCommand(app, &exit_code);
   corfs::cli::AddJobCommands(app, &exit_code);
+  corfs::cli::AddMapCommand(app, &exit_code);
+  corfs::cli::AddStatsCommand(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

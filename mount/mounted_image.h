@@ -11,6 +11,7 @@
 #include <string>
 
 #include "config/mount_config.h"
+#include "mount/io_stats.h"
 #include "overlay/overlay.h"
 
 namespace corfs::mount {
@@ -20,6 +21,7 @@ struct MountedImage {
   std::unique_ptr<overlay::Overlay> overlay;
   std::atomic<uint32_t> mode{0644};  // permission bits only
   std::atomic<int64_t> mtime_ns{0};  // last write, or mount time
+  IoStats io_stats;                  // guest I/O served by the FUSE server
 
   const std::string& name() const { return config.name; }
 };

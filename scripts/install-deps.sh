@@ -18,6 +18,8 @@ packages=(
   qemu-utils qemu-system-common fio e2fsprogs xfsprogs socat
   # the integration tests' JSON clients and checks
   python3
+  # metrics_test.sh reads the metrics file with Prometheus' own parser
+  python3-prometheus-client
 )
 
 missing=()

@@ -98,7 +98,7 @@ void AddObservabilityCommands(CommandTable& table, ControlContext* context) {
   table.Add("query-block-map", [context](const nlohmann::json& args) { return QueryBlockMap(*context, args); });
 }
 
-void LogCommands(CommandTable& table, std::shared_ptr<spdlog::logger> log) {
+void LogCommands(CommandTable& table, const std::shared_ptr<spdlog::logger>& log) {
   for (const std::string& name : table.Names()) {
     QmpHandler handler = *table.Find(name);
     const spdlog::level::level_enum level = name.rfind("query-", 0) == 0 ? spdlog::level::debug : spdlog::level::info;

@@ -25,6 +25,6 @@ void AddObservabilityCommands(CommandTable& table, ControlContext* context);
 // the image or job it names ("device", "node-name", "id", "job-id": names
 // only, never other arguments) and its outcome (ok, or the QMP error
 // class). Queries log at debug level, other commands at info.
-void LogCommands(CommandTable& table, std::shared_ptr<spdlog::logger> log);
+void LogCommands(CommandTable& table, const std::shared_ptr<spdlog::logger>& log);
 
 }  // namespace corfs::control

@@ -6,6 +6,7 @@
 #include "cli/image_loader.h"
 #include "cli/service_notify.h"
 #include "cli/socket_path.h"
+#include "control/observability_commands.h"
 
 namespace corfs::cli {
 
@@ -42,11 +43,13 @@ Status MountSession::Start(const config::MountConfig& cfg, const SessionOptions&
   context.images = session->table_.get();
   context.quit = [s = session.get()] { return s->RequestQuit(); };
   context.size_changed = [s = session.get()](const std::string& image) { s->NotifySizeChanged(image); };
+  session->log_ = options.log ? options.log : spdlog::default_logger();
   session->commands_ = control::MakeBlockCommands(context);
+  control::LogCommands(session->commands_, session->log_);
   CORFS_RETURN_IF_ERROR(control::QmpServer::Start(session->socket_path_, session->commands_, session->events_, {},
                                                   &session->server_));
-  session->log_subscription_ = session->events_.Subscribe([](const Event& event) {
-    std::fprintf(stderr, "corfs: event %s %s\n", event.name.c_str(), event.data.dump().c_str());
+  session->log_subscription_ = session->events_.Subscribe([log = session->log_](const Event& event) {
+    log->info("event {} {}", event.name, event.data.dump());
   });
 
   for (size_t i = 0; i < session->table_->size(); ++i) {
@@ -61,6 +64,8 @@ Status MountSession::Start(const config::MountConfig& cfg, const SessionOptions&
     }
   }
 
+  CORFS_RETURN_IF_ERROR(session->StartMetrics(cfg));
+
   fuse::MountOptions mount_options;
   mount_options.mountpoint = session->mountpoint_;
   mount_options.allow_other = mounted.allow_other;
@@ -74,6 +79,25 @@ Status MountSession::Start(const config::MountConfig& cfg, const SessionOptions&
   created.Keep();
   *out = std::move(session);
   return Status::Ok();
+}
+
+Status MountSession::StartMetrics(const config::MountConfig& cfg) {
+  if (!cfg.metrics) return Status::Ok();
+  return mount::MetricsWriter::Start(
+      cfg.metrics->textfile, cfg.metrics->interval, [this] { return Metrics(true); }, log_, &metrics_);
+}
+
+mount::MetricsSnapshot MountSession::Metrics(bool up) const {
+  mount::MetricsSnapshot snapshot;
+  snapshot.up = up;
+  snapshot.images = mount::CollectImageMetrics(*table_);
+  if (jobs_) {
+    for (const jobs::JobInfo& info : jobs_->List()) {
+      snapshot.jobs.push_back({info.id, info.image, info.type, jobs::ToString(info.state), info.offset, info.len,
+                               info.speed, info.rate, info.io_status != jobs::IoStatus::kOk});
+    }
+  }
+  return snapshot;
 }
 
 Status MountSession::Run() {
@@ -95,8 +119,13 @@ Status MountSession::Shutdown() {
   if (shut_down_) return Status::Ok();
   shut_down_ = true;
   server_.reset();
+  if (metrics_) metrics_->Stop();
   jobs_.reset();  // cancels and waits for every job
   Status flushed = table_ ? table_->CloseAll() : Status::Ok();
+  if (metrics_) {
+    Status written = metrics_->Write(Metrics(false));
+    if (!written.ok()) log_->warn("metrics file at unmount: {}", written.message());
+  }
   std::lock_guard lock(mount_mutex_);
   mount_.reset();  // unmount
   return flushed.ok() ? Status::Ok() : flushed.WithContext("committing metadata at unmount");

@@ -17,6 +17,7 @@
 #include "fuse/fuse_mount.h"
 #include "jobs/job_manager.h"
 #include "mount/image_table.h"
+#include "mount/metrics_writer.h"
 
 namespace corfs::cli {
 
@@ -24,6 +25,8 @@ struct SessionOptions {
   std::string mountpoint;  // overrides the YAML file's
   bool allow_other = false;
   bool debug = false;
+  // The daemon's log (common/log.h); null: spdlog's default logger.
+  std::shared_ptr<spdlog::logger> log;
 };
 
 class MountSession {
@@ -47,6 +50,9 @@ class MountSession {
   Status RequestQuit();
   // A QMP block_resize grew `image`: the kernel drops the size it caches.
   void NotifySizeChanged(const std::string& image);
+  // What the metrics file shows now (`up` false for the one at unmount).
+  mount::MetricsSnapshot Metrics(bool up) const;
+  Status StartMetrics(const config::MountConfig& cfg);
 
   std::string mountpoint_;
   std::string socket_path_;
@@ -59,6 +65,8 @@ class MountSession {
   std::mutex mount_mutex_;  // mount_ is set by Start while `quit` may read it
   std::unique_ptr<fuse::FuseMount> mount_;
   EventBus::Subscription log_subscription_;
+  std::shared_ptr<spdlog::logger> log_;
+  std::unique_ptr<mount::MetricsWriter> metrics_;  // reads table_ and jobs_
   bool shut_down_ = false;
 };
 

@@ -25,11 +25,12 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr std::string_view kTopKeys[] = {"mountpoint", "control_socket", "allow_other",
-                                         "defaults",   "templates",      "images"};
+constexpr std::string_view kTopKeys[] = {"mountpoint", "control_socket", "allow_other", "defaults",
+                                         "templates",  "images",         "metrics"};
 constexpr std::string_view kImageKeys[] = {
     "overlay", "backing", "size",   "cluster_size", "copy_on_read",    "read_only", "mode",
     "uid",     "gid",     "create", "create_dirs",  "write_threshold", "stream",    "verify_backing"};
+constexpr std::string_view kMetricsKeys[] = {"textfile", "interval"};
 constexpr std::string_view kStreamKeys[] = {"auto", "speed", "workers", "chunk_size", "base", "on_error"};
 
 constexpr uint64_t kMaxId = 0xfffffffe;  // (uid_t)-1 means "unchanged" to the kernel
@@ -90,6 +91,38 @@ bool ReadWriteThreshold(const Field& field, Diagnostics& diag, WriteThreshold* o
   out->bytes = 0;
   out->percent_thousandths = static_cast<uint32_t>(milli);
   return true;
+}
+
+// `metrics: {textfile: PATH, interval: 5s}`: `textfile` is required and
+// must end in ".prom", the only files the textfile collector reads.
+void ReadMetrics(const Field& field, const std::string& base_dir, Diagnostics& diag,
+                 std::optional<MetricsConfig>* out) {
+  std::vector<MapEntry> keys;
+  if (!ReadMap(field, kMetricsKeys, diag, &keys)) return;
+  MetricsConfig metrics;
+  bool ok = true;
+  bool has_textfile = false;
+  for (const MapEntry& entry : keys) {
+    if (entry.key == "textfile") {
+      has_textfile = true;
+      if (!ReadPath(entry.value, base_dir, diag, &metrics.textfile)) {
+        ok = false;
+      } else if (fs::path(metrics.textfile).extension() != ".prom") {
+        diag.Error(entry.value.mark, entry.value.what + ": '" + metrics.textfile +
+                                         "' does not end in .prom (node_exporter's textfile collector reads only "
+                                         "*.prom files)");
+        ok = false;
+      }
+    } else if (entry.key == "interval") {
+      ok = ReadDuration(entry.value, std::chrono::milliseconds(100), std::chrono::hours(1), diag, &metrics.interval) &&
+           ok;
+    }
+  }
+  if (!has_textfile) {
+    diag.Error(field.mark, field.what + ": missing `textfile:` (the path of the .prom file to write)");
+    return;
+  }
+  if (ok) *out = metrics;
 }
 
 // An image while its keys are applied (first `defaults:`, then its own): the
@@ -190,6 +223,8 @@ void Loader::ReadTop(const YAML::Node& root, MountConfig* cfg) {
       }
     } else if (entry.key == "allow_other") {
       ReadBool(value, diag_, &cfg->allow_other);
+    } else if (entry.key == "metrics") {
+      ReadMetrics(value, base_dir_, diag_, &cfg->metrics);
     } else if (entry.key == "defaults") {
       ReadDefaults(value, &defaults);
     } else if (entry.key == "templates") {

@@ -7,6 +7,7 @@
 // ranges, chains, that backing files exist), and every path is absolute and
 // lexically normal. The schema is documented in docs/config.md.
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -96,6 +97,13 @@ struct ImageConfig {
 inline uint32_t DefaultMode(const ImageConfig& image, bool allow_other) {
   return image.mode.value_or(allow_other ? 0600 : 0644);
 }
+// Metrics for Prometheus (`metrics:`): a text file in the format of
+// node_exporter's textfile collector, rewritten every `interval` and at
+// unmount.
+struct MetricsConfig {
+  std::string textfile;  // absolute; ends in ".prom"
+  std::chrono::milliseconds interval{5000};
+};
 
 struct MountConfig {
   std::string source_file;                    // the YAML file (absolute) or the name given to ParseMountConfig
@@ -103,7 +111,8 @@ struct MountConfig {
   std::optional<std::string> control_socket;  // unset: the user of the config puts it beside the
                                               // mountpoint, "<mountpoint>.sock"
   bool allow_other = false;
-  std::vector<ImageConfig> images;  // in the order of the file
+  std::optional<MetricsConfig> metrics;  // unset: no metrics file
+  std::vector<ImageConfig> images;       // in the order of the file
 };
 
 }  // namespace corfs::config

@@ -300,6 +300,33 @@ bool ReadUnsigned(const Field& field, uint64_t max, Diagnostics& diag, uint64_t*
   return true;
 }
 
+bool ReadDuration(const Field& field, std::chrono::milliseconds min, std::chrono::milliseconds max, Diagnostics& diag,
+                  std::chrono::milliseconds* out) {
+  if (!RequireScalar(field, "a duration such as 5s or 500ms", diag)) return false;
+  const std::string text(TrimSpace(field.node.Scalar()));
+  size_t digits = 0;
+  while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
+  static constexpr struct {
+    const char* unit;
+    int64_t ms;
+  } kUnits[] = {{"ms", 1}, {"s", 1000}, {"", 1000}, {"m", 60'000}, {"h", 3'600'000}};
+  const std::string unit = text.substr(digits);
+  const auto found = std::find_if(std::begin(kUnits), std::end(kUnits), [&](const auto& u) { return unit == u.unit; });
+  if (digits == 0 || digits > 9 || found == std::end(kUnits)) {
+    diag.Error(field.mark, field.what + ": expected a duration such as 5s or 500ms (units ms, s, m, h), got " +
+                               Quote(field.node.Scalar()));
+    return false;
+  }
+  const std::chrono::milliseconds value(std::stoll(text.substr(0, digits)) * found->ms);
+  if (value < min || value > max) {
+    diag.Error(field.mark, field.what + ": " + text + " is outside " + std::to_string(min.count()) + "ms .. " +
+                               std::to_string(max.count() / 1000) + "s");
+    return false;
+  }
+  *out = value;
+  return true;
+}
+
 bool ReadMode(const Field& field, Diagnostics& diag, uint32_t* out) {
   if (!RequireScalar(field, "an octal mode such as 0644", diag)) return false;
   std::string text(TrimSpace(field.node.Scalar()));

@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "control/observability_commands.h"
 #include "control/version.h"
 
 namespace corfs::control {
@@ -361,6 +362,7 @@ CommandTable MakeBlockCommands(ControlContext& context) {
   table.Add("block-set-write-threshold", [ctx](const nlohmann::json& args) { return SetWriteThreshold(*ctx, args); });
   AddGenericJobCommands(table, ctx);
   AddResizeCommand(table, context);
+  AddObservabilityCommands(table, ctx);
   // Listed from the table itself, so the list cannot miss a command.
   const std::vector<std::string> names = table.Names();
   table.Add("query-commands", [names](const nlohmann::json& args) {

@@ -2,8 +2,10 @@
 // The commands of a corfs control socket, named as QEMU's where the meaning
 // matches: query-version, query-commands, query-images, block-stream,
 // query-block-jobs, block-job-set-speed, block-job-pause, block-job-resume,
-// block-job-cancel, block-set-write-threshold, block_resize, QEMU's generic job commands
-// query-jobs, job-pause, job-resume, job-cancel, job-dismiss, and quit.
+// block-job-cancel, block-set-write-threshold, block_resize, QEMU's generic
+// job commands query-jobs, job-pause, job-resume, job-cancel, job-dismiss,
+// and quit; query-blockstats and query-block-map come from
+// observability_commands.h.
 // QMP's spellings (a block job's id is "device", a job's "id") stay here;
 // the layers below name things their own way. Every command refuses
 // arguments it does not know.

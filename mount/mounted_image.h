@@ -24,6 +24,7 @@
 #include <string>
 
 #include "config/mount_config.h"
+#include "mount/io_stats.h"
 #include "overlay/overlay.h"
 
 namespace corfs::mount {
@@ -34,6 +35,7 @@ struct MountedImage {
   std::atomic<uint32_t> mode{0644};  // permission bits only
   std::atomic<uint64_t> owner{0};    // uid << 32 | gid: one load, never half a chown
   std::atomic<int64_t> mtime_ns{0};  // last write, or mount time
+  IoStats io_stats;                  // guest I/O served by the FUSE server
 
   const std::string& name() const { return config.name; }
   overlay::FileOwner Owner() const {

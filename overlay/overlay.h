@@ -25,6 +25,7 @@
 //   overlay_io.cc      guest reads and writes, copy-on-read, Populate
 //   overlay.cc         commits, header updates (chain surgery), queries
 //   overlay_resize.cc  growing the disk
+//   block_map.cc       the allocation map (Map), as qemu-img map tells it
 //   data_file.h        writes to NAME that keep zeros as holes
 //   cluster_claims.h   who may fill a cluster the overlay lacks
 //   commit_thread.h    the background commit
@@ -49,6 +50,7 @@
 #include "common/unique_fd.h"
 #include "overlay/allocation_bitmap.h"
 #include "overlay/backing_chain.h"
+#include "overlay/block_map.h"
 #include "overlay/cluster_claims.h"
 #include "overlay/commit_thread.h"
 #include "overlay/data_file.h"
@@ -151,6 +153,21 @@ class Overlay {
   // Allocation of the disk as a whole (overlay, then chain): kData, kZero, or
   // kUnallocated where no image holds the range (it reads as zeros).
   Status GetBlockStatus(uint64_t offset, uint64_t length, BlockStatus* out);
+
+  // The allocation map of the whole disk (block_map.h, block_map.cc): the
+  // bitmap as it is now, the data file's holes and a snapshot of the chain;
+  // a run being filled meanwhile shows as the chain's until its bit is set.
+  Status Map(std::vector<MapRun>* out) const;
+
+  // Copy-on-read for guest reads since the overlay was opened: the runs
+  // faulted in from the chain and their bytes (counted in overlay_io.cc).
+  struct CopyOnReadCounts {
+    uint64_t faults = 0;
+    uint64_t bytes = 0;
+  };
+  CopyOnReadCounts copy_on_read_counts() const {
+    return {cor_faults_.load(std::memory_order_relaxed), cor_bytes_.load(std::memory_order_relaxed)};
+  }
 
   // The run at `offset` (at most `length` bytes) whose clusters the overlay
   // either all holds (*local true) or all lacks, and its length. Reads the
@@ -315,6 +332,8 @@ class Overlay {
 
   bool closed_ = false;
   std::atomic<int64_t> guest_requests_in_flight_{0};
+  std::atomic<uint64_t> cor_faults_{0};
+  std::atomic<uint64_t> cor_bytes_{0};
   std::shared_ptr<GuestActivity> guest_activity_ = std::make_shared<GuestActivity>();
   WriteThreshold write_threshold_;
 

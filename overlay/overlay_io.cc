@@ -94,6 +94,8 @@ Status Overlay::Read(uint64_t offset, std::span<char> buf) {
       CORFS_RETURN_IF_ERROR(FillClaimed(run, scratch.span()));
       std::memcpy(rest.data(), scratch.span().data() + (pos - run_start), copy_end - pos);
     }
+    cor_faults_.fetch_add(1, std::memory_order_relaxed);
+    cor_bytes_.fetch_add(run_end - run_start, std::memory_order_relaxed);
     pos = copy_end;
   }
   return Status::Ok();

@@ -25,6 +25,8 @@ packages=(
   # packaging (scripts/package.sh): readiness for systemd (sd_notify), man
   # pages, and what its tests check with: systemd-analyze, man, bash-completion
   libsystemd-dev help2man systemd man-db bash-completion
+  # metrics_test.sh reads the metrics file with Prometheus' own parser
+  python3-prometheus-client
 )
 
 missing=()

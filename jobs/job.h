@@ -63,7 +63,8 @@ class Job final : private JobContext {
   uint64_t SliceBytes() const override;
   bool Delay(std::chrono::milliseconds delay) override;
   void SetRange(uint64_t len) override;
-  void Advance(uint64_t processed, uint64_t copied) override;
+  void Advance(const StepProgress& step) override;
+  void SetRemaining(uint64_t bytes) override;
   void EnterReady() override;
   Status RunStep(Status result, const std::function<Status()>& again, ClassifyError classify, bool* skipped) override;
   bool cancel_requested() const override;
@@ -86,6 +87,9 @@ class Job final : private JobContext {
 
   void Main();
   JobInfo InfoLocked() const;  // mutex_ held
+  // The bytes still to copy: the driver's estimate, else extrapolated from
+  // the share of the range walked so far that had to be copied. mutex_ held.
+  std::optional<uint64_t> RemainingLocked() const;
   void Emit(const JobEvent& event);
 
   const std::string id_;
@@ -106,9 +110,17 @@ class Job final : private JobContext {
   uint64_t offset_ = 0;
   uint64_t len_ = 0;
   uint64_t copied_ = 0;
+  uint64_t holes_ = 0;
+  uint64_t local_ = 0;
+  std::optional<uint64_t> remaining_;  // the driver's estimate, once it gave one
+  // The rate is an average of the bytes copied over samples of at least
+  // kRateSample, weighted towards the latest.
+  static constexpr std::chrono::milliseconds kRateSample{250};
   double rate_ = 0;
   std::chrono::steady_clock::time_point rate_time_ = std::chrono::steady_clock::now();
-  uint64_t rate_offset_ = 0;
+  uint64_t rate_copied_ = 0;
+  std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+  std::optional<std::chrono::steady_clock::time_point> ended_;
   std::string error_;
   bool cancelled_ = false;
 

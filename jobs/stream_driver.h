@@ -16,12 +16,18 @@
 // limit a step copies about one slice of it (JobContext::SliceBytes). Under
 // on-error "ignore", what the first pass skipped is tried again by the
 // second, after a back-off; the backing link stays if that fails too.
+//
+// Before it copies, the driver surveys its range (Survey: the same plan,
+// nothing copied) for an estimate of the bytes to copy (CopyEstimate); it
+// reports the estimate from where it is after every batch, so the job's ETA
+// counts only bytes still to copy, not holes still to walk.
 
 #include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "jobs/copy_estimate.h"
 #include "jobs/job_driver.h"
 #include "jobs/stream_options.h"
 #include "jobs/worker_pool.h"
@@ -57,6 +63,10 @@ class StreamDriver final : public JobDriver {
     bool copy;
   };
 
+  // Walks the plan of [start_, end_) into estimate_, up to kMaxSurveyRuns
+  // runs; a failed plan or a cancel ends it early (the pass then meets the
+  // error under the job's policy).
+  void Survey(JobContext& job);
   // One pass over [start_, end_): copies every run the overlay needs.
   Status Pass(JobContext& job, bool wait_for_busy);
   Status CopyBatch(JobContext& job, const std::vector<Chunk>& chunks, bool wait_for_busy);
@@ -73,6 +83,8 @@ class StreamDriver final : public JobDriver {
   const uint64_t end_;
   std::unique_ptr<overlay::WriteBehind> write_behind_;  // used by the job's thread only
   bool skipped_ = false;                                // the pass skipped a step after an error (on-error "ignore")
+  uint64_t skipped_bytes_ = 0;                          // how many bytes it skipped so
+  CopyEstimate estimate_;
 };
 
 }  // namespace corfs::jobs

@@ -137,6 +137,34 @@ Status Overlay::UpdateHeader(OverlayHeader next, std::shared_ptr<BackingChain> n
   return Status::Ok();
 }
 
+Status Overlay::UpdateFileAttributes(const std::function<void(OverlayHeader*)>& change) {
+  if (read_only_) return Status::Error(EROFS, path_ + " is read-only");
+  std::lock_guard lock(header_update_mutex_);
+  const OverlayHeader current = header();
+  OverlayHeader next = current;
+  change(&next);
+  if (next == current) return Status::Ok();
+  next.version = std::max(next.version, kFileAttributesVersion);
+  return UpdateHeader(std::move(next), chain());
+}
+
+Status Overlay::SetOwner(FileOwner owner) {
+  return UpdateFileAttributes([&](OverlayHeader* h) { h->owner = owner; });
+}
+
+Status Overlay::SetMode(uint32_t mode) {
+  return UpdateFileAttributes([&](OverlayHeader* h) { h->mode = mode; });
+}
+
+Status Overlay::SetStreamWish(std::optional<StreamWish> wish) {
+  if (header().version < kFileAttributesVersion) {
+    if (!wish) return Status::Ok();
+    return Status::Error(ENOTSUP, path_ + " has header version " + std::to_string(header().version) +
+                                      ", which keeps no stream to resume (an overlay made by this corfs does)");
+  }
+  return UpdateFileAttributes([&](OverlayHeader* h) { h->stream_wish = std::move(wish); });
+}
+
 Status Overlay::CheckBackingUnchanged() const { return chain()->CheckUnchanged(); }
 
 Status Overlay::DropBacking() {

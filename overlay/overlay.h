@@ -182,6 +182,18 @@ class Overlay {
   // `new_top` (the base of a stream), committed the same way.
   Status ShortenChain(size_t new_top);
 
+  // What the header keeps for the mount beside the disk (version 3 on):
+  // the file's owner and mode as set through the mount, and the wish for a
+  // whole-image stream to resume at the next mount (cleared by its end or a
+  // cancel). Each is durable when the call returns (a header update). An
+  // owner or mode, which a user sets on purpose, moves an overlay of an
+  // older version to version 3; a stream wish does not (a stream is no
+  // reason to lock an older corfs out): on such an overlay SetStreamWish
+  // fails with ENOTSUP and changes nothing.
+  Status SetOwner(FileOwner owner);
+  Status SetMode(uint32_t mode);
+  Status SetStreamWish(std::optional<StreamWish> wish);
+
   // A one-shot alarm on allocation (write_threshold.h). The handler runs on
   // the thread whose I/O passed the threshold, which may hold cluster
   // claims: keep it short, and make it touch no image of the mount.
@@ -217,6 +229,9 @@ class Overlay {
   Status FillClaimed(const ClaimedRun& run, std::span<char> out);
   // Replaces the header with `next` (sequence bumped) and the chain with `chain`.
   Status UpdateHeader(OverlayHeader next, std::shared_ptr<BackingChain> chain);
+  // A header update that leaves the chain as it is: `change` edits a copy of
+  // the header, which is written only if it differs.
+  Status UpdateFileAttributes(const std::function<void(OverlayHeader*)>& change);
   // Marks clusters allocated and fires the write threshold if it is passed.
   void MarkAllocated(uint64_t first, uint64_t count);
   // Copy-on-write of one cluster the overlay lacks: chain data merged with

@@ -75,12 +75,13 @@ std::string ProgressBar(const nlohmann::json& job, int width) {
   const std::string bytes = FormatSize(done) + " / " + FormatSize(total);
   const std::string rate = FormatSize(static_cast<uint64_t>(job.value("rate", 0.0))) + "/s";
   const std::string eta = "ETA " + FormatEta(job.value("eta-seconds", -1.0));
-  const std::string paused = job.value("paused", false) ? "  (paused)" : "";
+  const std::string flags =
+      std::string(job.value("resumed", false) ? "  (resumed)" : "") + (job.value("paused", false) ? "  (paused)" : "");
   // What follows the bar, from the most to the least said.
   const std::vector<std::string> tails = {
-      " " + name + "  " + number + "  " + bytes + "  " + rate + "  " + eta + paused,
-      " " + name + "  " + number + "  " + rate + "  " + eta + paused,
-      " " + name + "  " + number + "  " + eta + paused,
+      " " + name + "  " + number + "  " + bytes + "  " + rate + "  " + eta + flags,
+      " " + name + "  " + number + "  " + rate + "  " + eta + flags,
+      " " + name + "  " + number + "  " + eta + flags,
       " " + name + " " + number,
       std::string(" ") + number,
   };
@@ -100,11 +101,11 @@ std::string ProgressLine(const nlohmann::json& job) {
   char text[384];
   std::snprintf(text, sizeof text,
                 "job=%s image=%s status=%s offset=%" PRIu64 " len=%" PRIu64
-                " percent=%.1f rate=%.0f eta=%.0f speed=%" PRIu64 " copied=%" PRIu64 " remaining=%s",
+                " percent=%.1f rate=%.0f eta=%.0f speed=%" PRIu64 " copied=%" PRIu64 " remaining=%s resumed=%d",
                 job.value("device", std::string()).c_str(), job.value("image", std::string()).c_str(),
                 job.value("status", std::string()).c_str(), Field(job, "offset"), Field(job, "len"),
                 ProgressPercent(job), job.value("rate", 0.0), job.value("eta-seconds", -1.0), Field(job, "speed"),
-                Field(job, "copied"), remaining.c_str());
+                Field(job, "copied"), remaining.c_str(), job.value("resumed", false) ? 1 : 0);
   return text;
 }
 
@@ -115,6 +116,7 @@ std::string JobSummary(const std::string& event, const nlohmann::json& data) {
   } else if (data.contains("error")) {
     outcome = "failed (" + data.value("error", std::string()) + ")";
   }
+  if (data.value("resumed", false)) outcome = "(resumed) " + outcome;
   return "job " + data.value("device", std::string()) + " " + outcome + " in " +
          FormatEta(data.value("elapsed-seconds", 0.0)) + ": " + FormatSize(Field(data, "copied")) + " copied, " +
          FormatSize(Field(data, "holes")) + " holes, " + FormatSize(Field(data, "local")) + " local, " +

@@ -74,7 +74,8 @@ const char* IoStatusName(jobs::IoStatus status) {
 // walked, holes included); corfs adds what of it was copied, recorded as
 // holes or held already, and the estimate of what is still to copy
 // ("remaining", absent while unknown), which "rate" (bytes copied per
-// second) and "eta-seconds" are about.
+// second) and "eta-seconds" are about; and "resumed" when the mount started
+// the job again from the wish an earlier one left in the overlay.
 nlohmann::json JobJson(const jobs::JobInfo& info) {
   nlohmann::json job = {{"type", info.type},
                         {"device", info.id},
@@ -92,7 +93,8 @@ nlohmann::json JobJson(const jobs::JobInfo& info) {
                         {"paused", info.state == jobs::JobState::kPaused},
                         {"busy", info.state == jobs::JobState::kRunning},
                         {"ready", info.state == jobs::JobState::kReady},
-                        {"io-status", IoStatusName(info.io_status)}};
+                        {"io-status", IoStatusName(info.io_status)},
+                        {"resumed", info.resumed}};
   if (info.remaining) job["remaining"] = *info.remaining;
   if (!info.error.empty()) job["error"] = info.error;
   return job;
@@ -305,6 +307,7 @@ Event JobEventQmp(const jobs::JobEvent& event) {
     if (job.remaining) data["remaining"] = *job.remaining;
     data["elapsed-seconds"] = job.elapsed_seconds;
     data["average-rate"] = job.AverageRate();
+    data["resumed"] = job.resumed;
   }
   return {JobEventName(event.kind), std::move(data)};
 }

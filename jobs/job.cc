@@ -21,6 +21,7 @@ Job::Job(std::string image, const JobOptions& options, std::unique_ptr<JobDriver
     : id_(options.IdFor(image)),
       image_(std::move(image)),
       on_error_(options.on_error),
+      resumed_(options.resumed),
       driver_(std::move(driver)),
       events_(std::move(events)),
       limiter_(options.speed),
@@ -87,11 +88,20 @@ void Job::Cancel() {
   changed_.notify_all();
 }
 
-void Job::SetSpeed(uint64_t bytes_per_second) {
+void Job::Interrupt() {
   std::lock_guard lock(mutex_);
-  limiter_.set_speed(bytes_per_second);
-  ++speed_changes_;
+  interrupted_ = cancel_requested_ = true;
   changed_.notify_all();
+}
+
+void Job::SetSpeed(uint64_t bytes_per_second) {
+  {
+    std::lock_guard lock(mutex_);
+    limiter_.set_speed(bytes_per_second);
+    ++speed_changes_;
+    changed_.notify_all();
+  }
+  driver_->SpeedChanged(bytes_per_second);
 }
 
 Status Job::Complete() {
@@ -109,6 +119,11 @@ Status Job::Complete() {
 bool Job::cancel_requested() const {
   std::lock_guard lock(mutex_);
   return cancel_requested_;
+}
+
+bool Job::interrupted() const {
+  std::lock_guard lock(mutex_);
+  return interrupted_;
 }
 
 bool Job::concluded() const {
@@ -154,6 +169,7 @@ JobInfo Job::InfoLocked() const {
   info.io_status = io_status_;
   info.error = error_;
   info.cancelled = cancelled_;
+  info.resumed = resumed_;
   return info;
 }
 

@@ -45,6 +45,9 @@ class Job final : private JobContext {
   bool Pause();
   void Resume();
   void Cancel();
+  // Cancels the job because the mount goes down: the driver sees
+  // interrupted() and keeps what resumes the job at the next mount.
+  void Interrupt();
   void SetSpeed(uint64_t bytes_per_second);
   // Tells a READY job to finish; an error in any other state.
   Status Complete();
@@ -68,6 +71,7 @@ class Job final : private JobContext {
   void EnterReady() override;
   Status RunStep(Status result, const std::function<Status()>& again, ClassifyError classify, bool* skipped) override;
   bool cancel_requested() const override;
+  bool interrupted() const override;
 
   enum class ErrorAction { kFail, kSkip, kRetry };
   // Reports a failed attempt and applies the policy to it; kStop blocks
@@ -95,6 +99,7 @@ class Job final : private JobContext {
   const std::string id_;
   const std::string image_;
   const OnError on_error_;
+  const bool resumed_;
   const std::unique_ptr<JobDriver> driver_;
   const JobEventSink events_;
 
@@ -104,6 +109,7 @@ class Job final : private JobContext {
   bool ready_ = false;  // entered READY: a resume goes back there
   bool pause_requested_ = false;
   bool cancel_requested_ = false;
+  bool interrupted_ = false;
   RateLimiter limiter_;         // the speed limit
   uint64_t speed_changes_ = 0;  // wakes a throttled job to book at the new speed
   IoStatus io_status_ = IoStatus::kOk;

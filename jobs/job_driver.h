@@ -14,6 +14,8 @@
 //       Clean    releases what Run took, last, in every case.
 //     Run may fan work out to the shared worker pool; the context is for the
 //     job's thread only, never for pool workers.
+//   - SpeedChanged is called on the thread that changes the speed (the
+//     control socket's), at any time before the driver goes.
 //   - Complete is called on the thread that asks for it (the control
 //     socket's), only while the job is READY, which only a driver that called
 //     JobContext::EnterReady is. It must not block: it tells Run to finish,
@@ -92,6 +94,9 @@ class JobContext {
                          bool* skipped = nullptr) = 0;
 
   virtual bool cancel_requested() const = 0;
+  // The cancel is the mount going down, not the user's: what a driver keeps
+  // to resume the job at the next mount stays (see JobManager).
+  virtual bool interrupted() const = 0;
 
  protected:
   ~JobContext() = default;
@@ -112,6 +117,9 @@ class JobDriver {
   virtual void Abort(JobContext&) {}
   virtual void Clean(JobContext&) {}
   virtual void Complete() {}
+  // The job's speed limit is now `bytes_per_second`. Called on the thread
+  // that changed it (the control socket's), after the job took it.
+  virtual void SpeedChanged(uint64_t /*bytes_per_second*/) {}
 };
 
 }  // namespace corfs::jobs

@@ -37,6 +37,7 @@ struct JobInfo {
   IoStatus io_status = IoStatus::kOk;
   std::string error;  // why it failed, once concluded; while stopped on an error, that error
   bool cancelled = false;
+  bool resumed = false;  // started again at mount (JobOptions::resumed)
 
   // Bytes copied per second over the job's whole run so far, pauses
   // included: the summary's average.

@@ -83,6 +83,7 @@ StreamDriver::StreamDriver(overlay::Overlay& overlay, const StreamOptions& optio
       chunk_size_(options.chunk_size),
       end_layer_(end_layer),
       base_mode_(options.base.has_value()),
+      whole_image_(!options.base && !options.range_offset && !options.range_length),
       start_(start),
       end_(end) {}
 
@@ -210,6 +211,37 @@ Status StreamDriver::CopyBatch(JobContext& job, const std::vector<Chunk>& chunks
     if (skipped) skipped_bytes_ += chunks[i].length;
   }
   return Status::Ok();
+}
+
+Status StreamDriver::RecordWish(const JobOptions& options) {
+  if (!whole_image_) return Status::Ok();
+  overlay::StreamWish wish{options.speed, ToString(options.on_error)};
+  std::lock_guard lock(wish_mutex_);
+  Status status = overlay_.SetStreamWish(wish);
+  if (status.code() == ENOTSUP) return Status::Ok();  // an older header: no resume
+  CORFS_RETURN_IF_ERROR(status);
+  wish_ = std::move(wish);
+  return Status::Ok();
+}
+
+void StreamDriver::SpeedChanged(uint64_t bytes_per_second) {
+  std::lock_guard lock(wish_mutex_);
+  if (!wish_) return;
+  wish_->speed = bytes_per_second;
+  // Best effort: should the header not take it, the job resumes at the speed
+  // it had before, which is no worse than not resuming.
+  (void)overlay_.SetStreamWish(wish_);
+}
+
+void StreamDriver::Clean(JobContext& job) {
+  if (job.interrupted()) return;  // the next mount resumes it
+  std::lock_guard lock(wish_mutex_);
+  if (!wish_) return;
+  wish_.reset();
+  // Should the header not take it, the next mount starts a stream the user
+  // ended (a cancel may be given again there) or finds the overlay standalone
+  // and clears the wish itself.
+  (void)overlay_.SetStreamWish(std::nullopt);
 }
 
 Status StreamDriver::Prepare(JobContext&) {

@@ -25,7 +25,9 @@ TEST(ProgressDisplay, TheBarNeverExceedsTheWidth) {
   nlohmann::json huge = Running(std::string(150, 'x'));
   huge["copied"] = UINT64_MAX / 4;
   nlohmann::json unicode = Running("диск-номер-один.img");
-  for (const nlohmann::json& job : {Running("disk.img"), paused, huge, unicode}) {
+  nlohmann::json resumed = paused;
+  resumed["resumed"] = true;
+  for (const nlohmann::json& job : {Running("disk.img"), paused, huge, unicode, resumed}) {
     for (int width : {40, 80, 200, 20, 5, 0}) {
       SCOPED_TRACE(job.value("device", std::string()) + " at width " + std::to_string(width));
       const std::string bar = ProgressBar(job, width);
@@ -41,6 +43,8 @@ TEST(ProgressDisplay, TheBarNeverExceedsTheWidth) {
   EXPECT_NE(ProgressBar(job, 80).find("ETA 25:36"), std::string::npos) << ProgressBar(job, 80);
   EXPECT_NE(ProgressBar(job, 200).find("1 GiB / 4 GiB"), std::string::npos) << ProgressBar(job, 200);
   EXPECT_NE(ProgressBar(paused, 80).find("(paused)"), std::string::npos) << ProgressBar(paused, 80);
+  EXPECT_NE(ProgressBar(resumed, 200).find("(resumed)  (paused)"), std::string::npos) << ProgressBar(resumed, 200);
+  EXPECT_NE(ProgressLine(resumed).find(" resumed=1"), std::string::npos) << ProgressLine(resumed);
 }
 
 TEST(ProgressDisplay, PercentCountsBytesToCopyWhenTheJobSaysWhatRemains) {

@@ -18,6 +18,7 @@
 
 #include "jobs/copy_estimate.h"
 #include "jobs/job.h"
+#include "jobs/job_manager.h"
 #include "jobs/stream_driver.h"
 #include "jobs/worker_pool.h"
 #include "overlay/overlay.h"
@@ -126,6 +127,7 @@ class RecordingContext final : public JobContext {
   void EnterReady() override {}
   Status RunStep(Status result, const std::function<Status()>&, ClassifyError, bool*) override { return result; }
   bool cancel_requested() const override { return false; }
+  bool interrupted() const override { return false; }
 
   std::vector<uint64_t> throttled;
   uint64_t processed = 0;
@@ -296,6 +298,74 @@ TEST(StreamJobs, TheSpeedLimitAppliesToCopiedBytes) {
   // The limiter lets a job run at most its burst (100 ms) ahead of the rate.
   EXPECT_LE(end->job.AverageRate(), kMiB * 2.0 / 1.9);
   EXPECT_TRUE(image->header().chain.empty()) << "standalone";
+}
+
+// A whole-image stream records its wish (speed, on-error) in the overlay
+// when it starts, a new speed updates it, and a cancel or its completion
+// clears it; the mount going down (the manager interrupting its jobs)
+// leaves it for the next mount. A range or a base records none.
+TEST(StreamJobs, AWholeImageStreamRecordsItsWishUntilItEnds) {
+  testing::TempDir dir;
+  const std::string base_path = dir.File("base.raw");
+  const std::string top_path = dir.File("top.raw");
+  MakeSparseTemplate(base_path, 16 * kMiB, {{0, 16}});
+  MakeSparseTemplate(top_path, 16 * kMiB, {{4, 1}});
+  overlay::CreateOptions create;
+  create.backing = {{top_path, "raw"}, {base_path, "raw"}};
+  create.cluster_size = 64 * 1024;
+  const std::string path = dir.File("vm.img");
+  ASSERT_TRUE(overlay::Overlay::Create(path, create).ok());
+  overlay::OpenOptions open;
+  open.commit_interval = 0ms;
+  std::unique_ptr<overlay::Overlay> image;
+  ASSERT_TRUE(overlay::Overlay::Open(path, open, &image).ok());
+  auto wish = [&] { return image->header().stream_wish; };
+  using Wish = std::optional<overlay::StreamWish>;
+
+  StreamOptions slow;
+  slow.speed = 64 * 1024;  // 16 MiB: minutes; every job here ends sooner
+  slow.on_error = OnError::kStop;
+  {
+    JobManager jobs(2, {});
+    StartedStream started;
+    ASSERT_TRUE(jobs.StartStream(*image, "vm", slow, &started).ok());
+    EXPECT_EQ(wish(), Wish(overlay::StreamWish{64 * 1024, "stop"}));
+    std::shared_ptr<Job> job = jobs.Find("vm");
+    ASSERT_NE(job, nullptr);
+    job->SetSpeed(128 * 1024);
+    EXPECT_EQ(wish(), Wish(overlay::StreamWish{128 * 1024, "stop"})) << "a new speed is the wish's";
+    job->Cancel();
+    ASSERT_TRUE(job->WaitConcluded(30s));
+    EXPECT_EQ(wish(), std::nullopt) << "a cancel clears it";
+
+    ASSERT_TRUE(jobs.StartStream(*image, "vm", slow, &started).ok());
+    EXPECT_TRUE(wish().has_value());
+  }  // the mount goes down
+  EXPECT_EQ(wish(), Wish(overlay::StreamWish{64 * 1024, "stop"})) << "an interrupted stream resumes";
+  ASSERT_TRUE(image->SetStreamWish(std::nullopt).ok());
+
+  JobManager jobs(2, {});
+  StreamOptions range = slow;
+  range.range_offset = 0;
+  range.range_length = 16 * kMiB;
+  StreamOptions base = slow;
+  base.base = base_path;
+  for (const StreamOptions& options : {range, base}) {
+    StartedStream started;
+    ASSERT_TRUE(jobs.StartStream(*image, "vm", options, &started).ok());
+    EXPECT_EQ(wish(), std::nullopt) << "a range or a base records no wish";
+    std::shared_ptr<Job> job = jobs.Find("vm");
+    ASSERT_NE(job, nullptr);
+    job->Cancel();
+    ASSERT_TRUE(job->WaitConcluded(30s));
+  }
+
+  StartedStream started;
+  ASSERT_TRUE(jobs.StartStream(*image, "vm", StreamOptions{}, &started).ok());
+  std::shared_ptr<Job> job = jobs.Find("vm");
+  ASSERT_TRUE(job == nullptr || job->WaitConcluded(60s));  // gone once concluded
+  EXPECT_TRUE(image->header().standalone);
+  EXPECT_EQ(wish(), std::nullopt) << "its completion clears it";
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 #include "cli/mount_session.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 
@@ -32,6 +33,9 @@ Status StartStreamAtMount(const mount::MountedImage& image, jobs::JobManager& jo
   const bool auto_whole_image = config.stream.auto_start && !options.base;
   if (header.stream_wish && !auto_whole_image) {
     options.base.reset();
+    // The YAML's chunk size follows its cluster size, which need not be the
+    // one this overlay was made with.
+    options.chunk_size = std::max(options.chunk_size, overlay.cluster_size());
     options.speed = header.stream_wish->speed;
     if (!jobs::ParseOnError(header.stream_wish->on_error, &options.on_error)) options.on_error = jobs::OnError::kReport;
   } else if (!config.stream.auto_start) {

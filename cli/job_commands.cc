@@ -7,7 +7,7 @@
 #include <cinttypes>
 #include <cmath>
 #include <cstdio>
-#include <thread>
+#include <set>
 
 #include "cli/commands.h"
 #include "cli/progress_display.h"
@@ -60,47 +60,75 @@ int RunSimple(const Target& target, const std::string& command, const nlohmann::
   return 0;
 }
 
-// Follows job `id` until it concludes: a bar on a terminal, lines otherwise.
-// Returns the exit code: 0 when it completed without error.
+// The end events of a job: BLOCK_JOB_COMPLETED or BLOCK_JOB_CANCELLED.
+bool IsJobEnd(const nlohmann::json& event) {
+  const std::string name = event.value("event", std::string());
+  return name == "BLOCK_JOB_COMPLETED" || name == "BLOCK_JOB_CANCELLED";
+}
+
+// Whether an end event says the job completed without an error.
+bool EndedWell(const nlohmann::json& event) {
+  return event.value("event", std::string()) == "BLOCK_JOB_COMPLETED" && !event["data"].contains("error");
+}
+
+// The last frame of a job's bar, from its end event: a job that completed
+// is drawn at 100% (its data say nothing remains) with no time left.
+std::string FinalBar(const nlohmann::json& event) {
+  nlohmann::json job = event["data"];
+  job["rate"] = job.value("average-rate", 0.0);
+  job["eta-seconds"] = EndedWell(event) ? 0.0 : -1.0;
+  return ProgressBar(job, TerminalColumns() - 1);
+}
+
+// A watch whose mount went away (unmounted, or the daemon died): a clear
+// message instead of the socket's error, and exit status 2.
+int MountWentAway(const Status& status, const std::string& what) {
+  std::fprintf(stderr, "corfs: the mount went away %s (%s)\n", what.c_str(), status.message().c_str());
+  return 2;
+}
+
+// Follows job `id` until it concludes: a bar on a terminal (as wide as the
+// terminal, asked at every redraw), lines otherwise; at the end the last
+// frame and a summary. Returns the exit code: 0 when it completed without
+// error.
 int WaitForJob(QmpClient& client, const std::string& id, bool json) {
   const bool tty = !json && ::isatty(STDOUT_FILENO);
   auto last_line = std::chrono::steady_clock::now() - std::chrono::hours(1);
   while (true) {
     std::optional<nlohmann::json> event;
     Status status = client.NextEvent(std::chrono::milliseconds(500), &event);
-    if (!status.ok()) return Fail(status.message());
-    if (event && (*event)["data"].value("device", std::string()) == id) {
-      const std::string name = (*event)["event"].get<std::string>();
-      if (name == "BLOCK_JOB_COMPLETED" || name == "BLOCK_JOB_CANCELLED") {
-        if (tty) std::printf("\n");
-        if (json) {
-          std::printf("%s\n", event->dump().c_str());
-        } else if (name == "BLOCK_JOB_CANCELLED") {
-          std::printf("job %s cancelled\n", id.c_str());
-        } else if ((*event)["data"].contains("error")) {
-          std::printf("job %s failed: %s\n", id.c_str(), (*event)["data"]["error"].get<std::string>().c_str());
-        } else {
-          std::printf("job %s completed\n", id.c_str());
+    if (status.ok() && !event) {
+      nlohmann::json jobs;
+      status = client.Execute("query-block-jobs", nlohmann::json::object(), &jobs);
+      for (const nlohmann::json& job : status.ok() ? jobs : nlohmann::json::array()) {
+        if (job.value("device", std::string()) != id) continue;
+        if (tty) {
+          std::printf("\r%s\033[K", ProgressBar(job, TerminalColumns() - 1).c_str());
+        } else if (std::chrono::steady_clock::now() - last_line >= std::chrono::seconds(1)) {
+          std::printf("%s\n", json ? job.dump().c_str() : ProgressLine(job).c_str());
+          last_line = std::chrono::steady_clock::now();
         }
         std::fflush(stdout);
-        return name == "BLOCK_JOB_COMPLETED" && !(*event)["data"].contains("error") ? 0 : 1;
       }
-      if (name == "BLOCK_JOB_ERROR" && !tty)
-        std::printf("event=%s %s\n", name.c_str(), (*event)["data"].dump().c_str());
-      continue;
     }
-    nlohmann::json jobs;
-    status = client.Execute("query-block-jobs", nlohmann::json::object(), &jobs);
-    if (!status.ok()) return Fail(status.message());
-    for (const nlohmann::json& job : jobs) {
-      if (job.value("device", std::string()) != id) continue;
-      if (tty) {
-        std::printf("\r%s\033[K", ProgressBar(job, 30).c_str());
-      } else if (std::chrono::steady_clock::now() - last_line >= std::chrono::seconds(1)) {
-        std::printf("%s\n", json ? job.dump().c_str() : ProgressLine(job).c_str());
-        last_line = std::chrono::steady_clock::now();
+    if (!status.ok()) {
+      if (tty) std::printf("\n");
+      std::fflush(stdout);
+      return MountWentAway(status, "before job " + id + " ended");
+    }
+    if (!event || (*event)["data"].value("device", std::string()) != id) continue;
+    if (IsJobEnd(*event)) {
+      if (json) {
+        std::printf("%s\n", event->dump().c_str());
+      } else {
+        if (tty) std::printf("\r%s\033[K\n", FinalBar(*event).c_str());
+        std::printf("%s\n", JobSummary((*event)["event"], (*event)["data"]).c_str());
       }
       std::fflush(stdout);
+      return EndedWell(*event) ? 0 : 1;
+    }
+    if ((*event)["event"] == "BLOCK_JOB_ERROR" && !tty) {
+      std::printf("event=BLOCK_JOB_ERROR %s\n", (*event)["data"].dump().c_str());
     }
   }
 }
@@ -176,37 +204,98 @@ int RunStream(const StreamArgs& a) {
   return WaitForJob(client, id, a.target.json);
 }
 
-int RunJobs(const Target& target, bool watch) {
-  QmpClient client;
-  Status status = Connect(target, &client);
-  if (!status.ok()) return Fail(status.message());
-  const bool tty = !target.json && ::isatty(STDOUT_FILENO);
-  int drawn = 0;
-  while (true) {
-    nlohmann::json jobs;
-    status = client.Execute("query-block-jobs", nlohmann::json::object(), &jobs);
-    if (!status.ok()) return Fail(status.message());
-    if (tty && drawn > 0) std::printf("\033[%dA", drawn);  // redraw in place
-    drawn = 0;
-    if (target.json) {
+// What `corfs jobs` has drawn, so that a watch redraws it in place and
+// prints the summary of each job that ends.
+class JobsView {
+ public:
+  explicit JobsView(bool json) : json_(json), tty_(!json && ::isatty(STDOUT_FILENO)) {}
+
+  void Draw(const nlohmann::json& jobs, bool watch) {
+    if (tty_ && drawn_ > 0) std::printf("\033[%dA", drawn_);  // redraw in place
+    drawn_ = 0;
+    if (json_) {
       std::printf("%s\n", jobs.dump().c_str());
     } else if (jobs.empty() && !watch) {
       std::printf("no jobs\n");
     }
     for (const nlohmann::json& job : jobs) {
-      if (target.json) break;
+      open_.insert(job.value("device", std::string()));
+      if (json_) continue;
       // The erase-to-end-of-line escape ("\033[K") is for redrawing bars in
-      // place on a terminal; piped output gets plain lines.
-      if (tty) {
-        std::printf("%s\033[K\n", ProgressBar(job, 30).c_str());
+      // place on a terminal; piped output gets plain lines. A bar is one
+      // column short of the terminal, so it never wraps.
+      if (tty_) {
+        std::printf("%s\033[K\n", ProgressBar(job, TerminalColumns() - 1).c_str());
+        ++drawn_;
       } else {
         std::printf("%s\n", ProgressLine(job).c_str());
       }
-      ++drawn;
     }
     std::fflush(stdout);
-    if (!watch || jobs.empty()) return 0;
-    std::this_thread::sleep_for(std::chrono::seconds(1));
+  }
+
+  // A job ended: its last frame and summary go above the bars, which the
+  // next Draw puts back below.
+  void Ended(const nlohmann::json& event) {
+    if (!open_.erase(event["data"].value("device", std::string()))) return;
+    if (tty_ && drawn_ > 0) std::printf("\033[%dA\033[J", drawn_);
+    drawn_ = 0;
+    if (json_) {
+      std::printf("%s\n", event.dump().c_str());
+    } else {
+      if (tty_) std::printf("%s\033[K\n", FinalBar(event).c_str());
+      std::printf("%s\n", JobSummary(event["event"], event["data"]).c_str());
+    }
+    std::fflush(stdout);
+  }
+
+  // Jobs drawn whose end was not printed yet.
+  bool waiting() const { return !open_.empty(); }
+
+ private:
+  const bool json_;
+  const bool tty_;
+  int drawn_ = 0;
+  std::set<std::string> open_;
+};
+
+// Waits up to `timeout` for events, showing the jobs that end; with
+// `until_all_ended`, only until every job drawn has ended.
+Status ShowEnds(QmpClient& client, std::chrono::milliseconds timeout, bool until_all_ended, JobsView* view) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!until_all_ended || view->waiting()) {
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return Status::Ok();
+    std::optional<nlohmann::json> event;
+    CORFS_RETURN_IF_ERROR(client.NextEvent(left, &event));
+    if (event && IsJobEnd(*event)) view->Ended(*event);
+  }
+  return Status::Ok();
+}
+
+// corfs jobs [--watch]: a watch redraws every second until no job is left,
+// and shows each job's summary as it ends. Exit 2 when the mount goes away
+// during a watch.
+int RunJobs(const Target& target, bool watch) {
+  QmpClient client;
+  Status status = Connect(target, &client);
+  if (!status.ok()) return Fail(status.message());
+  JobsView view(target.json);
+  while (true) {
+    nlohmann::json jobs;
+    status = client.Execute("query-block-jobs", nlohmann::json::object(), &jobs);
+    if (!status.ok()) return watch ? MountWentAway(status, "while jobs ran") : Fail(status.message());
+    view.Draw(jobs, watch);
+    if (!watch) return 0;
+    if (jobs.empty()) {
+      // A job that just ended is gone from the list before its end event
+      // may have arrived; its summary is still due.
+      status = ShowEnds(client, std::chrono::seconds(2), /*until_all_ended=*/true, &view);
+      return status.ok() ? 0 : MountWentAway(status, "while jobs ran");
+    }
+    status = ShowEnds(client, std::chrono::seconds(1), /*until_all_ended=*/false, &view);
+    if (!status.ok()) return MountWentAway(status, "while jobs ran");
   }
 }
 

@@ -1,5 +1,6 @@
 #include "cli/mount_session.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 
@@ -11,6 +12,46 @@
 namespace corfs::cli {
 
 namespace fs = std::filesystem;
+
+namespace {
+
+// The stream an image starts with at mount, if any. A whole-image stream
+// that was running when the last mount ended (its wish is in the overlay's
+// header) resumes, with the speed and on-error policy it had, whatever
+// `stream.auto` says: the user started it and did not end it. Else
+// `stream.auto` starts the YAML's stream. When both apply and the YAML's is
+// a whole-image stream too, the YAML's settings win (they may have been
+// changed since), and the job is still reported as resumed.
+Status StartStreamAtMount(const mount::MountedImage& image, jobs::JobManager& jobs) {
+  const config::ImageConfig& config = image.config;
+  if (config.read_only) return Status::Ok();  // nothing may be written; a wish waits
+  overlay::Overlay& overlay = *image.overlay;
+  const overlay::OverlayHeader header = overlay.header();
+  if (header.standalone) {
+    // A stream that ended between dropping the chain and clearing its wish.
+    return header.stream_wish ? overlay.SetStreamWish(std::nullopt) : Status::Ok();
+  }
+  jobs::StreamOptions options = config.stream.JobDefaults();
+  const bool auto_whole_image = config.stream.auto_start && !options.base;
+  if (header.stream_wish && !auto_whole_image) {
+    options.base.reset();
+    // The YAML's chunk size follows its cluster size, which need not be the
+    // one this overlay was made with.
+    options.chunk_size = std::max(options.chunk_size, overlay.cluster_size());
+    options.speed = header.stream_wish->speed;
+    if (!jobs::ParseOnError(header.stream_wish->on_error, &options.on_error)) options.on_error = jobs::OnError::kReport;
+  } else if (!config.stream.auto_start) {
+    return Status::Ok();
+  }
+  options.resumed = header.stream_wish.has_value();
+  jobs::StartedStream stream;
+  Status started = jobs.StartStream(overlay, config.name, options, &stream);
+  if (started.ok()) return started;
+  return started.WithContext("image '" + config.name +
+                             "': " + (options.resumed ? "resuming its stream" : "auto stream"));
+}
+
+}  // namespace
 
 Status MountSession::Start(const config::MountConfig& cfg, const SessionOptions& options,
                            std::unique_ptr<MountSession>* out) {
@@ -57,11 +98,7 @@ Status MountSession::Start(const config::MountConfig& cfg, const SessionOptions&
     const config::ImageConfig& config = image.config;
     uint64_t threshold = config.write_threshold.Bytes(image.overlay->size());
     if (threshold != 0) control::ArmWriteThreshold(image, threshold, session->events_);
-    if (config.stream.auto_start && !config.read_only && !image.overlay->header().standalone) {
-      jobs::StartedStream stream;
-      Status started = session->jobs_->StartStream(*image.overlay, config.name, config.stream.JobDefaults(), &stream);
-      if (!started.ok()) return started.WithContext("image '" + config.name + "': auto stream");
-    }
+    CORFS_RETURN_IF_ERROR(StartStreamAtMount(image, *session->jobs_));
   }
 
   CORFS_RETURN_IF_ERROR(session->StartMetrics(cfg));
@@ -120,7 +157,7 @@ Status MountSession::Shutdown() {
   shut_down_ = true;
   server_.reset();
   if (metrics_) metrics_->Stop();
-  jobs_.reset();  // cancels and waits for every job
+  jobs_.reset();  // interrupts every job (a whole-image stream resumes) and waits
   Status flushed = table_ ? table_->CloseAll() : Status::Ok();
   if (metrics_) {
     Status written = metrics_->Write(Metrics(false));

@@ -3,7 +3,8 @@
 // order it must start and stopped in the reverse order:
 //   overlays -> job pool -> control socket -> auto-started streams -> FUSE.
 // On the way down: the FUSE loop ends, the control socket closes, jobs are
-// cancelled (a stream resumes at the next mount from the committed bitmap),
+// interrupted (a whole-image stream resumes at the next mount from the
+// committed bitmap, see StartStreamAtMount in mount_session.cc),
 // every overlay commits, then the filesystem is unmounted.
 
 #include <memory>

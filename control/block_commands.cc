@@ -77,7 +77,12 @@ const char* IoStatusName(jobs::IoStatus status) {
 }
 
 // QMP names a job's id "device". "error" is there while the job is stopped
-// on an error (io-status not ok).
+// on an error (io-status not ok). "offset" and "len" are QEMU's (the range
+// walked, holes included); corfs adds what of it was copied, recorded as
+// holes or held already, and the estimate of what is still to copy
+// ("remaining", absent while unknown), which "rate" (bytes copied per
+// second) and "eta-seconds" are about; and "resumed" when the mount started
+// the job again from the wish an earlier one left in the overlay.
 nlohmann::json JobJson(const jobs::JobInfo& info) {
   nlohmann::json job = {{"type", info.type},
                         {"device", info.id},
@@ -85,6 +90,9 @@ nlohmann::json JobJson(const jobs::JobInfo& info) {
                         {"len", info.len},
                         {"offset", info.offset},
                         {"copied", info.copied},
+                        {"holes", info.holes},
+                        {"local", info.local},
+                        {"elapsed-seconds", info.elapsed_seconds},
                         {"speed", info.speed},
                         {"rate", info.rate},
                         {"eta-seconds", info.eta_seconds},
@@ -92,7 +100,9 @@ nlohmann::json JobJson(const jobs::JobInfo& info) {
                         {"paused", info.state == jobs::JobState::kPaused},
                         {"busy", info.state == jobs::JobState::kRunning},
                         {"ready", info.state == jobs::JobState::kReady},
-                        {"io-status", IoStatusName(info.io_status)}};
+                        {"io-status", IoStatusName(info.io_status)},
+                        {"resumed", info.resumed}};
+  if (info.remaining) job["remaining"] = *info.remaining;
   if (!info.error.empty()) job["error"] = info.error;
   return job;
 }
@@ -295,6 +305,16 @@ Event JobEventQmp(const jobs::JobEvent& event) {
     data["count"] = event.count;
   } else if (event.error) {
     data["error"] = *event.error;
+  }
+  if (event.kind == jobs::JobEvent::Kind::kCompleted || event.kind == jobs::JobEvent::Kind::kCancelled) {
+    // corfs' summary of the job, beside QEMU's fields.
+    data["copied"] = job.copied;
+    data["holes"] = job.holes;
+    data["local"] = job.local;
+    if (job.remaining) data["remaining"] = *job.remaining;
+    data["elapsed-seconds"] = job.elapsed_seconds;
+    data["average-rate"] = job.AverageRate();
+    data["resumed"] = job.resumed;
   }
   return {JobEventName(event.kind), std::move(data)};
 }

@@ -39,7 +39,13 @@ int RunCreate(const CreateArgs& args) {
   options.force = args.force;
   Status created = overlay::Overlay::Create(args.overlay, options);
   if (!created.ok()) return Fail(created.message());
-  std::printf("created %s (+ %s)\n", args.overlay.c_str(), overlay::MetadataPath(args.overlay).c_str());
+  if (options.backing.empty()) {
+    std::printf("created %s (+ %s)\n", args.overlay.c_str(), overlay::MetadataPath(args.overlay).c_str());
+  } else {
+    std::printf("created %s (+ %s); %s appears when the overlay is complete\n",
+                overlay::PartialDataPath(args.overlay).c_str(), overlay::MetadataPath(args.overlay).c_str(),
+                args.overlay.c_str());
+  }
   return 0;
 }
 
@@ -47,8 +53,12 @@ int RunCreate(const CreateArgs& args) {
 
 void AddCreateCommand(CLI::App& app, int* exit_code) {
   auto args = std::make_shared<CreateArgs>();
-  CLI::App* cmd = app.add_subcommand("create", "Create an overlay (NAME and NAME.cor) over a backing chain");
-  cmd->add_option("overlay", args->overlay, "Path of the overlay's data file (NAME.cor is made beside it)")->required();
+  CLI::App* cmd =
+      app.add_subcommand("create",
+                         "Create an overlay (NAME.part, NAME once complete, and NAME.cor) over a backing chain");
+  cmd->add_option("overlay", args->overlay,
+                  "Path of the disk (NAME; NAME.part until it is complete, NAME.cor beside it)")
+      ->required();
   cmd->add_option("-b,--backing", args->backing, "Backing image, top first; repeat for a chain");
   cmd->add_option("-F,--format", args->format, "Format of the backing images (default: detect)");
   cmd->add_option("-s,--size", args->size, "Virtual size, e.g. 10G (default: the top backing image's size)");

@@ -96,7 +96,13 @@ int RunCreate(CreateArgs args) {
   Status created = overlay::Overlay::Create(args.overlay, options);
   if (created.code() == EEXIST) return Fail(created.message() + " (use --force to replace the overlay)");
   if (!created.ok()) return Fail(created.message());
-  std::printf("created %s (+ %s)\n", args.overlay.c_str(), overlay::MetadataPath(args.overlay).c_str());
+  if (options.backing.empty()) {
+    std::printf("created %s (+ %s)\n", args.overlay.c_str(), overlay::MetadataPath(args.overlay).c_str());
+  } else {
+    std::printf("created %s (+ %s); %s appears when the overlay is complete\n",
+                overlay::PartialDataPath(args.overlay).c_str(), overlay::MetadataPath(args.overlay).c_str(),
+                args.overlay.c_str());
+  }
   return kExitOk;
 }
 
@@ -104,8 +110,8 @@ int RunCreate(CreateArgs args) {
 
 void AddCreateCommand(CLI::App& app, int* exit_code) {
   auto args = std::make_shared<CreateArgs>();
-  CLI::App* cmd = app.add_subcommand("create", "Create an overlay (NAME and NAME.cor) over a backing chain");
-  cmd->add_option("overlay", args->overlay, "Path of the overlay's data file (NAME.cor is made beside it)")->required();
+  CLI::App* cmd = app.add_subcommand("create", "Create an overlay (NAME.part, NAME once complete, and NAME.cor) over a backing chain");
+  cmd->add_option("overlay", args->overlay, "Path of the disk (NAME; NAME.part until it is complete, NAME.cor beside it)")->required();
   cmd->add_option("size", args->size_positional, "Virtual size, as --size (qemu-img's `create FILE SIZE`)");
   AddOverlayFormatOption(cmd, &args->format);
   // One value per -b and -o, so `-o cluster_size=64K FILE` leaves FILE to

@@ -55,6 +55,7 @@ CreatedFiles::~CreatedFiles() {
   std::error_code ec;
   for (const std::string& path : overlays_) {
     std::filesystem::remove(path, ec);
+    std::filesystem::remove(overlay::PartialDataPath(path), ec);
     std::filesystem::remove(overlay::MetadataPath(path), ec);
   }
   // Deepest first; only empty folders go (remove fails on others), so

@@ -20,6 +20,13 @@ namespace {
 std::string State(const overlay::OverlayHeader& header) { return header.standalone ? "standalone" : "has-backing"; }
 std::string StateText(const overlay::OverlayHeader& header) { return header.standalone ? "standalone" : "has backing"; }
 
+// The data file as `info` shows it: its path, and what is odd about it.
+std::string DataFileText(const overlay::OverlayInfo& info) {
+  if (!info.data_file_problem.empty()) return info.data_file + " (" + info.data_file_problem + ")";
+  if (info.rename_pending) return info.data_file + " (complete; the next mount renames it to " + info.path + ")";
+  return info.data_file;
+}
+
 double Percent(const overlay::OverlayInfo& info) {
   return info.header.virtual_size == 0
              ? 0.0
@@ -43,6 +50,8 @@ void PrintJson(const overlay::OverlayInfo& info) {
     chain.push_back(std::move(entry));
   }
   nlohmann::json out = {{"path", info.path},
+                        {"data-file", info.data_file},
+                        {"data-file-rename-pending", info.rename_pending},
                         {"virtual-size", info.header.virtual_size},
                         {"cluster-size", info.header.cluster_size()},
                         {"clusters", info.header.cluster_count()},
@@ -60,6 +69,7 @@ void PrintJson(const overlay::OverlayInfo& info) {
 void PrintText(const overlay::OverlayInfo& info) {
   const overlay::OverlayHeader& h = info.header;
   std::printf("image:          %s\n", info.path.c_str());
+  std::printf("data file:      %s\n", DataFileText(info).c_str());
   std::printf("virtual size:   %s (%" PRIu64 " bytes)\n", FormatSize(h.virtual_size).c_str(), h.virtual_size);
   std::printf("cluster size:   %s\n", FormatSize(h.cluster_size()).c_str());
   std::printf("allocated:      %s (%.1f%%, %" PRIu64 " of %" PRIu64 " clusters)\n",

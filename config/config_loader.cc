@@ -465,10 +465,11 @@ void Loader::FinishImage(ImageDraft* draft) {
   }
   if (draft->overlay && draft->chain_ok) {
     const std::string data = CanonicalKey(image.overlay_path);
+    const std::string part = CanonicalKey(overlay::PartialDataPath(image.overlay_path));
     const std::string meta = CanonicalKey(overlay::MetadataPath(image.overlay_path));
     for (const ResolvedImage& link : draft->chain) {
       const std::string backing = CanonicalKey(link.spec.path);
-      if (backing == data || backing == meta) {
+      if (backing == data || backing == part || backing == meta) {
         diag_.Error(draft->overlay->mark, draft->overlay->what + ": " + image.overlay_path +
                                               " is also in the backing chain of " + quoted +
                                               "; an overlay cannot back itself");
@@ -478,7 +479,8 @@ void Loader::FinishImage(ImageDraft* draft) {
 }
 
 void Loader::CheckAcrossImages(const MountConfig& cfg, const std::vector<ImageDraft>& drafts) {
-  // Files used as an overlay's data or metadata file, by canonical path.
+  // Files used as an overlay's data (NAME, NAME.part) or metadata file, by
+  // canonical path.
   struct Claim {
     std::string image;
     YAML::Mark mark;
@@ -487,7 +489,7 @@ void Loader::CheckAcrossImages(const MountConfig& cfg, const std::vector<ImageDr
   for (const ImageDraft& draft : drafts) {
     if (!draft.overlay) continue;
     const std::string& path = draft.config.overlay_path;
-    for (const std::string& file : {path, overlay::MetadataPath(path)}) {
+    for (const std::string& file : {path, overlay::PartialDataPath(path), overlay::MetadataPath(path)}) {
       auto [it, inserted] = overlays.emplace(CanonicalKey(file), Claim{draft.config.name, draft.overlay->mark});
       if (!inserted) {
         diag_.Error(draft.overlay->mark, draft.overlay->what + ": " + file +

@@ -68,7 +68,7 @@ struct WriteThreshold {
 // One file of the mount.
 struct ImageConfig {
   std::string name;                         // the file name in the mount
-  std::string overlay_path;                 // the overlay's data file (its metadata is overlay::MetadataPath)
+  std::string overlay_path;                 // the overlay NAME (its files: overlay/overlay_files.h)
   std::vector<overlay::ImageSpec> backing;  // top first; empty: a blank disk
   uint64_t size = 0;                        // 0: the size of the top backing image
   uint64_t cluster_size = overlay::kDefaultClusterSize;

@@ -28,6 +28,11 @@ OverlayHeader Overlay::header() const {
   return header_;
 }
 
+std::string Overlay::data_path() const {
+  std::lock_guard lock(header_mutex_);
+  return data_path_;
+}
+
 std::shared_ptr<BackingChain> Overlay::chain() const {
   std::lock_guard lock(header_mutex_);
   return chain_;
@@ -179,7 +184,7 @@ Status Overlay::DropBacking() {
   if (read_only_) return Status::Error(EROFS, path_ + " is read-only");
   std::lock_guard lock(header_update_mutex_);
   OverlayHeader next = header();
-  if (next.standalone) return Status::Ok();
+  if (next.standalone) return NameCompleteDataFile();
   if (lacking_clusters() != 0) {
     return Status::Invalid(path_ + " still lacks " + std::to_string(lacking_clusters()) +
                            " clusters; the backing chain is still needed");
@@ -192,7 +197,22 @@ Status Overlay::DropBacking() {
   CORFS_RETURN_IF_ERROR(Commit());
   next.standalone = true;
   next.chain.clear();
-  return UpdateHeader(std::move(next), std::make_shared<BackingChain>());
+  // The flag stays: it tells an open that finds only NAME.part beside this
+  // header that the rename below is what was cut short, so finishing it is
+  // safe (a header without the flag never had a NAME.part to rename).
+  CORFS_RETURN_IF_ERROR(UpdateHeader(std::move(next), std::make_shared<BackingChain>()));
+  return NameCompleteDataFile();
+}
+
+Status Overlay::NameCompleteDataFile() {
+  if (data_path() == path_) return Status::Ok();
+  // After the standalone header is durable: a crash before the rename
+  // leaves a complete overlay in NAME.part, which the next writable open
+  // renames (LocateDataFile). The open descriptor follows the file.
+  CORFS_RETURN_IF_ERROR(FinishDataFileRename(path_, *file_system_));
+  std::lock_guard lock(header_mutex_);
+  data_path_ = path_;
+  return Status::Ok();
 }
 
 Status Overlay::ShortenChain(size_t new_top) {

@@ -3,7 +3,8 @@
 // docs/design.md over a backing chain.
 //
 //   NAME      sparse raw data file of the virtual size; cluster i of the disk
-//             lives at the same offset once allocated
+//             lives at the same offset once allocated (NAME.part until a
+//             flagged overlay is standalone: overlay_files.h)
 //   NAME.cor  header (two checksummed slots) + allocation bitmap
 //
 // Reads of allocated clusters go straight to NAME, without locks. Other
@@ -121,6 +122,8 @@ class Overlay {
   Status Close();
 
   const std::string& path() const { return path_; }
+  // The data file: NAME, or NAME.part while the overlay is unfinished.
+  std::string data_path() const;
   // The virtual size; it grows (Resize) while other threads read it.
   uint64_t size() const { return size_.load(std::memory_order_acquire); }
   uint64_t cluster_size() const { return uint64_t{1} << cluster_bits_; }
@@ -192,8 +195,10 @@ class Overlay {
   Status FindBackingLayer(const std::string& path, size_t* index) const;
 
   // Once every cluster is local: data and bitmap durable, then the header
-  // says standalone (atomically), then the backing files are closed. Reads
-  // are served throughout; from then on they never touch the chain.
+  // says standalone (atomically), then the backing files are closed, then
+  // NAME.part becomes NAME. Reads are served throughout; from then on they
+  // never touch the chain. A failed rename is EIO with the overlay
+  // standalone (the next DropBacking or writable open renames).
   Status DropBacking();
 
   // Fails (EIO) when a backing image no longer has the size it was opened
@@ -269,6 +274,9 @@ class Overlay {
   Status FillClaimed(const ClaimedRun& run, std::span<char> out);
   // Replaces the header with `next` (sequence bumped) and the chain with `chain`.
   Status UpdateHeader(OverlayHeader next, std::shared_ptr<BackingChain> chain);
+  // The last step of DropBacking, under header_update_mutex_: NAME.part,
+  // if that is still the data file, becomes NAME.
+  Status NameCompleteDataFile();
   // A header update that leaves the chain as it is: `change` edits a copy of
   // the header, which is written only if it differs.
   Status UpdateFileAttributes(const std::function<void(OverlayHeader*)>& change);
@@ -292,6 +300,7 @@ class Overlay {
   bool copy_on_read_ = true;
   DataFile data_;
   std::unique_ptr<File> meta_;  // also holds the flock that keeps a second writer out
+  std::shared_ptr<FileSystem> file_system_;
 
   // Lock order: a thread holding one of these may take only those listed
   // after it.
@@ -326,6 +335,7 @@ class Overlay {
   mutable std::mutex header_mutex_;
   OverlayHeader header_;
   std::shared_ptr<BackingChain> chain_;  // readers take a snapshot (chain())
+  std::string data_path_;                // changed only by a header update
 
   AllocationBitmap bitmap_;
   ClusterClaims claims_;

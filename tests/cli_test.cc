@@ -87,7 +87,7 @@ TEST_F(CliTest, CreateRefusesToReplaceWithoutForce) {
   const std::string path = dir_.File("disk.img");
   CommandResult r = Corfs({"create", path, "--backing", backing_.path});
   ASSERT_EQ(r.exit_code, 0) << Describe(r);
-  testing::FilesSnapshot before({path, overlay::MetadataPath(path)});
+  testing::FilesSnapshot before({path, overlay::PartialDataPath(path), overlay::MetadataPath(path)});
   r = Corfs({"create", path, "--backing", backing_.path, "--cluster-size", "4K"});
   EXPECT_NE(r.exit_code, 0) << Describe(r);
   EXPECT_NE(r.err.find("exists"), std::string::npos) << Describe(r);
@@ -100,8 +100,11 @@ TEST_F(CliTest, InfoJsonShowsAllocatedBytesAfterWrites) {
   const std::string path = dir_.File("disk.img");
   CommandResult r = Corfs({"create", path, "--backing", backing_.path, "--size", "3M", "--cluster-size", "64K"});
   ASSERT_EQ(r.exit_code, 0) << Describe(r);
-  EXPECT_TRUE(testing::FileExists(path));
+  // Unfinished: the data file is NAME.part, and no NAME passes for the disk.
+  EXPECT_FALSE(testing::FileExists(path));
+  EXPECT_TRUE(testing::FileExists(overlay::PartialDataPath(path)));
   EXPECT_TRUE(testing::FileExists(overlay::MetadataPath(path)));
+  EXPECT_NE(r.out.find(overlay::PartialDataPath(path)), std::string::npos) << Describe(r);
 
   r = Corfs({"info", path, "--json"});
   ASSERT_EQ(r.exit_code, 0) << Describe(r);
@@ -112,6 +115,7 @@ TEST_F(CliTest, InfoJsonShowsAllocatedBytesAfterWrites) {
   EXPECT_EQ(info["clusters"], 48u);
   EXPECT_EQ(info["allocated-bytes"], 0u);
   EXPECT_EQ(info["state"], "has-backing");
+  EXPECT_EQ(info["data-file"], overlay::PartialDataPath(path));
   ASSERT_TRUE(info["backing-chain"].is_array());
   ASSERT_EQ(info["backing-chain"].size(), 1u);
   EXPECT_EQ(info["backing-chain"][0]["size"], kBackingSize);
@@ -163,7 +167,7 @@ TEST_F(CliTest, CheckTellsSoundFromCorrupt) {
   // Both slots: unsound.
   testing::PatchFile(overlay::MetadataPath(path), overlay::kHeaderSlotSize + 40,
                      std::string(1, static_cast<char>(meta[overlay::kHeaderSlotSize + 40] ^ 1)));
-  testing::FilesSnapshot before({path, overlay::MetadataPath(path)});
+  testing::FilesSnapshot before({path, overlay::PartialDataPath(path), overlay::MetadataPath(path)});
   r = Corfs({"check", path});
   EXPECT_NE(r.exit_code, 0) << Describe(r);
   EXPECT_NE(r.err.find("checksum"), std::string::npos) << Describe(r);
@@ -173,7 +177,7 @@ TEST_F(CliTest, CheckTellsSoundFromCorrupt) {
   testing::PatchFile(overlay::MetadataPath(path), 0, meta.substr(0, overlay::kBitmapOffset));
   r = Corfs({"check", path});
   EXPECT_EQ(r.exit_code, 0) << Describe(r);
-  testing::TruncateFile(path, 4096);
+  testing::TruncateFile(overlay::PartialDataPath(path), 4096);
   r = Corfs({"check", path});
   EXPECT_NE(r.exit_code, 0) << Describe(r);
   EXPECT_FALSE(r.err.empty());

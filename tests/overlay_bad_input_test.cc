@@ -282,21 +282,22 @@ TEST_F(BadInputTest, BitmapBitsPastTheLastClusterAreIgnored) {
 // Shorter is damage; longer is what an interrupted grow leaves: opened for
 // writing, the overlay cuts it back.
 TEST_F(BadInputTest, DataFileOfTheWrongSizeIsRefused) {
-  testing::TruncateFile(path_, kBackingSize + 1);
+  const std::string data_path = PartialDataPath(path_);  // unfinished
+  testing::TruncateFile(data_path, kBackingSize + 1);
   EXPECT_TRUE(Check().sound());
   EXPECT_EQ(Check().notes.size(), 1u);
   std::unique_ptr<Overlay> image;
   ASSERT_TRUE(Overlay::Open(path_, Options(), &image).ok());
   image.reset();
-  EXPECT_EQ(testing::ReadFileBytes(path_).size(), kBackingSize);
+  EXPECT_EQ(testing::ReadFileBytes(data_path).size(), kBackingSize);
   for (uint64_t size : {kBackingSize - 4096}) {
-    testing::TruncateFile(path_, size);
+    testing::TruncateFile(data_path, size);
     std::string message = ExpectOpenRefused(EUCLEAN);
     EXPECT_TRUE(Contains(message, "data file")) << message;
     EXPECT_TRUE(Contains(message, std::to_string(size))) << message;
     EXPECT_FALSE(Check().sound());
   }
-  ASSERT_EQ(::unlink(path_.c_str()), 0);
+  ASSERT_EQ(::unlink(data_path.c_str()), 0);
   ExpectOpenRefused(ENOENT);
   EXPECT_FALSE(Check().sound());
 }
@@ -403,9 +404,10 @@ TEST_F(BadInputTest, CreateOverAnExistingOverlayNeedsForce) {
   EXPECT_EQ(before.Differences(), "");
 
   // Only the metadata file left behind counts too.
-  ASSERT_EQ(::rename(path_.c_str(), dir_.File("data.bak").c_str()), 0);
+  const std::string data_path = PartialDataPath(path_);  // unfinished
+  ASSERT_EQ(::rename(data_path.c_str(), dir_.File("data.bak").c_str()), 0);
   EXPECT_EQ(Overlay::Create(path_, create).code(), EEXIST);
-  ASSERT_EQ(::rename(dir_.File("data.bak").c_str(), path_.c_str()), 0);
+  ASSERT_EQ(::rename(dir_.File("data.bak").c_str(), data_path.c_str()), 0);
 
   create.force = true;
   // Forced, but over a missing backing image: still refused before anything is written.

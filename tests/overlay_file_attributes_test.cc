@@ -45,6 +45,11 @@ class OverlayFileAttributesTest : public ::testing::Test {
     OverlayHeader header;
     ASSERT_TRUE(ReadHeader(fd.get(), path_, &header).ok());
     header.version = version;
+    if (version < kFileAttributesVersion && header.partial_data_file) {
+      // Older versions keep the data in NAME, unfinished or not.
+      header.partial_data_file = false;
+      ASSERT_EQ(::rename(PartialDataPath(path_).c_str(), path_.c_str()), 0);
+    }
     for (BackingImage& image : header.chain) {
       if (version >= 2) continue;
       image.identity.stamp.reset();

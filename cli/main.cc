@@ -24,9 +24,10 @@ int Run(int argc, char** argv) {
   corfs::cli::AddJobCommands(app, &exit_code);
   corfs::cli::AddResizeCommand(app, &exit_code);
   corfs::cli::AddHelpCommand(app, &exit_code);
-  if (std::optional<int> refused = corfs::cli::RefuseUnknownCommand(app, argc, argv)) return *refused;
   corfs::cli::AddMapCommand(app, &exit_code);
   corfs::cli::AddStatsCommand(app, &exit_code);
+  // Last: it names every command added above.
+  if (std::optional<int> refused = corfs::cli::RefuseUnknownCommand(app, argc, argv)) return *refused;
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

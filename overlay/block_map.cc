@@ -113,12 +113,16 @@ Status MapOverlayFile(const std::string& path, const ImageOpener& opener,
   CORFS_RETURN_IF_ERROR(ReadMetadataHeader(meta.get(), meta_path, &header));
   AllocationBitmap bitmap(header.cluster_count());
   CORFS_RETURN_IF_ERROR(LoadBitmap(meta.get(), meta_path, header, &bitmap));
-  UniqueFd data(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!data.valid()) return Status::FromErrno("open " + path);
+  // NAME.part while the overlay is unfinished (overlay_files.h).
+  DataFileLocation where;
+  CORFS_RETURN_IF_ERROR(LocateDataFile(path, header, &where));
+  UniqueFd data(::open(where.path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!data.valid()) return Status::FromErrno("open " + where.path);
   struct stat st {};
-  if (::fstat(data.get(), &st) != 0) return Status::FromErrno("stat " + path);
-  if (static_cast<uint64_t>(st.st_size) != header.virtual_size) {
-    return Status::Corrupt("data file " + path + " has " + std::to_string(st.st_size) +
+  if (::fstat(data.get(), &st) != 0) return Status::FromErrno("stat " + where.path);
+  // Longer is what an interrupted grow leaves (the next mount cuts it back).
+  if (static_cast<uint64_t>(st.st_size) < header.virtual_size) {
+    return Status::Corrupt("data file " + where.path + " has " + std::to_string(st.st_size) +
                            " bytes, the header says the disk has " + std::to_string(header.virtual_size));
   }
   std::shared_ptr<BackingChain> chain;

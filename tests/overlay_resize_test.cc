@@ -86,6 +86,8 @@ class OverlayResizeTest : public ::testing::Test {
 
   testing::TempDir dir_;
   std::string path_ = dir_.File("vm.img");
+  // The data file while the overlay is unfinished (it has a chain).
+  std::string data_path_ = PartialDataPath(path_);
   std::shared_ptr<FaultyFileSystem> fs_ = std::make_shared<FaultyFileSystem>();
   testing::SparseLayer backing_;
   std::unique_ptr<Overlay> image_;
@@ -106,7 +108,7 @@ TEST_F(OverlayResizeTest, GrowKeepsTheDataAndReadsZerosPastTheOldEnd) {
   // The new clusters are the overlay's; only the old ones it lacked are lacking.
   EXPECT_LE(image_->lacking_clusters(), lacking);
   EXPECT_EQ(image_->header().virtual_size, kNewSize);
-  EXPECT_EQ(testing::ReadFileBytes(path_).size(), kNewSize);
+  EXPECT_EQ(testing::ReadFileBytes(data_path_).size(), kNewSize);
 
   // Durable: a reopen (the chain then shows the template up to the new
   // size) reads the same, and so does a power cut.
@@ -260,7 +262,7 @@ TEST_F(OverlayResizeTest, EveryStepOfTheGrowSurvivesAFailureAndAPowerCut) {
       ASSERT_TRUE(image_->Resize(kNewSize).ok());
       ExpectDisk(kNewSize);
       image_.reset();
-      ASSERT_EQ(::unlink(path_.c_str()), 0);
+      ASSERT_EQ(::unlink(data_path_.c_str()), 0);
       ASSERT_EQ(::unlink((path_ + ".cor").c_str()), 0);
       if (grown.ok()) break;  // the fault came after the last step of that kind
     }
@@ -273,7 +275,7 @@ TEST_F(OverlayResizeTest, EveryStepOfTheGrowSurvivesAFailureAndAPowerCut) {
 // the data file back.
 TEST_F(OverlayResizeTest, WhatAnInterruptedGrowLeavesOpensAtTheOldSize) {
   Create();
-  testing::TruncateFile(path_, kNewSize);
+  testing::TruncateFile(data_path_, kNewSize);
   testing::TruncateFile(path_ + ".cor", kBitmapOffset + 2 * kBitmapPageSize);
   // Clusters 17.. (past the last one, 16) set, as the grow writes them.
   testing::PatchFile(path_ + ".cor", kBitmapOffset + 2, std::string(1, '\xfe'));
@@ -288,7 +290,7 @@ TEST_F(OverlayResizeTest, WhatAnInterruptedGrowLeavesOpensAtTheOldSize) {
   Open();
   ExpectDisk(kOldSize);
   image_.reset();
-  EXPECT_EQ(testing::ReadFileBytes(path_).size(), kOldSize);
+  EXPECT_EQ(testing::ReadFileBytes(data_path_).size(), kOldSize);
   Open();
   ASSERT_TRUE(image_->Resize(kNewSize).ok());
   EXPECT_EQ(image_->allocated_clusters() + image_->lacking_clusters(), image_->cluster_count());

@@ -75,7 +75,7 @@ wait_for 60 job_offset_above mnt disk.img $((2 * 1024 * 1024))
 kill -KILL "$victim"
 wait "$victim" 2>/dev/null || true
 fusermount3 -u mnt 2>/dev/null || umount -l mnt
-[ "$(info_field overlays/disk.img state)" = streaming ] || fail "the kill did not land mid-stream"
+[ "$(info_field overlays/disk.img state)" = has-backing ] || fail "the kill did not land mid-stream"
 [ "$(names_in overlays)" = "disk.img.cor disk.img.part" ] || fail "after kill -9: $(names_in overlays)"
 if qemu-img info overlays/disk.img > /dev/null 2>&1; then fail "qemu-img info opened NAME after kill -9"; fi
 start_mount fast.yaml mnt

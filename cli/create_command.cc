@@ -110,8 +110,12 @@ int RunCreate(CreateArgs args) {
 
 void AddCreateCommand(CLI::App& app, int* exit_code) {
   auto args = std::make_shared<CreateArgs>();
-  CLI::App* cmd = app.add_subcommand("create", "Create an overlay (NAME.part, NAME once complete, and NAME.cor) over a backing chain");
-  cmd->add_option("overlay", args->overlay, "Path of the disk (NAME; NAME.part until it is complete, NAME.cor beside it)")->required();
+  CLI::App* cmd =
+      app.add_subcommand("create",
+                         "Create an overlay (NAME.part, NAME once complete, and NAME.cor) over a backing chain");
+  cmd->add_option("overlay", args->overlay,
+                  "Path of the disk (NAME; NAME.part until it is complete, NAME.cor beside it)")
+      ->required();
   cmd->add_option("size", args->size_positional, "Virtual size, as --size (qemu-img's `create FILE SIZE`)");
   AddOverlayFormatOption(cmd, &args->format);
   // One value per -b and -o, so `-o cluster_size=64K FILE` leaves FILE to

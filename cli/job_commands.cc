@@ -31,9 +31,7 @@ void AddTargetOptions(CLI::App* cmd, Target* target, bool with_json = true) {
 }
 
 Status Connect(const Target& target, QmpClient* client) {
-  std::string path;
-  CORFS_RETURN_IF_ERROR(ResolveSocket(target.socket, target.mountpoint, &path));
-  return QmpClient::Connect(path, client);
+  return ConnectToMount(target.socket, target.mountpoint, client);
 }
 
 // A failed command: its message for people; with --json the QMP error

@@ -80,10 +80,8 @@ int RunOffline(const MapArgs& args) {
 }
 
 int RunLive(const MapArgs& args) {
-  std::string path;
-  Status status = ResolveSocket(args.socket, args.mountpoint, &path);
   QmpClient client;
-  if (status.ok()) status = QmpClient::Connect(path, &client);
+  Status status = ConnectToMount(args.socket, args.mountpoint, &client);
   nlohmann::json runs;
   nlohmann::json images;
   if (status.ok()) status = client.Execute("query-block-map", {{"device", args.image}}, &runs);

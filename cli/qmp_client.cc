@@ -23,6 +23,12 @@ Status ResolveSocket(const std::string& socket, const std::string& mountpoint, s
   return Status::Ok();
 }
 
+Status ConnectToMount(const std::string& socket, const std::string& mountpoint, QmpClient* client) {
+  std::string path;
+  CORFS_RETURN_IF_ERROR(ResolveSocket(socket, mountpoint, &path));
+  return QmpClient::Connect(path, client);
+}
+
 Status QmpClient::Connect(const std::string& socket_path, QmpClient* out) {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;

@@ -47,4 +47,7 @@ class QmpClient {
 // the mountpoint. Fails with advice when neither is given.
 Status ResolveSocket(const std::string& socket, const std::string& mountpoint, std::string* out);
 
+// Connects `client` to the control socket of a mount (ResolveSocket).
+Status ConnectToMount(const std::string& socket, const std::string& mountpoint, QmpClient* client);
+
 }  // namespace corfs::cli

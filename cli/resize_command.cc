@@ -38,10 +38,8 @@ int RunResize(const ResizeArgs& args) {
   uint64_t size = 0;
   Status parsed = ParseSize(relative ? args.size.substr(1) : args.size, &size);
   if (!parsed.ok()) return Fail("SIZE: " + parsed.message());
-  std::string socket;
-  Status status = ResolveSocket(args.socket, args.mountpoint, &socket);
   QmpClient client;
-  if (status.ok()) status = QmpClient::Connect(socket, &client);
+  Status status = ConnectToMount(args.socket, args.mountpoint, &client);
   uint64_t current = 0;
   if (status.ok()) status = CurrentSize(client, args.image, &current);
   if (!status.ok()) return Fail(status.message());

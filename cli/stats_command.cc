@@ -39,10 +39,8 @@ void PrintTable(const nlohmann::json& list) {
 }
 
 int RunStats(const StatsArgs& args) {
-  std::string path;
-  Status status = ResolveSocket(args.socket, args.mountpoint, &path);
   QmpClient client;
-  if (status.ok()) status = QmpClient::Connect(path, &client);
+  Status status = ConnectToMount(args.socket, args.mountpoint, &client);
   nlohmann::json all;
   if (status.ok()) status = client.Execute("query-blockstats", nlohmann::json::object(), &all);
   if (!status.ok()) return Fail(status.message());

@@ -22,12 +22,7 @@ if [ -e /usr/bin/corfs ]; then
   exit 0
 fi
 
-# The build folder of $CORFS: the nearest folder above it with a CMakeCache.txt.
-build=$(dirname "$(realpath "$CORFS")")
-while [ ! -f "$build/CMakeCache.txt" ]; do
-  [ "$build" != / ] || fail "no CMake build folder above $CORFS"
-  build=$(dirname "$build")
-done
+build=$(build_dir)
 
 step "scripts/package.sh"
 deb=$(CORFS_BUILD_DIR=$build bash "$root/scripts/package.sh" 2>package.log | tail -n 1) ||

@@ -9,12 +9,7 @@
 root=$(cd "$(dirname "$0")/../.." && pwd)
 source "$root/tests/integration/lib.sh"
 
-# The build folder of $CORFS: the nearest folder above it with a CMakeCache.txt.
-build=$(dirname "$(realpath "$CORFS")")
-while [ ! -f "$build/CMakeCache.txt" ]; do
-  [ "$build" != / ] || fail "no CMake build folder above $CORFS"
-  build=$(dirname "$build")
-done
+build=$(build_dir)
 
 step "cmake --install into a prefix"
 prefix=$WORK/prefix

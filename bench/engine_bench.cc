@@ -268,8 +268,10 @@ std::vector<ReadResult> RunReadFigures(const std::string& dir, uint64_t size, in
   if (overlay->allocated_clusters() != overlay->cluster_count()) Die("Populate left clusters unallocated");
   std::fprintf(stderr, "bench: setup took %.1f s\n", Seconds(Clock::now() - t0));
 
-  UniqueFd data_fd(::open(overlay_path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!data_fd.valid()) Die("open " + overlay_path + ": " + std::strerror(errno));
+  // The data file itself (NAME.part: populated, but not standalone).
+  const std::string data_path = overlay->data_path();
+  UniqueFd data_fd(::open(data_path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!data_fd.valid()) Die("open " + data_path + ": " + std::strerror(errno));
   UniqueFd template_fd(::open(template_path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!template_fd.valid()) Die("open " + template_path + ": " + std::strerror(errno));
   VerifySameData(data_fd.get(), template_fd.get(), overlay.get(), size);
@@ -320,6 +322,7 @@ std::vector<ReadResult> RunReadFigures(const std::string& dir, uint64_t size, in
   overlay.reset();
   fs::remove(template_path);
   fs::remove(overlay_path);
+  fs::remove(corfs::overlay::PartialDataPath(overlay_path));
   fs::remove(corfs::overlay::MetadataPath(overlay_path));
   return results;
 }
@@ -427,17 +430,19 @@ std::vector<OpenResult> RunOpenFigures(const std::string& dir, uint64_t size) {
   create.backing = {{template_path, "raw"}};
   Check(Overlay::Create(overlay_path, create), "Overlay::Create");
 
+  // Unfinished, so its data file is NAME.part.
+  const std::string data_path = corfs::overlay::PartialDataPath(overlay_path);
   auto probe = [&](const std::string& name, double setup_seconds) {
-    for (const std::string& p : {template_path, overlay_path, corfs::overlay::MetadataPath(overlay_path)}) {
+    for (const std::string& p : {template_path, data_path, corfs::overlay::MetadataPath(overlay_path)}) {
       EvictFromCache(p);
     }
     OpenResult r;
     r.name = name;
     r.size = size;
     r.setup_seconds = setup_seconds;
-    r.probe = Json::parse(RunSelf({"--probe-open", overlay_path, "--probe-repeats", "5", "--probe-evict", template_path,
-                                   "--probe-evict", overlay_path, "--probe-evict",
-                                   corfs::overlay::MetadataPath(overlay_path)}));
+    r.probe =
+        Json::parse(RunSelf({"--probe-open", overlay_path, "--probe-repeats", "5", "--probe-evict", template_path,
+                             "--probe-evict", data_path, "--probe-evict", corfs::overlay::MetadataPath(overlay_path)}));
     return r;
   };
 
@@ -461,6 +466,7 @@ std::vector<OpenResult> RunOpenFigures(const std::string& dir, uint64_t size) {
 
   fs::remove(template_path);
   fs::remove(overlay_path);
+  fs::remove(corfs::overlay::PartialDataPath(overlay_path));
   fs::remove(corfs::overlay::MetadataPath(overlay_path));
   return results;
 }

@@ -1,4 +1,4 @@
-// corfs check [--full] OVERLAY: exit 0 when the overlay is sound, 1 with one
+// corfs check [-f corfs] [--full] OVERLAY: exit 0 when the overlay is sound, 1 with one
 // line per problem otherwise.
 
 #include <cstdio>
@@ -11,14 +11,17 @@ namespace corfs::cli {
 void AddCheckCommand(CLI::App& app, int* exit_code) {
   auto overlay_path = std::make_shared<std::string>();
   auto full = std::make_shared<bool>(false);
+  auto format = std::make_shared<std::string>(kOverlayFormat);
   CLI::App* cmd = app.add_subcommand("check", "Verify an overlay's header, bitmap, data file and backing chain");
-  cmd->add_option("overlay", *overlay_path, "Path of the overlay's data file")->required();
+  cmd->add_option("overlay", *overlay_path, "Path of the overlay: its data file NAME or its metadata NAME.cor")
+      ->required();
+  AddOverlayFormatOption(cmd, format.get());
   cmd->add_flag("--full", *full,
                 "Also hash each backing image's whole content and compare it with the hash the overlay records "
                 "(overlays made with `create --verify-backing full`)");
   cmd->callback([=] {
     overlay::CheckReport report;
-    overlay::CheckOverlay(*overlay_path, overlay::OpenImage, &report,
+    overlay::CheckOverlay(OverlayArgument(*overlay_path), overlay::OpenImage, &report,
                           *full ? overlay::VerifyBacking::kFull : overlay::VerifyBacking::kSampled);
     for (const std::string& note : report.notes) std::printf("note: %s\n", note.c_str());
     for (const std::string& problem : report.problems) std::fprintf(stderr, "problem: %s\n", problem.c_str());

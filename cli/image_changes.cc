@@ -1,9 +1,9 @@
 #include "cli/image_changes.h"
 
-#include <cstdio>
 #include <map>
 #include <vector>
 
+#include "cli/image_start.h"
 #include "control/block_commands.h"
 #include "control/image_commands.h"
 
@@ -20,9 +20,11 @@ std::string Join(const std::vector<std::string>& words) {
   return text;
 }
 
-void Log(const std::string& line) { std::fprintf(stderr, "corfs: %s\n", line.c_str()); }
-
 }  // namespace
+
+spdlog::logger& ImageChanges::log() const {
+  return context_.log != nullptr ? *context_.log : *spdlog::default_logger();
+}
 
 Status ImageChanges::AddFromKeys(const std::string& name, const nlohmann::json& keys, bool check_only) {
   config::ImageConfig image;
@@ -39,7 +41,7 @@ Status ImageChanges::Add(const config::ImageConfig& image) {
   // Overlays made here are removed again if the image cannot join.
   CreatedFiles created;
   std::unique_ptr<mount::MountedImage> opened;
-  CORFS_RETURN_IF_ERROR(OpenOneImage(image, context_.resources, &created, &opened));
+  CORFS_RETURN_IF_ERROR(OpenOneImage(image, context_.allow_other, context_.resources, &created, &opened));
   std::shared_ptr<mount::MountedImage> mounted = std::move(opened);
   Status joined = context_.table->Add(mounted);
   if (!joined.ok()) {
@@ -49,19 +51,9 @@ Status ImageChanges::Add(const config::ImageConfig& image) {
   created.Keep();
   if (context_.notify_added) context_.notify_added(image.name);
   control::PublishImageAdded(*context_.events, image.name);
-  Status started = StartImage(*mounted);
+  Status started = StartImageJobs(*mounted, *context_.jobs, *context_.events);
   if (!started.ok()) return started.WithContext("image '" + image.name + "' was added, but");
   return Status::Ok();
-}
-
-Status ImageChanges::StartImage(const mount::MountedImage& image) {
-  const config::ImageConfig& config = image.config;
-  const uint64_t threshold = config.write_threshold.Bytes(image.overlay->size());
-  if (threshold != 0) control::ArmWriteThreshold(image, threshold, *context_.events);
-  if (!config.stream.auto_start || config.read_only || image.overlay->header().standalone) return Status::Ok();
-  jobs::StartedStream stream;
-  Status started = context_.jobs->StartStream(*image.overlay, config.name, config.stream.JobDefaults(), &stream);
-  return started.ok() ? started : started.WithContext("its auto stream did not start");
 }
 
 std::string ImageChanges::JobOn(const std::string& name) {
@@ -92,8 +84,13 @@ void ImageChanges::ReportTopChanges(const config::MountConfig& cfg) {
   if (cfg.mountpoint != top.mountpoint) changed.emplace_back("mountpoint");
   if (cfg.control_socket != top.control_socket) changed.emplace_back("control_socket");
   if (cfg.allow_other != top.allow_other) changed.emplace_back("allow_other");
+  const auto metrics_key = [](const config::MountConfig& c) {
+    return c.metrics ? c.metrics->textfile + "@" + std::to_string(c.metrics->interval.count()) : std::string();
+  };
+  if (metrics_key(cfg) != metrics_key(top)) changed.emplace_back("metrics");
   if (changed.empty()) return;
-  Log("SIGHUP: " + Join(changed) + " changed in " + context_.yaml_path + "; that takes effect at the next mount");
+  log().info("{}", "SIGHUP: " + Join(changed) + " changed in " + context_.yaml_path +
+                       "; that takes effect at the next mount");
 }
 
 void ImageChanges::Reload() {
@@ -102,7 +99,7 @@ void ImageChanges::Reload() {
   Status loaded = config::LoadMountConfig(file, &cfg, context_.load_options);
   control::ReloadReport report;
   if (!loaded.ok()) {
-    Log("SIGHUP: " + file + " does not load; nothing changed:\n" + loaded.message());
+    log().warn("{}", "SIGHUP: " + file + " does not load; nothing changed:\n" + loaded.message());
     report.error = loaded.message();
     control::PublishReloaded(*context_.events, report);
     return;
@@ -120,11 +117,11 @@ void ImageChanges::Reload() {
     Status removed = Remove(name);
     if (removed.ok()) {
       report.removed.push_back(name);
-      Log("SIGHUP: image '" + name + "' removed (no longer in " + file + ")");
+      log().info("{}", "SIGHUP: image '" + name + "' removed (no longer in " + file + ")");
     } else {
       report.kept.emplace_back(name, removed.message());
-      Log("SIGHUP: image '" + name + "' is no longer in " + file + " but stays: " + removed.message() +
-          "; send SIGHUP again once it is idle");
+      log().warn("{}", "SIGHUP: image '" + name + "' is no longer in " + file + " but stays: " + removed.message() +
+                           "; send SIGHUP again once it is idle");
     }
   }
   for (const config::ImageConfig& image : cfg.images) {
@@ -133,10 +130,10 @@ void ImageChanges::Reload() {
       Status added = Add(image);
       if (added.ok()) {
         report.added.push_back(image.name);
-        Log("SIGHUP: image '" + image.name + "' added");
+        log().info("{}", "SIGHUP: image '" + image.name + "' added");
       } else {
         report.refused.emplace_back(image.name, added.message());
-        Log("SIGHUP: image '" + image.name + "' not added: " + added.message());
+        log().warn("{}", "SIGHUP: image '" + image.name + "' not added: " + added.message());
       }
       continue;
     }
@@ -145,11 +142,11 @@ void ImageChanges::Reload() {
     const std::string why =
         "changed " + Join(changed) + ": a mounted image keeps its settings (remove it and add it again to change them)";
     report.refused.emplace_back(image.name, why);
-    Log("SIGHUP: image '" + image.name + "' not changed: " + why);
+    log().warn("{}", "SIGHUP: image '" + image.name + "' not changed: " + why);
   }
-  Log("SIGHUP: re-read " + file + ": " + std::to_string(report.added.size()) + " added, " +
-      std::to_string(report.removed.size()) + " removed, " + std::to_string(report.kept.size()) + " kept busy, " +
-      std::to_string(report.refused.size()) + " refused");
+  log().info("{}", "SIGHUP: re-read " + file + ": " + std::to_string(report.added.size()) + " added, " +
+                       std::to_string(report.removed.size()) + " removed, " + std::to_string(report.kept.size()) +
+                       " kept busy, " + std::to_string(report.refused.size()) + " refused");
   control::PublishReloaded(*context_.events, report);
 }
 

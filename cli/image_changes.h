@@ -4,8 +4,9 @@
 //
 // Adding reads the image as the YAML file would (config::LoadImageConfig),
 // checks it against the images mounted, opens (or creates) its overlay,
-// gives it the next inode, tells the kernel, arms its write threshold and
-// starts its auto stream. Removing is refused while a file is open on the
+// gives it the next inode, tells the kernel, and starts what an image
+// starts with at mount (cli/image_start.h: write threshold, auto or resumed
+// stream); its I/O statistics and metrics come with it. Removing is refused while a file is open on the
 // image or a job works on it; otherwise the image leaves the table, the
 // kernel is told, and its overlay is committed and closed here, on the
 // calling thread, once requests that found it before are done.
@@ -14,7 +15,7 @@
 // changes nothing. Images the file no longer lists are removed if idle
 // (else they stay, and the log says why); new ones are added; a listed
 // image whose settings differ from the mounted one's keeps running as it
-// is, with one message for it. Each outcome goes to stderr and to the
+// is, with one message for it. Each outcome goes to the log and to the
 // CORFS_CONFIG_RELOADED event.
 //
 // Threading: one call at a time, and none while a QMP command runs (the
@@ -24,6 +25,8 @@
 #include <functional>
 #include <memory>
 #include <string>
+
+#include <spdlog/spdlog.h>
 
 #include "cli/image_loader.h"
 #include "common/event_bus.h"
@@ -39,12 +42,14 @@ struct ImageChangesContext {
   // The file's top-level keys as the mount read them (read at mount time
   // only; a re-read that changes them says so).
   config::MountConfig top;
-  std::string mountpoint;  // no overlay or backing file may lie inside
+  std::string mountpoint;    // no overlay or backing file may lie inside
+  bool allow_other = false;  // the mount's: an image's default mode follows it
   config::LoadOptions load_options;
   MountResources resources;
   mount::ImageTable* table = nullptr;
   jobs::JobManager* jobs = nullptr;
   EventBus* events = nullptr;
+  std::shared_ptr<spdlog::logger> log;  // the daemon's (common/log.h); null: spdlog's default
   // Tell the kernel (fuse::FuseMount::NotifyAdded / NotifyRemoved).
   std::function<void(const std::string& name)> notify_added;
   std::function<void(const std::string& name, uint64_t ino)> notify_removed;
@@ -65,11 +70,9 @@ class ImageChanges {
  private:
   // Logs the top-level keys of `cfg` that differ from the mount's.
   void ReportTopChanges(const config::MountConfig& cfg);
+  spdlog::logger& log() const;
   // Why `name` cannot leave now ("" if it can): a job works on it.
   std::string JobOn(const std::string& name);
-  // Starts what the YAML file asks of a new image: its write threshold and
-  // its auto stream.
-  Status StartImage(const mount::MountedImage& image);
 
   ImageChangesContext context_;
 };

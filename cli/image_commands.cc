@@ -31,10 +31,8 @@ void AddImageTargetOptions(CLI::App* cmd, ImageTarget* target) {
 
 int Execute(const ImageTarget& target, const std::string& command, const nlohmann::json& args,
             const std::string& done) {
-  std::string path;
-  Status status = ResolveSocket(target.socket, target.mountpoint, &path);
   QmpClient client;
-  if (status.ok()) status = QmpClient::Connect(path, &client);
+  Status status = ConnectToMount(target.socket, target.mountpoint, &client);
   nlohmann::json result;
   if (status.ok()) status = client.Execute(command, args, &result);
   if (!status.ok()) return Fail(status.message());

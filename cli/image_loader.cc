@@ -13,7 +13,7 @@ namespace corfs::cli {
 
 namespace {
 
-Status OpenMountedImage(const config::ImageConfig& image, const overlay::ImageOpener& opener,
+Status OpenMountedImage(const config::ImageConfig& image, bool allow_other, const overlay::ImageOpener& opener,
                         const std::shared_ptr<overlay::GuestActivity>& activity,
                         std::unique_ptr<mount::MountedImage>* out) {
   overlay::OpenOptions options;
@@ -26,12 +26,13 @@ Status OpenMountedImage(const config::ImageConfig& image, const overlay::ImageOp
   auto mounted = std::make_unique<mount::MountedImage>();
   Status opened = overlay::Overlay::Open(image.overlay_path, options, &mounted->overlay);
   if (!opened.ok()) return opened.WithContext("image '" + image.name + "'");
-  if (image.size != 0 && image.size != mounted->overlay->size()) {
+  // Larger than the YAML file says is a disk grown since (corfs resize).
+  if (image.size != 0 && image.size > mounted->overlay->size()) {
     return Status::Invalid("image '" + image.name + "': the overlay " + image.overlay_path + " has " +
                            FormatSize(mounted->overlay->size()) + ", the YAML file says " + FormatSize(image.size));
   }
   mounted->config = image;
-  mounted->mode.store(image.mode);
+  mounted->LoadFileAttributes(allow_other);
   mounted->mtime_ns.store(WallClockNs());
   *out = std::move(mounted);
   return Status::Ok();
@@ -54,6 +55,7 @@ CreatedFiles::~CreatedFiles() {
   std::error_code ec;
   for (const std::string& path : overlays_) {
     std::filesystem::remove(path, ec);
+    std::filesystem::remove(overlay::PartialDataPath(path), ec);
     std::filesystem::remove(overlay::MetadataPath(path), ec);
   }
   // Deepest first; only empty folders go (remove fails on others), so
@@ -91,6 +93,14 @@ Status MayCreate(const config::ImageConfig& image) {
     return Status::NotFound("image '" + image.name + "': overlay " + image.overlay_path +
                             " does not exist, and a read-only image cannot be created");
   }
+  if (std::filesystem::exists(image.overlay_path)) {
+    // A file without its NAME.cor is not an overlay; it may be someone's
+    // disk, so a mount never replaces it.
+    return Status::Error(EEXIST, "image '" + image.name + "': " + image.overlay_path +
+                                     " exists but is not a corfs overlay (there is no " +
+                                     overlay::MetadataPath(image.overlay_path) +
+                                     "); move it away, or point `overlay:` at another path");
+  }
   return CheckOverlayFolder(image);
 }
 
@@ -117,7 +127,7 @@ Status OpenConfiguredImages(const config::MountConfig& cfg, const MountResources
   for (size_t i = 0; i < cfg.images.size(); ++i) {
     const config::ImageConfig& image = cfg.images[i];
     if (std::filesystem::exists(overlay::MetadataPath(image.overlay_path))) {
-      CORFS_RETURN_IF_ERROR(OpenMountedImage(image, resources.opener, resources.activity, &images[i]));
+      CORFS_RETURN_IF_ERROR(OpenMountedImage(image, cfg.allow_other, resources.opener, resources.activity, &images[i]));
     } else {
       CORFS_RETURN_IF_ERROR(MayCreate(image));
       to_create.push_back(i);
@@ -126,7 +136,7 @@ Status OpenConfiguredImages(const config::MountConfig& cfg, const MountResources
   for (size_t i : to_create) {
     const config::ImageConfig& image = cfg.images[i];
     CORFS_RETURN_IF_ERROR(CreateOverlay(image, resources.opener, created));
-    CORFS_RETURN_IF_ERROR(OpenMountedImage(image, resources.opener, resources.activity, &images[i]));
+    CORFS_RETURN_IF_ERROR(OpenMountedImage(image, cfg.allow_other, resources.opener, resources.activity, &images[i]));
   }
   *out = std::move(images);
   return Status::Ok();
@@ -137,13 +147,13 @@ Status OpenConfiguredImages(const config::MountConfig& cfg, CreatedFiles* create
   return OpenConfiguredImages(cfg, MountResources::Make(), created, out);
 }
 
-Status OpenOneImage(const config::ImageConfig& image, const MountResources& resources, CreatedFiles* created,
-                    std::unique_ptr<mount::MountedImage>* out) {
+Status OpenOneImage(const config::ImageConfig& image, bool allow_other, const MountResources& resources,
+                    CreatedFiles* created, std::unique_ptr<mount::MountedImage>* out) {
   if (!std::filesystem::exists(overlay::MetadataPath(image.overlay_path))) {
     CORFS_RETURN_IF_ERROR(MayCreate(image));
     CORFS_RETURN_IF_ERROR(CreateOverlay(image, resources.opener, created));
   }
-  return OpenMountedImage(image, resources.opener, resources.activity, out);
+  return OpenMountedImage(image, allow_other, resources.opener, resources.activity, out);
 }
 
 }  // namespace corfs::cli

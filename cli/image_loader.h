@@ -57,8 +57,9 @@ Status OpenConfiguredImages(const config::MountConfig& cfg, const MountResources
 Status OpenConfiguredImages(const config::MountConfig& cfg, CreatedFiles* created,
                             std::vector<std::unique_ptr<mount::MountedImage>>* out);
 
-// Opens one image joining a running mount, creating its overlay as above.
-Status OpenOneImage(const config::ImageConfig& image, const MountResources& resources, CreatedFiles* created,
-                    std::unique_ptr<mount::MountedImage>* out);
+// Opens one image joining a running mount, creating its overlay as above;
+// `allow_other` is the mount's (the default mode depends on it).
+Status OpenOneImage(const config::ImageConfig& image, bool allow_other, const MountResources& resources,
+                    CreatedFiles* created, std::unique_ptr<mount::MountedImage>* out);
 
 }  // namespace corfs::cli

@@ -1,4 +1,4 @@
-// corfs info OVERLAY [--json]
+// corfs info [-f corfs] [--json | --output=json] OVERLAY
 
 #include <cinttypes>
 #include <cstdio>
@@ -14,7 +14,18 @@ namespace corfs::cli {
 
 namespace {
 
-std::string State(const overlay::OverlayHeader& header) { return header.standalone ? "standalone" : "streaming"; }
+// Offline, corfs cannot know whether a mount streams the overlay right now,
+// only whether it still reads from a backing chain (`status` and
+// query-images say "streaming" when a job runs on the image).
+std::string State(const overlay::OverlayHeader& header) { return header.standalone ? "standalone" : "has-backing"; }
+std::string StateText(const overlay::OverlayHeader& header) { return header.standalone ? "standalone" : "has backing"; }
+
+// The data file as `info` shows it: its path, and what is odd about it.
+std::string DataFileText(const overlay::OverlayInfo& info) {
+  if (!info.data_file_problem.empty()) return info.data_file + " (" + info.data_file_problem + ")";
+  if (info.rename_pending) return info.data_file + " (complete; the next mount renames it to " + info.path + ")";
+  return info.data_file;
+}
 
 double Percent(const overlay::OverlayInfo& info) {
   return info.header.virtual_size == 0
@@ -39,6 +50,8 @@ void PrintJson(const overlay::OverlayInfo& info) {
     chain.push_back(std::move(entry));
   }
   nlohmann::json out = {{"path", info.path},
+                        {"data-file", info.data_file},
+                        {"data-file-rename-pending", info.rename_pending},
                         {"virtual-size", info.header.virtual_size},
                         {"cluster-size", info.header.cluster_size()},
                         {"clusters", info.header.cluster_count()},
@@ -56,12 +69,13 @@ void PrintJson(const overlay::OverlayInfo& info) {
 void PrintText(const overlay::OverlayInfo& info) {
   const overlay::OverlayHeader& h = info.header;
   std::printf("image:          %s\n", info.path.c_str());
+  std::printf("data file:      %s\n", DataFileText(info).c_str());
   std::printf("virtual size:   %s (%" PRIu64 " bytes)\n", FormatSize(h.virtual_size).c_str(), h.virtual_size);
   std::printf("cluster size:   %s\n", FormatSize(h.cluster_size()).c_str());
   std::printf("allocated:      %s (%.1f%%, %" PRIu64 " of %" PRIu64 " clusters)\n",
               FormatSize(info.allocated_bytes).c_str(), Percent(info), info.allocated_clusters, h.cluster_count());
   std::printf("disk usage:     %s\n", FormatSize(info.data_file_bytes).c_str());
-  std::printf("state:          %s\n", State(h).c_str());
+  std::printf("state:          %s\n", StateText(h).c_str());
   std::printf("format:         version %u\n", h.version);
   if (h.chain.empty()) {
     std::printf("backing chain:  none\n");
@@ -82,12 +96,15 @@ void PrintText(const overlay::OverlayInfo& info) {
 void AddInfoCommand(CLI::App& app, int* exit_code) {
   auto overlay_path = std::make_shared<std::string>();
   auto json = std::make_shared<bool>(false);
+  auto format = std::make_shared<std::string>(kOverlayFormat);
   CLI::App* cmd = app.add_subcommand("info", "Show an overlay's size, allocation, state and backing chain");
-  cmd->add_option("overlay", *overlay_path, "Path of the overlay's data file")->required();
-  cmd->add_flag("--json", *json, "Print JSON");
+  cmd->add_option("overlay", *overlay_path, "Path of the overlay: its data file NAME or its metadata NAME.cor")
+      ->required();
+  AddOverlayFormatOption(cmd, format.get());
+  AddOutputOptions(cmd, json.get());
   cmd->callback([=] {
     overlay::OverlayInfo info;
-    Status status = overlay::InspectOverlay(*overlay_path, &info);
+    Status status = overlay::InspectOverlay(OverlayArgument(*overlay_path), &info);
     if (!status.ok()) {
       *exit_code = Fail(status.message());
       return;

@@ -3,21 +3,19 @@
 #include <cstdio>
 
 #include "cli/commands.h"
-
-namespace corfs::cli {
-
-int Fail(const std::string& message) {
-  std::fprintf(stderr, "corfs: %s\n", message.c_str());
-  return 1;
-}
-
-}  // namespace corfs::cli
+#include "control/version.h"
 
 namespace {
 
 int Run(int argc, char** argv) {
-  CLI::App app{"corfs: disk images as copy-on-read overlays"};
+  // Named here, not taken from argv[0], so usage lines and help2man's pages
+  // say `corfs` however it was started.
+  CLI::App app{"corfs: disk images as copy-on-read overlays", "corfs"};
+  app.set_version_flag("-V,--version", corfs::control::VersionJson()["package"].get<std::string>());
   app.require_subcommand(1);
+  app.footer(
+      "Run `corfs help CMD` (or `corfs CMD --help`) for the options of a command.\n"
+      "Exit status: 0 success, 1 failure, 2 usage error (nothing was done).\n");
   int exit_code = 0;
   corfs::cli::AddCreateCommand(app, &exit_code);
   corfs::cli::AddInfoCommand(app, &exit_code);
@@ -25,10 +23,16 @@ int Run(int argc, char** argv) {
   corfs::cli::AddMountCommand(app, &exit_code);
   corfs::cli::AddJobCommands(app, &exit_code);
   corfs::cli::AddImageCommands(app, &exit_code);
+  corfs::cli::AddResizeCommand(app, &exit_code);
+  corfs::cli::AddHelpCommand(app, &exit_code);
+  corfs::cli::AddMapCommand(app, &exit_code);
+  corfs::cli::AddStatsCommand(app, &exit_code);
+  // Last: it names every command added above.
+  if (std::optional<int> refused = corfs::cli::RefuseUnknownCommand(app, argc, argv)) return *refused;
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    return corfs::cli::ReportParseError(app, e);
   }
   return exit_code;
 }
@@ -45,5 +49,5 @@ int main(int argc, char** argv) {
   } catch (...) {
     std::fprintf(stderr, "corfs: internal error\n");
   }
-  return 1;
+  return corfs::cli::kExitFailure;
 }

@@ -2,11 +2,10 @@
 // as a file, in the foreground, until unmounted or interrupted (SIGINT,
 // SIGTERM); then commits and unmounts.
 
-#include <cstdio>
-
 #include "cli/commands.h"
 #include "cli/mount_session.h"
 #include "cli/signal_mask.h"
+#include "common/log.h"
 #include "config/config_loader.h"
 #include "overlay/overlay_inspect.h"
 
@@ -16,10 +15,16 @@ namespace {
 
 struct MountArgs {
   std::string config;
+  std::string log_level = "info";
   SessionOptions session;
 };
 
-int RunMount(const MountArgs& args) {
+int RunMount(MountArgs args) {
+  spdlog::level::level_enum level = spdlog::level::info;
+  Status parsed = ParseLogLevel(args.log_level, &level);
+  if (!parsed.ok()) return Fail("--log-level: " + parsed.message());
+  args.session.log = MakeDaemonLogger(level);
+  spdlog::logger& log = *args.session.log;
   config::MountConfig cfg;
   config::LoadOptions load_options;
   // A standalone overlay needs no template: its template may be deleted.
@@ -36,16 +41,15 @@ int RunMount(const MountArgs& args) {
   session_options.load_options = load_options;
   Status started = MountSession::Start(cfg, session_options, &session);
   if (!started.ok()) return Fail(started.message());
-  std::fprintf(stderr, "corfs: serving %zu image(s) at %s, control socket %s (Ctrl-C or `fusermount3 -u %s` to stop)\n",
-               session->image_count(), session->mountpoint().c_str(), session->socket_path().c_str(),
-               session->mountpoint().c_str());
+  log.info("serving {} image(s) at {}, control socket {} (Ctrl-C or `fusermount3 -u {}` to stop)",
+           session->image_count(), session->mountpoint(), session->socket_path(), session->mountpoint());
   Status served;
   {
     TerminationSignals::Accepted accepted;
     served = session->Run();
   }
   if (!served.ok()) return Fail(served.message());
-  std::fprintf(stderr, "corfs: unmounted %s\n", session->mountpoint().c_str());
+  log.info("unmounted {}", session->mountpoint());
   return 0;
 }
 
@@ -59,6 +63,8 @@ void AddMountCommand(CLI::App& app, int* exit_code) {
                   "Folder to mount on (default: `mountpoint:` of the YAML file)");
   cmd->add_flag("--allow-other", args->session.allow_other, "Let other users reach the mount (FUSE allow_other)");
   cmd->add_flag("-d,--debug", args->session.debug, "Print every FUSE request");
+  cmd->add_option("--log-level", args->log_level,
+                  "Log what is at this level or above: trace, debug, info (default), warn, error or off");
   cmd->callback([args, exit_code] { *exit_code = RunMount(*args); });
 }
 

@@ -1,11 +1,15 @@
 #include "cli/mount_session.h"
 
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
 
 #include "cli/image_loader.h"
+#include "cli/image_start.h"
+#include "cli/service_notify.h"
 #include "cli/socket_path.h"
+#include "control/observability_commands.h"
 
 namespace corfs::cli {
 
@@ -27,9 +31,12 @@ Status MountSession::Start(const config::MountConfig& cfg, const SessionOptions&
   // A busy or stale mountpoint is refused before any overlay is created.
   CORFS_RETURN_IF_ERROR(fuse::CheckMountpoint(session->mountpoint_));
 
+  // allow_other from the command line too: it decides the images' default mode.
+  config::MountConfig mounted = cfg;
+  mounted.allow_other = options.allow_other || cfg.allow_other;
   std::vector<std::unique_ptr<mount::MountedImage>> images;
   session->resources_ = MountResources::Make();
-  CORFS_RETURN_IF_ERROR(OpenConfiguredImages(cfg, session->resources_, &created, &images));
+  CORFS_RETURN_IF_ERROR(OpenConfiguredImages(mounted, session->resources_, &created, &images));
   session->table_ = std::make_unique<mount::ImageTable>(std::move(images));
 
   unsigned workers = 0;
@@ -41,30 +48,28 @@ Status MountSession::Start(const config::MountConfig& cfg, const SessionOptions&
   context.events = &session->events_;
   context.images = session->table_.get();
   context.quit = [s = session.get()] { return s->RequestQuit(); };
-  session->SetUpImageChanges(cfg, options);
+  context.size_changed = [s = session.get()](const std::string& image) { s->NotifySizeChanged(image); };
+  session->log_ = options.log ? options.log : spdlog::default_logger();
+  session->SetUpImageChanges(mounted, options);
   session->commands_ = control::MakeBlockCommands(context);
+  control::LogCommands(session->commands_, session->log_);
   session->SerializeCommands();
   CORFS_RETURN_IF_ERROR(control::QmpServer::Start(session->socket_path_, session->commands_, session->events_, {},
                                                   &session->server_));
-  session->log_subscription_ = session->events_.Subscribe([](const Event& event) {
-    std::fprintf(stderr, "corfs: event %s %s\n", event.name.c_str(), event.data.dump().c_str());
+  session->log_subscription_ = session->events_.Subscribe([log = session->log_](const Event& event) {
+    log->info("event {} {}", event.name, event.data.dump());
   });
 
-  for (const std::shared_ptr<mount::MountedImage>& mounted : session->table_->Snapshot()) {
-    const mount::MountedImage& image = *mounted;
-    const config::ImageConfig& config = image.config;
-    uint64_t threshold = config.write_threshold.Bytes(image.overlay->size());
-    if (threshold != 0) control::ArmWriteThreshold(image, threshold, session->events_);
-    if (config.stream.auto_start && !config.read_only && !image.overlay->header().standalone) {
-      jobs::StartedStream stream;
-      Status started = session->jobs_->StartStream(*image.overlay, config.name, config.stream.JobDefaults(), &stream);
-      if (!started.ok()) return started.WithContext("image '" + config.name + "': auto stream");
-    }
+  for (const std::shared_ptr<mount::MountedImage>& image : session->table_->Snapshot()) {
+    CORFS_RETURN_IF_ERROR(StartImageJobs(*image, *session->jobs_, session->events_));
   }
+
+  CORFS_RETURN_IF_ERROR(session->StartMetrics(cfg));
+  CORFS_RETURN_IF_ERROR(session->StartReloadSignal());
 
   fuse::MountOptions mount_options;
   mount_options.mountpoint = session->mountpoint_;
-  mount_options.allow_other = options.allow_other || cfg.allow_other;
+  mount_options.allow_other = mounted.allow_other;
   mount_options.debug = options.debug;
   std::unique_ptr<fuse::FuseMount> mount;
   CORFS_RETURN_IF_ERROR(fuse::FuseMount::Mount(mount_options, session->table_.get(), &mount));
@@ -72,22 +77,8 @@ Status MountSession::Start(const config::MountConfig& cfg, const SessionOptions&
     std::lock_guard lock(session->mount_mutex_);
     session->mount_ = std::move(mount);
   }
-  CORFS_RETURN_IF_ERROR(session->StartReloadSignal());
   created.Keep();
   *out = std::move(session);
-  return Status::Ok();
-}
-
-Status MountSession::Run() {
-  Status served = mount_->Run();
-  Status down = Shutdown();
-  return served.ok() ? down : served;
-}
-
-Status MountSession::RequestQuit() {
-  std::lock_guard lock(mount_mutex_);
-  if (mount_ == nullptr) return Status::Error(EAGAIN, "the mount is not up yet; try again");
-  mount_->RequestExit();
   return Status::Ok();
 }
 
@@ -97,11 +88,13 @@ void MountSession::SetUpImageChanges(const config::MountConfig& cfg, const Sessi
   changes.top = cfg;
   changes.top.images.clear();
   changes.mountpoint = mountpoint_;
+  changes.allow_other = cfg.allow_other;
   changes.load_options = options.load_options;
   changes.resources = resources_;
   changes.table = table_.get();
   changes.jobs = jobs_.get();
   changes.events = &events_;
+  changes.log = log_;
   changes.notify_added = [this](const std::string& name) {
     std::lock_guard lock(mount_mutex_);
     if (mount_ != nullptr) mount_->NotifyAdded(name);
@@ -138,16 +131,61 @@ Status MountSession::StartReloadSignal() {
       &reload_signal_);
 }
 
+Status MountSession::StartMetrics(const config::MountConfig& cfg) {
+  if (!cfg.metrics) return Status::Ok();
+  return mount::MetricsWriter::Start(
+      cfg.metrics->textfile, cfg.metrics->interval, [this] { return Metrics(true); }, log_, &metrics_);
+}
+
+mount::MetricsSnapshot MountSession::Metrics(bool up) const {
+  mount::MetricsSnapshot snapshot;
+  snapshot.up = up;
+  snapshot.images = mount::CollectImageMetrics(*table_);
+  if (jobs_) {
+    for (const jobs::JobInfo& info : jobs_->List()) {
+      snapshot.jobs.push_back({info.id, info.image, info.type, jobs::ToString(info.state), info.offset, info.len,
+                               info.speed, info.rate, info.io_status != jobs::IoStatus::kOk});
+    }
+  }
+  return snapshot;
+}
+
+Status MountSession::Run() {
+  NotifyReady("serving " + std::to_string(image_count()) + " image(s) at " + mountpoint_);
+  Status served = mount_->Run();
+  NotifyStopping("unmounting " + mountpoint_);
+  Status down = Shutdown();
+  return served.ok() ? down : served;
+}
+
+Status MountSession::RequestQuit() {
+  std::lock_guard lock(mount_mutex_);
+  if (mount_ == nullptr) return Status::Error(EAGAIN, "the mount is not up yet; try again");
+  mount_->RequestExit();
+  return Status::Ok();
+}
+
 Status MountSession::Shutdown() {
   if (shut_down_) return Status::Ok();
   shut_down_ = true;
   reload_signal_.reset();  // waits for a re-reading under way
   server_.reset();
-  jobs_.reset();  // cancels and waits for every job
+  if (metrics_) metrics_->Stop();
+  jobs_.reset();  // interrupts every job (a whole-image stream resumes) and waits
   Status flushed = table_ ? table_->CloseAll() : Status::Ok();
+  if (metrics_) {
+    Status written = metrics_->Write(Metrics(false));
+    if (!written.ok()) log_->warn("metrics file at unmount: {}", written.message());
+  }
   std::lock_guard lock(mount_mutex_);
   mount_.reset();  // unmount
   return flushed.ok() ? Status::Ok() : flushed.WithContext("committing metadata at unmount");
+}
+
+void MountSession::NotifySizeChanged(const std::string& image) {
+  const std::shared_ptr<mount::MountedImage> found = table_->Find(image);
+  std::lock_guard lock(mount_mutex_);
+  if (mount_ != nullptr && found != nullptr) mount_->InvalidateAttributes(found->inode);
 }
 
 MountSession::~MountSession() { (void)Shutdown(); }

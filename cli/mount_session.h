@@ -1,10 +1,13 @@
 #pragma once
 // MountSession: everything one `corfs mount` runs, put together in the
 // order it must start and stopped in the reverse order:
-//   overlays -> job pool -> control socket -> auto-started streams -> FUSE.
-// On the way down: the FUSE loop ends, the control socket closes, jobs are
-// cancelled (a stream resumes at the next mount from the committed bitmap),
-// every overlay commits, then the filesystem is unmounted.
+//   overlays -> job pool -> control socket -> auto-started or resumed
+//   streams -> metrics writer -> SIGHUP thread -> FUSE.
+// On the way down: the FUSE loop ends, the SIGHUP thread stops (after a
+// re-reading under way), the control socket closes, the metrics writer
+// stops, jobs are interrupted (a whole-image stream resumes at the next
+// mount from the committed bitmap, see cli/image_start.h), every overlay
+// commits, the last metrics are written, then the filesystem is unmounted.
 //
 // While it serves, images join and leave (cli/image_changes.h): by QMP
 // image-add and image-remove, and by SIGHUP, which re-reads the YAML file on
@@ -26,6 +29,7 @@
 #include "fuse/fuse_mount.h"
 #include "jobs/job_manager.h"
 #include "mount/image_table.h"
+#include "mount/metrics_writer.h"
 
 namespace corfs::cli {
 
@@ -35,6 +39,8 @@ struct SessionOptions {
   bool debug = false;
   // How the YAML file was read; re-reading it (SIGHUP, image-add) reads it so.
   config::LoadOptions load_options;
+  // The daemon's log (common/log.h); null: spdlog's default logger.
+  std::shared_ptr<spdlog::logger> log;
 };
 
 class MountSession {
@@ -61,6 +67,11 @@ class MountSession {
   // Makes every QMP command take control_mutex_ (before the server starts).
   void SerializeCommands();
   Status StartReloadSignal();
+  // A QMP block_resize grew `image`: the kernel drops the size it caches.
+  void NotifySizeChanged(const std::string& image);
+  // What the metrics file shows now (`up` false for the one at unmount).
+  mount::MetricsSnapshot Metrics(bool up) const;
+  Status StartMetrics(const config::MountConfig& cfg);
 
   std::string mountpoint_;
   std::string socket_path_;
@@ -73,6 +84,8 @@ class MountSession {
   std::mutex mount_mutex_;  // mount_ is set by Start while `quit` may read it
   std::unique_ptr<fuse::FuseMount> mount_;
   EventBus::Subscription log_subscription_;
+  std::shared_ptr<spdlog::logger> log_;
+  std::unique_ptr<mount::MetricsWriter> metrics_;  // reads table_ and jobs_
   bool shut_down_ = false;
   // Held by every QMP command, by image changes and by Start: one at a time.
   std::mutex control_mutex_;

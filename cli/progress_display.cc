@@ -1,19 +1,58 @@
 #include "cli/progress_display.h"
 
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <cinttypes>
 #include <cmath>
 #include <cstdio>
+#include <vector>
 
 #include "common/size.h"
 
 namespace corfs::cli {
 
 namespace {
-double Percent(const nlohmann::json& job) {
-  uint64_t len = job.value("len", uint64_t{0});
-  return len == 0 ? 100.0 : 100.0 * static_cast<double>(job.value("offset", uint64_t{0})) / static_cast<double>(len);
+
+// The bar itself gets at least kMinBar columns, else what follows it is
+// cut down; and at most kMaxBar, so a wide terminal gets no wall of dots.
+constexpr int kMinBar = 10;
+constexpr int kMaxBar = 60;
+
+uint64_t Field(const nlohmann::json& job, const char* name) { return job.value(name, uint64_t{0}); }
+
+// Done and total in the job's own terms: bytes to copy when it says how many
+// remain, else bytes of its range walked.
+std::pair<uint64_t, uint64_t> DoneAndTotal(const nlohmann::json& job) {
+  if (job.contains("remaining") && Field(job, "copied") + Field(job, "remaining") > 0) {
+    return {Field(job, "copied"), Field(job, "copied") + Field(job, "remaining")};
+  }
+  return {Field(job, "offset"), Field(job, "len")};
 }
+
+// `text` cut to `width` bytes, not inside a UTF-8 sequence.
+std::string Cut(std::string text, size_t width) {
+  if (text.size() <= width) return text;
+  size_t end = width;
+  while (end > 0 && (static_cast<unsigned char>(text[end]) & 0xC0) == 0x80) --end;
+  text.resize(end);
+  return text;
+}
+
 }  // namespace
+
+int TerminalColumns() {
+  winsize size{};
+  if (::ioctl(STDOUT_FILENO, TIOCGWINSZ, &size) == 0 && size.ws_col > 0) return size.ws_col;
+  return 80;
+}
+
+double ProgressPercent(const nlohmann::json& job) {
+  const auto [done, total] = DoneAndTotal(job);
+  if (total == 0) return 100.0;
+  return std::min(100.0, 100.0 * static_cast<double>(done) / static_cast<double>(total));
+}
 
 std::string FormatEta(double seconds) {
   if (seconds < 0 || !std::isfinite(seconds)) return "--:--";
@@ -28,29 +67,60 @@ std::string FormatEta(double seconds) {
 }
 
 std::string ProgressBar(const nlohmann::json& job, int width) {
-  const double percent = Percent(job);
-  const int filled = static_cast<int>(std::lround(percent / 100.0 * width));
-  std::string bar = "[" + std::string(std::max(0, std::min(width, filled)), '#') +
-                    std::string(std::max(0, width - filled), '.') + "]";
-  char text[256];
-  std::snprintf(text, sizeof text, "%s %-10s %5.1f%%  %s / %s  %s/s  ETA %s%s", bar.c_str(),
-                job.value("device", std::string()).c_str(), percent,
-                FormatSize(job.value("offset", uint64_t{0})).c_str(), FormatSize(job.value("len", uint64_t{0})).c_str(),
-                FormatSize(static_cast<uint64_t>(job.value("rate", 0.0))).c_str(),
-                FormatEta(job.value("eta-seconds", -1.0)).c_str(), job.value("paused", false) ? "  (paused)" : "");
+  const double percent = ProgressPercent(job);
+  const auto [done, total] = DoneAndTotal(job);
+  char number[32];
+  std::snprintf(number, sizeof number, "%5.1f%%", percent);
+  const std::string name = job.value("device", std::string());
+  const std::string bytes = FormatSize(done) + " / " + FormatSize(total);
+  const std::string rate = FormatSize(static_cast<uint64_t>(job.value("rate", 0.0))) + "/s";
+  const std::string eta = "ETA " + FormatEta(job.value("eta-seconds", -1.0));
+  const std::string flags =
+      std::string(job.value("resumed", false) ? "  (resumed)" : "") + (job.value("paused", false) ? "  (paused)" : "");
+  // What follows the bar, from the most to the least said.
+  const std::vector<std::string> tails = {
+      " " + name + "  " + number + "  " + bytes + "  " + rate + "  " + eta + flags,
+      " " + name + "  " + number + "  " + rate + "  " + eta + flags,
+      " " + name + "  " + number + "  " + eta + flags,
+      " " + name + " " + number,
+      std::string(" ") + number,
+  };
+  const size_t columns = static_cast<size_t>(std::max(width, 0));
+  for (const std::string& tail : tails) {
+    if (tail.size() + 2 + kMinBar > columns) continue;
+    const int length = std::min<int>(kMaxBar, static_cast<int>(columns - tail.size() - 2));
+    const int filled = std::clamp(static_cast<int>(std::lround(percent / 100.0 * length)), 0, length);
+    return "[" + std::string(filled, '#') + std::string(length - filled, '.') + "]" + tail;
+  }
+  return Cut(name + " " + number, columns);
+}
+
+// New keys go at the end, after the ones scripts already split.
+std::string ProgressLine(const nlohmann::json& job) {
+  const std::string remaining = job.contains("remaining") ? std::to_string(Field(job, "remaining")) : "-";
+  char text[384];
+  std::snprintf(text, sizeof text,
+                "job=%s image=%s status=%s offset=%" PRIu64 " len=%" PRIu64
+                " percent=%.1f rate=%.0f eta=%.0f speed=%" PRIu64 " copied=%" PRIu64 " remaining=%s resumed=%d",
+                job.value("device", std::string()).c_str(), job.value("image", std::string()).c_str(),
+                job.value("status", std::string()).c_str(), Field(job, "offset"), Field(job, "len"),
+                ProgressPercent(job), job.value("rate", 0.0), job.value("eta-seconds", -1.0), Field(job, "speed"),
+                Field(job, "copied"), remaining.c_str(), job.value("resumed", false) ? 1 : 0);
   return text;
 }
 
-std::string ProgressLine(const nlohmann::json& job) {
-  char text[320];
-  std::snprintf(text, sizeof text,
-                "job=%s image=%s status=%s offset=%" PRIu64 " len=%" PRIu64
-                " percent=%.1f rate=%.0f eta=%.0f speed=%" PRIu64,
-                job.value("device", std::string()).c_str(), job.value("image", std::string()).c_str(),
-                job.value("status", std::string()).c_str(), job.value("offset", uint64_t{0}),
-                job.value("len", uint64_t{0}), Percent(job), job.value("rate", 0.0), job.value("eta-seconds", -1.0),
-                job.value("speed", uint64_t{0}));
-  return text;
+std::string JobSummary(const std::string& event, const nlohmann::json& data) {
+  std::string outcome = "completed";
+  if (event == "BLOCK_JOB_CANCELLED") {
+    outcome = "cancelled";
+  } else if (data.contains("error")) {
+    outcome = "failed (" + data.value("error", std::string()) + ")";
+  }
+  if (data.value("resumed", false)) outcome = "(resumed) " + outcome;
+  return "job " + data.value("device", std::string()) + " " + outcome + " in " +
+         FormatEta(data.value("elapsed-seconds", 0.0)) + ": " + FormatSize(Field(data, "copied")) + " copied, " +
+         FormatSize(Field(data, "holes")) + " holes, " + FormatSize(Field(data, "local")) + " local, " +
+         FormatSize(static_cast<uint64_t>(data.value("average-rate", 0.0))) + "/s average";
 }
 
 }  // namespace corfs::cli

@@ -23,6 +23,12 @@ Status ResolveSocket(const std::string& socket, const std::string& mountpoint, s
   return Status::Ok();
 }
 
+Status ConnectToMount(const std::string& socket, const std::string& mountpoint, QmpClient* client) {
+  std::string path;
+  CORFS_RETURN_IF_ERROR(ResolveSocket(socket, mountpoint, &path));
+  return QmpClient::Connect(path, client);
+}
+
 Status QmpClient::Connect(const std::string& socket_path, QmpClient* out) {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
@@ -83,6 +89,7 @@ Status QmpClient::ReadMessage(std::chrono::milliseconds timeout, std::optional<n
 
 Status QmpClient::Execute(const std::string& command, const nlohmann::json& arguments, nlohmann::json* result) {
   const uint64_t id = next_id_++;
+  last_error_ = nullptr;
   nlohmann::json request = {{"execute", command}, {"id", id}};
   if (!arguments.empty()) request["arguments"] = arguments;
   const std::string line = request.dump() + "\n";
@@ -102,9 +109,8 @@ Status QmpClient::Execute(const std::string& command, const nlohmann::json& argu
       continue;
     }
     if (message->contains("error")) {
-      const nlohmann::json& error = (*message)["error"];
-      return Status::Error(EINVAL, error.value("desc", std::string("error")) + " (" +
-                                       error.value("class", std::string("GenericError")) + ")");
+      last_error_ = (*message)["error"];
+      return Status::Error(EINVAL, last_error_.value("desc", std::string("error")));
     }
     *result = message->value("return", nlohmann::json::object());
     return Status::Ok();

@@ -40,10 +40,16 @@ Status ParseSize(std::string_view text, uint64_t* out) {
   }
   std::string_view number = s.substr(0, digits_end);
   if (number.empty() || number == ".") {
-    return Status::Invalid("size " + quoted + " is not a number (use e.g. 65536, 64K, 10G)");
+    return Status::Invalid("size " + quoted + " is not a number (use e.g. 65536, 64K, 10G; " +
+                           std::string(kSizeUnitsHelp) + ")");
   }
-  int shift = SuffixShift(s.substr(digits_end));
-  if (shift < 0) return Status::Invalid("size " + quoted + " has an unknown unit (use K, M, G, T, P or E)");
+  // "10 G" as well as "10G": people copy sizes from tools that print a space.
+  const std::string_view unit = TrimSpace(s.substr(digits_end));
+  int shift = SuffixShift(unit);
+  if (shift < 0) {
+    return Status::Invalid("size " + quoted + " has an unknown unit '" + std::string(unit) + "' (" +
+                           std::string(kSizeUnitsHelp) + ")");
+  }
 
   long double value = std::strtold(std::string(number).c_str(), nullptr);
   value = std::ldexp(value, shift);
@@ -54,6 +60,11 @@ Status ParseSize(std::string_view text, uint64_t* out) {
   if (whole != value) return Status::Invalid("size " + quoted + " is not a whole number of bytes");
   *out = static_cast<uint64_t>(whole);
   return Status::Ok();
+}
+
+bool SizeHasUnit(std::string_view text) {
+  const std::string_view s = TrimSpace(text);
+  return !s.empty() && std::isalpha(static_cast<unsigned char>(s.back()));
 }
 
 std::string FormatSize(uint64_t bytes) {

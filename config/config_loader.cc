@@ -25,11 +25,12 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr std::string_view kTopKeys[] = {"mountpoint", "control_socket", "allow_other",
-                                         "defaults",   "templates",      "images"};
+constexpr std::string_view kTopKeys[] = {"mountpoint", "control_socket", "allow_other", "defaults",
+                                         "templates",  "images",         "metrics"};
 constexpr std::string_view kImageKeys[] = {
     "overlay", "backing", "size",   "cluster_size", "copy_on_read",    "read_only", "mode",
     "uid",     "gid",     "create", "create_dirs",  "write_threshold", "stream",    "verify_backing"};
+constexpr std::string_view kMetricsKeys[] = {"textfile", "interval"};
 constexpr std::string_view kStreamKeys[] = {"auto", "speed", "workers", "chunk_size", "base", "on_error"};
 
 constexpr uint64_t kMaxId = 0xfffffffe;  // (uid_t)-1 means "unchanged" to the kernel
@@ -90,6 +91,38 @@ bool ReadWriteThreshold(const Field& field, Diagnostics& diag, WriteThreshold* o
   out->bytes = 0;
   out->percent_thousandths = static_cast<uint32_t>(milli);
   return true;
+}
+
+// `metrics: {textfile: PATH, interval: 5s}`: `textfile` is required and
+// must end in ".prom", the only files the textfile collector reads.
+void ReadMetrics(const Field& field, const std::string& base_dir, Diagnostics& diag,
+                 std::optional<MetricsConfig>* out) {
+  std::vector<MapEntry> keys;
+  if (!ReadMap(field, kMetricsKeys, diag, &keys)) return;
+  MetricsConfig metrics;
+  bool ok = true;
+  bool has_textfile = false;
+  for (const MapEntry& entry : keys) {
+    if (entry.key == "textfile") {
+      has_textfile = true;
+      if (!ReadPath(entry.value, base_dir, diag, &metrics.textfile)) {
+        ok = false;
+      } else if (fs::path(metrics.textfile).extension() != ".prom") {
+        diag.Error(entry.value.mark, entry.value.what + ": '" + metrics.textfile +
+                                         "' does not end in .prom (node_exporter's textfile collector reads only "
+                                         "*.prom files)");
+        ok = false;
+      }
+    } else if (entry.key == "interval") {
+      ok = ReadDuration(entry.value, std::chrono::milliseconds(100), std::chrono::hours(1), diag, &metrics.interval) &&
+           ok;
+    }
+  }
+  if (!has_textfile) {
+    diag.Error(field.mark, field.what + ": missing `textfile:` (the path of the .prom file to write)");
+    return;
+  }
+  if (ok) *out = metrics;
 }
 
 // An image while its keys are applied (first `defaults:`, then its own): the
@@ -196,6 +229,8 @@ void Loader::ReadTop(const YAML::Node& root, MountConfig* cfg) {
       }
     } else if (entry.key == "allow_other") {
       ReadBool(value, diag_, &cfg->allow_other);
+    } else if (entry.key == "metrics") {
+      ReadMetrics(value, base_dir_, diag_, &cfg->metrics);
     } else if (entry.key == "defaults") {
       ReadDefaults(value, &defaults);
     } else if (entry.key == "templates") {
@@ -313,7 +348,8 @@ void Loader::ApplyImageKey(const MapEntry& entry, ImageDraft* draft) {
   } else if (key == "create_dirs") {
     ReadBool(value, diag_, &image.create_dirs);
   } else if (key == "mode") {
-    ReadMode(value, diag_, &image.mode);
+    uint32_t mode = 0;
+    if (ReadMode(value, diag_, &mode)) image.mode = mode;
   } else if (key == "uid" || key == "gid") {
     uint64_t id = 0;
     if (!ReadUnsigned(value, kMaxId, diag_, &id)) return;
@@ -435,10 +471,11 @@ void Loader::FinishImage(ImageDraft* draft) {
   }
   if (draft->overlay && draft->chain_ok) {
     const std::string data = CanonicalKey(image.overlay_path);
+    const std::string part = CanonicalKey(overlay::PartialDataPath(image.overlay_path));
     const std::string meta = CanonicalKey(overlay::MetadataPath(image.overlay_path));
     for (const ResolvedImage& link : draft->chain) {
       const std::string backing = CanonicalKey(link.spec.path);
-      if (backing == data || backing == meta) {
+      if (backing == data || backing == part || backing == meta) {
         diag_.Error(draft->overlay->mark, draft->overlay->what + ": " + image.overlay_path +
                                               " is also in the backing chain of " + quoted +
                                               "; an overlay cannot back itself");
@@ -448,7 +485,8 @@ void Loader::FinishImage(ImageDraft* draft) {
 }
 
 void Loader::CheckAcrossImages(const MountConfig& cfg, const std::vector<ImageDraft>& drafts) {
-  // Files used as an overlay's data or metadata file, by canonical path.
+  // Files used as an overlay's data (NAME, NAME.part) or metadata file, by
+  // canonical path.
   struct Claim {
     std::string image;
     YAML::Mark mark;
@@ -457,7 +495,7 @@ void Loader::CheckAcrossImages(const MountConfig& cfg, const std::vector<ImageDr
   for (const ImageDraft& draft : drafts) {
     if (!draft.overlay) continue;
     const std::string& path = draft.config.overlay_path;
-    for (const std::string& file : {path, overlay::MetadataPath(path)}) {
+    for (const std::string& file : {path, overlay::PartialDataPath(path), overlay::MetadataPath(path)}) {
       auto [it, inserted] = overlays.emplace(CanonicalKey(file), Claim{draft.config.name, draft.overlay->mark});
       if (!inserted) {
         diag_.Error(draft.overlay->mark, draft.overlay->what + ": " + file +

@@ -7,6 +7,7 @@
 // ranges, chains, that backing files exist), and every path is absolute and
 // lexically normal. The schema is documented in docs/config.md.
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -67,7 +68,7 @@ struct WriteThreshold {
 // One file of the mount.
 struct ImageConfig {
   std::string name;                         // the file name in the mount
-  std::string overlay_path;                 // the overlay's data file (its metadata is overlay::MetadataPath)
+  std::string overlay_path;                 // the overlay NAME (its files: overlay/overlay_files.h)
   std::vector<overlay::ImageSpec> backing;  // top first; empty: a blank disk
   uint64_t size = 0;                        // 0: the size of the top backing image
   uint64_t cluster_size = overlay::kDefaultClusterSize;
@@ -80,8 +81,11 @@ struct ImageConfig {
   // kFull: a created overlay records its backing images' content hashes, and
   // every open hashes them again and refuses on a mismatch.
   overlay::VerifyBacking verify_backing = overlay::VerifyBacking::kSampled;
-  uint32_t mode = 0644;  // permission bits of the file
-  uint32_t uid = 0;      // owner; default: the user that loads the file
+  // Permission bits of the file; unset: DefaultMode. A chmod through the
+  // mount overrides it (kept in the overlay's header), as a chown does uid
+  // and gid.
+  std::optional<uint32_t> mode;
+  uint32_t uid = 0;  // owner; default: the user that loads the file
   uint32_t gid = 0;
   WriteThreshold write_threshold;
   StreamPolicy stream;
@@ -90,6 +94,19 @@ struct ImageConfig {
 // The keys whose settings differ between two readings of one image, as the
 // YAML file spells them ("overlay", "stream.speed", ...), in schema order.
 std::vector<std::string> ChangedKeys(const ImageConfig& a, const ImageConfig& b);
+// The mode of an image whose YAML file gives none: 0644, or 0600 when
+// other users may reach the mount (allow_other), so that no disk is
+// readable by everyone; a chown hands it to the user who runs the VM.
+inline uint32_t DefaultMode(const ImageConfig& image, bool allow_other) {
+  return image.mode.value_or(allow_other ? 0600 : 0644);
+}
+// Metrics for Prometheus (`metrics:`): a text file in the format of
+// node_exporter's textfile collector, rewritten every `interval` and at
+// unmount.
+struct MetricsConfig {
+  std::string textfile;  // absolute; ends in ".prom"
+  std::chrono::milliseconds interval{5000};
+};
 
 struct MountConfig {
   std::string source_file;                    // the YAML file (absolute) or the name given to ParseMountConfig
@@ -97,7 +114,8 @@ struct MountConfig {
   std::optional<std::string> control_socket;  // unset: the user of the config puts it beside the
                                               // mountpoint, "<mountpoint>.sock"
   bool allow_other = false;
-  std::vector<ImageConfig> images;  // in the order of the file
+  std::optional<MetricsConfig> metrics;  // unset: no metrics file
+  std::vector<ImageConfig> images;       // in the order of the file
 };
 
 }  // namespace corfs::config

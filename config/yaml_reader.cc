@@ -82,7 +82,13 @@ std::string Diagnostics::Where(const YAML::Mark& mark) const {
 }
 
 void Diagnostics::Error(const YAML::Mark& mark, const std::string& message, int code) {
-  errors_.push_back({mark.line, mark.column, Printable(Where(mark) + ": " + message), code});
+  // A template is expanded for every image that uses it, so a mistake in it
+  // is found once per use; it is one mistake at one place, said once.
+  std::string text = Printable(Where(mark) + ": " + message);
+  for (const Entry& entry : errors_) {
+    if (entry.text == text) return;
+  }
+  errors_.push_back({mark.line, mark.column, std::move(text), code});
 }
 
 Status Diagnostics::ToStatus() const {
@@ -289,6 +295,33 @@ bool ReadUnsigned(const Field& field, uint64_t max, Diagnostics& diag, uint64_t*
       return false;
     }
     value = value * 10 + digit;
+  }
+  *out = value;
+  return true;
+}
+
+bool ReadDuration(const Field& field, std::chrono::milliseconds min, std::chrono::milliseconds max, Diagnostics& diag,
+                  std::chrono::milliseconds* out) {
+  if (!RequireScalar(field, "a duration such as 5s or 500ms", diag)) return false;
+  const std::string text(TrimSpace(field.node.Scalar()));
+  size_t digits = 0;
+  while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
+  static constexpr struct {
+    const char* unit;
+    int64_t ms;
+  } kUnits[] = {{"ms", 1}, {"s", 1000}, {"", 1000}, {"m", 60'000}, {"h", 3'600'000}};
+  const std::string unit = text.substr(digits);
+  const auto found = std::find_if(std::begin(kUnits), std::end(kUnits), [&](const auto& u) { return unit == u.unit; });
+  if (digits == 0 || digits > 9 || found == std::end(kUnits)) {
+    diag.Error(field.mark, field.what + ": expected a duration such as 5s or 500ms (units ms, s, m, h), got " +
+                               Quote(field.node.Scalar()));
+    return false;
+  }
+  const std::chrono::milliseconds value(std::stoll(text.substr(0, digits)) * found->ms);
+  if (value < min || value > max) {
+    diag.Error(field.mark, field.what + ": " + text + " is outside " + std::to_string(min.count()) + "ms .. " +
+                               std::to_string(max.count() / 1000) + "s");
+    return false;
   }
   *out = value;
   return true;

@@ -7,6 +7,7 @@
 // and returns false, so one run reports every mistake of a file.
 
 #include <cerrno>
+#include <chrono>
 #include <cstdint>
 #include <span>
 #include <string>
@@ -27,8 +28,8 @@ class Diagnostics {
   // "FILE:LINE:COLUMN" (1-based; yaml-cpp counts from 0), or "FILE" for a
   // mark without a position.
   std::string Where(const YAML::Mark& mark) const;
-  // Records "WHERE: message". `code` is the errno of the final Status when
-  // this is the first error (in file order).
+  // Records "WHERE: message", unless recorded already. `code` is the errno
+  // of the final Status when this is the first error (in file order).
   void Error(const YAML::Mark& mark, const std::string& message, int code = EINVAL);
 
   bool has_errors() const { return !errors_.empty(); }
@@ -114,6 +115,10 @@ bool ReadBool(const Field& field, Diagnostics& diag, bool* out);
 bool ReadSize(const Field& field, Diagnostics& diag, uint64_t* out);
 // A decimal integer in [0, max].
 bool ReadUnsigned(const Field& field, uint64_t max, Diagnostics& diag, uint64_t* out);
+// A duration: a whole number with a unit, ms, s, m or h ("500ms", "5s");
+// a bare number is seconds. It must lie in [min, max].
+bool ReadDuration(const Field& field, std::chrono::milliseconds min, std::chrono::milliseconds max, Diagnostics& diag,
+                  std::chrono::milliseconds* out);
 // Permission bits, always octal as in chmod: 0644, 644, "0o644"; at most 0777.
 bool ReadMode(const Field& field, Diagnostics& diag, uint32_t* out);
 // A path, made absolute against `base_dir` and lexically normal. "~" is not

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "control/image_commands.h"
+#include "control/observability_commands.h"
 #include "control/version.h"
 
 namespace corfs::control {
@@ -43,9 +44,15 @@ nlohmann::json ImageJson(const mount::MountedImage& image, jobs::JobManager& job
                      {"virtual-size", backing.identity.size}});
   }
   nlohmann::json job = nullptr;
+  bool streaming = false;
   for (const jobs::JobInfo& info : jobs.List()) {
-    if (info.image == image.name()) job = info.id;
+    if (info.image != image.name()) continue;
+    job = info.id;
+    streaming |= info.type == "stream" && info.state != jobs::JobState::kConcluded;
   }
+  // "streaming" only while a stream job is there (paused or stopped on an
+  // error too): an overlay that merely reads from its chain "has-backing".
+  const char* state = header.standalone ? "standalone" : streaming ? "streaming" : "has-backing";
   return {{"name", image.name()},
           {"filename", ovl.path()},
           {"virtual-size", ovl.size()},
@@ -54,7 +61,7 @@ nlohmann::json ImageJson(const mount::MountedImage& image, jobs::JobManager& job
           {"allocated-clusters", ovl.allocated_clusters()},
           {"clusters", ovl.cluster_count()},
           {"backing-chain", chain},
-          {"state", header.standalone ? "standalone" : "streaming"},
+          {"state", state},
           {"read-only", ovl.read_only()},
           {"write-threshold", ovl.write_threshold()},
           {"job", job}};
@@ -71,7 +78,12 @@ const char* IoStatusName(jobs::IoStatus status) {
 }
 
 // QMP names a job's id "device". "error" is there while the job is stopped
-// on an error (io-status not ok).
+// on an error (io-status not ok). "offset" and "len" are QEMU's (the range
+// walked, holes included); corfs adds what of it was copied, recorded as
+// holes or held already, and the estimate of what is still to copy
+// ("remaining", absent while unknown), which "rate" (bytes copied per
+// second) and "eta-seconds" are about; and "resumed" when the mount started
+// the job again from the wish an earlier one left in the overlay.
 nlohmann::json JobJson(const jobs::JobInfo& info) {
   nlohmann::json job = {{"type", info.type},
                         {"device", info.id},
@@ -79,6 +91,9 @@ nlohmann::json JobJson(const jobs::JobInfo& info) {
                         {"len", info.len},
                         {"offset", info.offset},
                         {"copied", info.copied},
+                        {"holes", info.holes},
+                        {"local", info.local},
+                        {"elapsed-seconds", info.elapsed_seconds},
                         {"speed", info.speed},
                         {"rate", info.rate},
                         {"eta-seconds", info.eta_seconds},
@@ -86,7 +101,9 @@ nlohmann::json JobJson(const jobs::JobInfo& info) {
                         {"paused", info.state == jobs::JobState::kPaused},
                         {"busy", info.state == jobs::JobState::kRunning},
                         {"ready", info.state == jobs::JobState::kReady},
-                        {"io-status", IoStatusName(info.io_status)}};
+                        {"io-status", IoStatusName(info.io_status)},
+                        {"resumed", info.resumed}};
+  if (info.remaining) job["remaining"] = *info.remaining;
   if (!info.error.empty()) job["error"] = info.error;
   return job;
 }
@@ -290,6 +307,16 @@ Event JobEventQmp(const jobs::JobEvent& event) {
   } else if (event.error) {
     data["error"] = *event.error;
   }
+  if (event.kind == jobs::JobEvent::Kind::kCompleted || event.kind == jobs::JobEvent::Kind::kCancelled) {
+    // corfs' summary of the job, beside QEMU's fields.
+    data["copied"] = job.copied;
+    data["holes"] = job.holes;
+    data["local"] = job.local;
+    if (job.remaining) data["remaining"] = *job.remaining;
+    data["elapsed-seconds"] = job.elapsed_seconds;
+    data["average-rate"] = job.AverageRate();
+    data["resumed"] = job.resumed;
+  }
   return {JobEventName(event.kind), std::move(data)};
 }
 
@@ -356,6 +383,8 @@ CommandTable MakeBlockCommands(ControlContext& context) {
   table.Add("block-set-write-threshold", [ctx](const nlohmann::json& args) { return SetWriteThreshold(*ctx, args); });
   AddGenericJobCommands(table, ctx);
   AddImageCommands(table, ctx);
+  AddResizeCommand(table, context);
+  AddObservabilityCommands(table, ctx);
   // Listed from the table itself, so the list cannot miss a command.
   const std::vector<std::string> names = table.Names();
   table.Add("query-commands", [names](const nlohmann::json& args) {

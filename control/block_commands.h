@@ -2,9 +2,11 @@
 // The commands of a corfs control socket, named as QEMU's where the meaning
 // matches: query-version, query-commands, query-images, block-stream,
 // query-block-jobs, block-job-set-speed, block-job-pause, block-job-resume,
-// block-job-cancel, block-set-write-threshold, QEMU's generic job commands
-// query-jobs, job-pause, job-resume, job-cancel, job-dismiss, and quit;
-// and corfs's own image-add and image-remove (control/image_commands.h).
+// block-job-cancel, block-set-write-threshold, block_resize, QEMU's generic
+// job commands query-jobs, job-pause, job-resume, job-cancel, job-dismiss,
+// and quit; query-blockstats and query-block-map come from
+// observability_commands.h; corfs's own image-add and image-remove from
+// control/image_commands.h.
 // QMP's spellings (a block job's id is "device", a job's "id") stay here;
 // the layers below name things their own way. Every command refuses
 // arguments it does not know.
@@ -33,10 +35,15 @@ struct ControlContext {
   // what is wrong. image-remove: the image is in the table.
   std::function<Status(const std::string& name, const nlohmann::json& keys, bool check_only)> add_image;
   std::function<Status(const std::string& name)> remove_image;
+  // The image's size changed behind the file system's back (block_resize):
+  // whoever serves it drops what it cached. May be empty.
+  std::function<void(const std::string& image)> size_changed;
 };
 
 // `context` must outlive the table.
 CommandTable MakeBlockCommands(ControlContext& context);
+// Adds block_resize (block_resize.cc).
+void AddResizeCommand(CommandTable& table, ControlContext& context);
 
 // Publishes each job event on `events` as QMP's event: BLOCK_JOB_COMPLETED,
 // BLOCK_JOB_CANCELLED, BLOCK_JOB_ERROR, BLOCK_JOB_READY.

@@ -151,6 +151,11 @@ void FuseMount::NotifyRemoved(const std::string& name, uint64_t ino) {
   (void)fuse_lowlevel_notify_inval_inode(session_, mount::ImageTable::kRootInode, 0, 0);
 }
 
+void FuseMount::InvalidateAttributes(uint64_t ino) {
+  // Attributes only (negative offset): the cached data stays valid.
+  (void)fuse_lowlevel_notify_inval_inode(session_, ino, -1, 0);
+}
+
 void FuseMount::RequestExit() {
   fuse_session_exit(session_);
   ::pthread_kill(loop_thread_, SIGINT);

@@ -47,6 +47,10 @@ class FuseMount {
   // exit and the thread in Run() gets SIGINT, whose libfuse handler wakes it.
   void RequestExit();
   const std::string& mountpoint() const { return mountpoint_; }
+  // Makes the kernel drop the attributes it caches for inode `ino` (its
+  // size changed by another way than this file system); from any thread
+  // but a request of this mount's own.
+  void InvalidateAttributes(uint64_t ino);
 
   // Tell the kernel that an image joined or left the root folder, so that
   // neither a cached lookup nor cached attributes of the folder hide the

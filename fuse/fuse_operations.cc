@@ -12,8 +12,11 @@
 #include <cstring>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
+
+#include <spdlog/spdlog.h>
 
 #include "common/clock.h"
 #include "mount/image_table.h"
@@ -42,8 +45,9 @@ void ImageAttr(const MountedImage& image, struct stat* st) {
   st->st_ino = image.inode;
   st->st_mode = S_IFREG | image.mode.load(std::memory_order_relaxed);
   st->st_nlink = 1;
-  st->st_uid = image.config.uid;
-  st->st_gid = image.config.gid;
+  const overlay::FileOwner owner = image.Owner();
+  st->st_uid = owner.uid;
+  st->st_gid = owner.gid;
   st->st_size = static_cast<off_t>(ovl.size());
   // st_blocks counts what the overlay holds, so `du` shows local allocation.
   uint64_t held = std::min(ovl.size(), ovl.allocated_clusters() * ovl.cluster_size());
@@ -130,19 +134,36 @@ void OnGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
   fuse_reply_attr(req, &st, kAttrTimeout);
 }
 
+// Size, owner and mode: each durable before it shows (the overlay's header,
+// MountedImage), each refused whole. Who may chown or chmod is the kernel's
+// call (the mount uses default_permissions), as on any file system.
+Status SetImageAttributes(MountedImage& image, const struct stat& attr, int to_set) {
+  if (to_set & FUSE_SET_ATTR_SIZE) {
+    // A disk grows (`truncate -s`) but never shrinks under its guest:
+    // EPERM, "Operation not permitted", as for a growing fallocate.
+    const uint64_t size = static_cast<uint64_t>(attr.st_size);
+    if (size < image.overlay->size()) {
+      return Status::Error(EPERM, "image '" + image.name() + "' cannot shrink");
+    }
+    CORFS_RETURN_IF_ERROR(image.overlay->Resize(size));
+  }
+  if (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
+    std::optional<uint32_t> uid;
+    std::optional<uint32_t> gid;
+    if (to_set & FUSE_SET_ATTR_UID) uid = attr.st_uid;
+    if (to_set & FUSE_SET_ATTR_GID) gid = attr.st_gid;
+    CORFS_RETURN_IF_ERROR(image.SetOwner(uid, gid));
+  }
+  if (to_set & FUSE_SET_ATTR_MODE) CORFS_RETURN_IF_ERROR(image.SetMode(attr.st_mode & 07777));
+  return Status::Ok();
+}
+
 void OnSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info*) {
   ImageTable& table = Table(req);
   std::shared_ptr<MountedImage> image = table.Get(ino);  // no open file need pin it
   if (image == nullptr) return (void)fuse_reply_err(req, ino == ImageTable::kRootInode ? EPERM : ENOENT);
-  // A virtual disk has a fixed size and owner; its mode and times may change.
-  if ((to_set & FUSE_SET_ATTR_SIZE) && static_cast<uint64_t>(attr->st_size) != image->overlay->size()) {
-    return (void)fuse_reply_err(req, EPERM);
-  }
-  if (((to_set & FUSE_SET_ATTR_UID) && attr->st_uid != image->config.uid) ||
-      ((to_set & FUSE_SET_ATTR_GID) && attr->st_gid != image->config.gid)) {
-    return (void)fuse_reply_err(req, EPERM);
-  }
-  if (to_set & FUSE_SET_ATTR_MODE) image->mode.store(attr->st_mode & 07777, std::memory_order_relaxed);
+  Status status = SetImageAttributes(*image, *attr, to_set);
+  if (!status.ok()) return (void)fuse_reply_err(req, Errno(status));
   if (to_set & FUSE_SET_ATTR_MTIME_NOW) {
     image->mtime_ns.store(WallClockNs(), std::memory_order_relaxed);
   } else if (to_set & FUSE_SET_ATTR_MTIME) {
@@ -207,6 +228,72 @@ void OnRelease(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
   fuse_reply_err(req, 0);
 }
 
+// Each I/O handler below counts its request in the image's IoStats (before
+// the reply, so a guest that sees its request done sees it counted), and
+// logs a failure with the image, offset and length: what a guest's EIO is
+// traced back by. The counting is two clock reads and relaxed atomic adds,
+// so the read path stays cheap.
+using Clock = std::chrono::steady_clock;
+
+class GuestRequest {
+ public:
+  GuestRequest(fuse_req_t req, MountedImage& image, mount::IoKind kind, uint64_t offset, uint64_t bytes)
+      : req_(req), image_(image), kind_(kind), offset_(offset), bytes_(bytes) {}
+
+  // Counts the request as done; the caller replies next.
+  void Succeeded() { image_.io_stats.Record(kind_, bytes_, Clock::now() - start_, true); }
+
+  // Counts the request as failed, replies its error and logs it. A write to
+  // a read-only image is refused without a log line: that is the image's
+  // setting, not a failure.
+  void Failed(const Status& status) {
+    image_.io_stats.Record(kind_, bytes_, Clock::now() - start_, false);
+    const int error = Errno(status);
+    fuse_reply_err(req_, error);
+    if (error == EROFS) return;
+    static constexpr const char* kNames[] = {"read", "write", "flush", "discard"};
+    spdlog::warn("image {}: guest {} of {} bytes at {} failed ({}): {}", image_.name(),
+                 kNames[static_cast<size_t>(kind_)], bytes_, offset_, std::strerror(error), status.message());
+  }
+
+  // Runs `serve`, which replies when it succeeds; counts, and replies a failure.
+  template <typename Serve>
+  void Run(Serve serve) {
+    Status status = serve(*this);
+    if (!status.ok()) Failed(status);
+  }
+
+  fuse_req_t req() const { return req_; }
+
+ private:
+  fuse_req_t req_;
+  MountedImage& image_;
+  mount::IoKind kind_;
+  uint64_t offset_;
+  uint64_t bytes_;
+  Clock::time_point start_ = Clock::now();
+};
+
+Status ServeRead(GuestRequest& request, MountedImage& image, uint64_t off, size_t length) {
+  const bool splice = length >= kMinSplice && length <= SpliceLimit();
+  if (int fd = splice ? image.overlay->LocalDataFd(off, length) : -1; fd >= 0) {
+    // All local: libfuse splices the file range into the reply.
+    fuse_bufvec data = FUSE_BUFVEC_INIT(length);
+    data.buf[0].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
+    data.buf[0].fd = fd;
+    data.buf[0].pos = static_cast<off_t>(off);
+    request.Succeeded();
+    fuse_reply_data(request.req(), &data, FUSE_BUF_SPLICE_MOVE);
+    return Status::Ok();
+  }
+  thread_local std::vector<char> buf;
+  if (buf.size() < length) buf.resize(std::max<size_t>(length, kMaxIo));
+  CORFS_RETURN_IF_ERROR(image.overlay->Read(off, std::span(buf.data(), length)));
+  request.Succeeded();
+  fuse_reply_buf(request.req(), buf.data(), length);
+  return Status::Ok();
+}
+
 void OnRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset, fuse_file_info*) {
   MountedImage* image = Table(req).ByInode(ino);
   if (image == nullptr) return (void)fuse_reply_err(req, ENOENT);
@@ -214,20 +301,9 @@ void OnRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset, fuse_file
   const uint64_t off = static_cast<uint64_t>(offset);
   if (off >= disk) return (void)fuse_reply_buf(req, nullptr, 0);
   const size_t length = static_cast<size_t>(std::min<uint64_t>(size, disk - off));
-  const bool splice = length >= kMinSplice && length <= SpliceLimit();
-  if (int fd = splice ? image->overlay->LocalDataFd(off, length) : -1; fd >= 0) {
-    // All local: libfuse splices the file range into the reply.
-    fuse_bufvec data = FUSE_BUFVEC_INIT(length);
-    data.buf[0].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
-    data.buf[0].fd = fd;
-    data.buf[0].pos = offset;
-    return (void)fuse_reply_data(req, &data, FUSE_BUF_SPLICE_MOVE);
-  }
-  thread_local std::vector<char> buf;
-  if (buf.size() < length) buf.resize(std::max<size_t>(length, kMaxIo));
-  Status status = image->overlay->Read(off, std::span(buf.data(), length));
-  if (!status.ok()) return (void)fuse_reply_err(req, Errno(status));
-  fuse_reply_buf(req, buf.data(), length);
+  GuestRequest(req, *image, mount::IoKind::kRead, off, length).Run([&](GuestRequest& request) {
+    return ServeRead(request, *image, off, length);
+  });
 }
 
 void OnWrite(fuse_req_t req, fuse_ino_t ino, const char* data, size_t size, off_t offset, fuse_file_info*) {
@@ -240,18 +316,25 @@ void OnWrite(fuse_req_t req, fuse_ino_t ino, const char* data, size_t size, off_
   // and one starting at the end has no space.
   if (off >= disk) return (void)fuse_reply_err(req, ENOSPC);
   const size_t length = static_cast<size_t>(std::min<uint64_t>(size, disk - off));
-  Status status = image->overlay->Write(off, std::span(data, length));
-  if (!status.ok()) return (void)fuse_reply_err(req, Errno(status));
-  image->mtime_ns.store(WallClockNs(), std::memory_order_relaxed);
-  fuse_reply_write(req, length);
+  GuestRequest(req, *image, mount::IoKind::kWrite, off, length).Run([&](GuestRequest& request) {
+    CORFS_RETURN_IF_ERROR(image->overlay->Write(off, std::span(data, length)));
+    image->mtime_ns.store(WallClockNs(), std::memory_order_relaxed);
+    request.Succeeded();
+    fuse_reply_write(req, length);
+    return Status::Ok();
+  });
 }
 
 void FlushImage(fuse_req_t req, fuse_ino_t ino) {
   MountedImage* image = Table(req).ByInode(ino);
   if (image == nullptr) return (void)fuse_reply_err(req, ino == ImageTable::kRootInode ? 0 : ENOENT);
   if (image->config.read_only) return (void)fuse_reply_err(req, 0);
-  Status status = image->overlay->Flush();
-  fuse_reply_err(req, status.ok() ? 0 : Errno(status));
+  GuestRequest(req, *image, mount::IoKind::kFlush, 0, 0).Run([&](GuestRequest& request) {
+    CORFS_RETURN_IF_ERROR(image->overlay->Flush());
+    request.Succeeded();
+    fuse_reply_err(req, 0);
+    return Status::Ok();
+  });
 }
 
 // close() and fsync() both commit, as QEMU's FUSE export does: a guest that
@@ -272,9 +355,14 @@ void OnFallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t l
   if (op == 0) return (void)fuse_reply_err(req, 0);  // preallocation: a disk is always all there
   if (op != FALLOC_FL_PUNCH_HOLE && op != FALLOC_FL_ZERO_RANGE) return (void)fuse_reply_err(req, EOPNOTSUPP);
   if (off >= disk) return (void)fuse_reply_err(req, 0);
-  Status status = image->overlay->Discard(off, std::min(end, disk) - off);
-  if (status.ok()) image->mtime_ns.store(WallClockNs(), std::memory_order_relaxed);
-  fuse_reply_err(req, status.ok() ? 0 : Errno(status));
+  const uint64_t bytes = std::min(end, disk) - off;
+  GuestRequest(req, *image, mount::IoKind::kDiscard, off, bytes).Run([&](GuestRequest& request) {
+    CORFS_RETURN_IF_ERROR(image->overlay->Discard(off, bytes));
+    image->mtime_ns.store(WallClockNs(), std::memory_order_relaxed);
+    request.Succeeded();
+    fuse_reply_err(req, 0);
+    return Status::Ok();
+  });
 }
 
 // SEEK_DATA / SEEK_HOLE over the whole chain, so `cp --sparse` and

@@ -21,6 +21,7 @@ Job::Job(std::string image, const JobOptions& options, std::unique_ptr<JobDriver
     : id_(options.IdFor(image)),
       image_(std::move(image)),
       on_error_(options.on_error),
+      resumed_(options.resumed),
       driver_(std::move(driver)),
       events_(std::move(events)),
       limiter_(options.speed),
@@ -35,6 +36,7 @@ void Job::Start() {
   {
     std::lock_guard lock(mutex_);
     state_ = JobState::kRunning;
+    started_ = rate_time_ = std::chrono::steady_clock::now();
   }
   thread_ = std::thread([this] { Main(); });
 }
@@ -52,6 +54,7 @@ void Job::Main() {
   {
     std::lock_guard lock(mutex_);
     state_ = JobState::kConcluded;
+    ended_ = std::chrono::steady_clock::now();
     io_status_ = IoStatus::kOk;
     // A cancel wins over the error it cut short (a job stopped on an error
     // and then cancelled was cancelled, not failed), as in QEMU.
@@ -85,11 +88,20 @@ void Job::Cancel() {
   changed_.notify_all();
 }
 
-void Job::SetSpeed(uint64_t bytes_per_second) {
+void Job::Interrupt() {
   std::lock_guard lock(mutex_);
-  limiter_.set_speed(bytes_per_second);
-  ++speed_changes_;
+  interrupted_ = cancel_requested_ = true;
   changed_.notify_all();
+}
+
+void Job::SetSpeed(uint64_t bytes_per_second) {
+  {
+    std::lock_guard lock(mutex_);
+    limiter_.set_speed(bytes_per_second);
+    ++speed_changes_;
+    changed_.notify_all();
+  }
+  driver_->SpeedChanged(bytes_per_second);
 }
 
 Status Job::Complete() {
@@ -107,6 +119,11 @@ Status Job::Complete() {
 bool Job::cancel_requested() const {
   std::lock_guard lock(mutex_);
   return cancel_requested_;
+}
+
+bool Job::interrupted() const {
+  std::lock_guard lock(mutex_);
+  return interrupted_;
 }
 
 bool Job::concluded() const {
@@ -133,14 +150,26 @@ JobInfo Job::InfoLocked() const {
   info.offset = offset_;
   info.len = len_;
   info.copied = copied_;
+  info.holes = holes_;
+  info.local = local_;
+  info.remaining = RemainingLocked();
   info.speed = limiter_.speed();
   info.rate = rate_;
-  // A paused job makes no progress, so it has no time of arrival.
+  // A paused job makes no progress, so it has no time of arrival; one with
+  // nothing left to copy has only holes and local runs left to walk, which
+  // take next to no time.
   const bool moving = state_ == JobState::kRunning || state_ == JobState::kReady;
-  info.eta_seconds = moving && rate_ > 0 ? static_cast<double>(len_ - std::min(offset_, len_)) / rate_ : -1;
+  if (moving && info.remaining == 0u) {
+    info.eta_seconds = 0;
+  } else if (moving && info.remaining && rate_ > 0) {
+    info.eta_seconds = static_cast<double>(*info.remaining) / rate_;
+  }
+  info.elapsed_seconds =
+      std::chrono::duration<double>(ended_.value_or(std::chrono::steady_clock::now()) - started_).count();
   info.io_status = io_status_;
   info.error = error_;
   info.cancelled = cancelled_;
+  info.resumed = resumed_;
   return info;
 }
 
@@ -152,7 +181,7 @@ bool Job::Checkpoint() {
     changed_.notify_all();
     changed_.wait(lock, [&] { return !pause_requested_ || cancel_requested_; });
     rate_time_ = std::chrono::steady_clock::now();  // paused time is no progress
-    rate_offset_ = offset_;
+    rate_copied_ = copied_;
     limiter_.Restart();          // nor is it owed to the speed limit
     io_status_ = IoStatus::kOk;  // a resume (or cancel) ends a stop on an error
     error_.clear();
@@ -289,18 +318,32 @@ void Job::SetRange(uint64_t len) {
   len_ = len;
 }
 
-void Job::Advance(uint64_t processed, uint64_t copied) {
+void Job::Advance(const StepProgress& step) {
   std::lock_guard lock(mutex_);
-  offset_ += processed;
-  copied_ += copied;
+  offset_ += step.processed;
+  copied_ += step.copied;
+  holes_ += step.holes;
+  local_ += step.processed - std::min(step.processed, step.copied + step.holes);
   const auto now = std::chrono::steady_clock::now();
   const double seconds = std::chrono::duration<double>(now - rate_time_).count();
-  if (seconds >= 0.25) {
-    const double sample = static_cast<double>(offset_ - rate_offset_) / seconds;
+  if (now - rate_time_ >= kRateSample) {
+    const double sample = static_cast<double>(copied_ - rate_copied_) / seconds;
     rate_ = rate_ == 0 ? sample : 0.7 * rate_ + 0.3 * sample;
     rate_time_ = now;
-    rate_offset_ = offset_;
+    rate_copied_ = copied_;
   }
+}
+
+void Job::SetRemaining(uint64_t bytes) {
+  std::lock_guard lock(mutex_);
+  remaining_ = bytes;
+}
+
+std::optional<uint64_t> Job::RemainingLocked() const {
+  if (remaining_) return remaining_;
+  if (offset_ == 0) return std::nullopt;
+  const uint64_t left = len_ - std::min(offset_, len_);
+  return static_cast<uint64_t>(static_cast<long double>(left) * copied_ / offset_);
 }
 
 void Job::Emit(const JobEvent& event) {

@@ -45,6 +45,9 @@ class Job final : private JobContext {
   bool Pause();
   void Resume();
   void Cancel();
+  // Cancels the job because the mount goes down: the driver sees
+  // interrupted() and keeps what resumes the job at the next mount.
+  void Interrupt();
   void SetSpeed(uint64_t bytes_per_second);
   // Tells a READY job to finish; an error in any other state.
   Status Complete();
@@ -63,10 +66,12 @@ class Job final : private JobContext {
   uint64_t SliceBytes() const override;
   bool Delay(std::chrono::milliseconds delay) override;
   void SetRange(uint64_t len) override;
-  void Advance(uint64_t processed, uint64_t copied) override;
+  void Advance(const StepProgress& step) override;
+  void SetRemaining(uint64_t bytes) override;
   void EnterReady() override;
   Status RunStep(Status result, const std::function<Status()>& again, ClassifyError classify, bool* skipped) override;
   bool cancel_requested() const override;
+  bool interrupted() const override;
 
   enum class ErrorAction { kFail, kSkip, kRetry };
   // Reports a failed attempt and applies the policy to it; kStop blocks
@@ -86,11 +91,15 @@ class Job final : private JobContext {
 
   void Main();
   JobInfo InfoLocked() const;  // mutex_ held
+  // The bytes still to copy: the driver's estimate, else extrapolated from
+  // the share of the range walked so far that had to be copied. mutex_ held.
+  std::optional<uint64_t> RemainingLocked() const;
   void Emit(const JobEvent& event);
 
   const std::string id_;
   const std::string image_;
   const OnError on_error_;
+  const bool resumed_;
   const std::unique_ptr<JobDriver> driver_;
   const JobEventSink events_;
 
@@ -100,15 +109,24 @@ class Job final : private JobContext {
   bool ready_ = false;  // entered READY: a resume goes back there
   bool pause_requested_ = false;
   bool cancel_requested_ = false;
+  bool interrupted_ = false;
   RateLimiter limiter_;         // the speed limit
   uint64_t speed_changes_ = 0;  // wakes a throttled job to book at the new speed
   IoStatus io_status_ = IoStatus::kOk;
   uint64_t offset_ = 0;
   uint64_t len_ = 0;
   uint64_t copied_ = 0;
+  uint64_t holes_ = 0;
+  uint64_t local_ = 0;
+  std::optional<uint64_t> remaining_;  // the driver's estimate, once it gave one
+  // The rate is an average of the bytes copied over samples of at least
+  // kRateSample, weighted towards the latest.
+  static constexpr std::chrono::milliseconds kRateSample{250};
   double rate_ = 0;
   std::chrono::steady_clock::time_point rate_time_ = std::chrono::steady_clock::now();
-  uint64_t rate_offset_ = 0;
+  uint64_t rate_copied_ = 0;
+  std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+  std::optional<std::chrono::steady_clock::time_point> ended_;
   std::string error_;
   bool cancelled_ = false;
 

@@ -14,6 +14,8 @@
 //       Clean    releases what Run took, last, in every case.
 //     Run may fan work out to the shared worker pool; the context is for the
 //     job's thread only, never for pool workers.
+//   - SpeedChanged is called on the thread that changes the speed (the
+//     control socket's), at any time before the driver goes.
 //   - Complete is called on the thread that asks for it (the control
 //     socket's), only while the job is READY, which only a driver that called
 //     JobContext::EnterReady is. It must not block: it tells Run to finish,
@@ -30,6 +32,15 @@
 #include "jobs/job_event.h"
 
 namespace corfs::jobs {
+
+// What one step of a driver did with the bytes of its range it walked.
+// What was neither copied nor a hole needed nothing: the overlay held it
+// already (or, for a stream down to a base, it stays in the base).
+struct StepProgress {
+  uint64_t processed = 0;  // bytes of the range walked (QMP "offset")
+  uint64_t copied = 0;     // of those, read from the chain and written
+  uint64_t holes = 0;      // of those, recorded as zeros without reading
+};
 
 // The job as its driver sees it. Every call is made on the job's thread.
 class JobContext {
@@ -50,10 +61,16 @@ class JobContext {
   // false once the job is cancelled.
   virtual bool Delay(std::chrono::milliseconds delay) = 0;
 
-  // Progress: the bytes the job is to process (QMP "len"), and what was
-  // processed since the last call (QMP "offset") and how much of it was read.
+  // Progress: the bytes the job is to process (QMP "len"), and what a step
+  // did (StepProgress). The rate is measured on the bytes copied, not on
+  // those walked, since holes and what the overlay holds already cost
+  // (nearly) nothing.
   virtual void SetRange(uint64_t len) = 0;
-  virtual void Advance(uint64_t processed, uint64_t copied) = 0;
+  virtual void Advance(const StepProgress& step) = 0;
+  // The driver's estimate of the bytes it still has to copy; the ETA is this
+  // over the rate. A driver refines it as it goes; until it gives one, the
+  // job extrapolates from what it has walked and copied so far.
+  virtual void SetRemaining(uint64_t bytes) = 0;
 
   // The job is ready to complete (BLOCK_JOB_READY); from now on Complete is
   // accepted. Run goes on until it is told to finish.
@@ -77,6 +94,9 @@ class JobContext {
                          bool* skipped = nullptr) = 0;
 
   virtual bool cancel_requested() const = 0;
+  // The cancel is the mount going down, not the user's: what a driver keeps
+  // to resume the job at the next mount stays (see JobManager).
+  virtual bool interrupted() const = 0;
 
  protected:
   ~JobContext() = default;
@@ -97,6 +117,9 @@ class JobDriver {
   virtual void Abort(JobContext&) {}
   virtual void Clean(JobContext&) {}
   virtual void Complete() {}
+  // The job's speed limit is now `bytes_per_second`. Called on the thread
+  // that changed it (the control socket's), after the job took it.
+  virtual void SpeedChanged(uint64_t /*bytes_per_second*/) {}
 };
 
 }  // namespace corfs::jobs

@@ -5,6 +5,7 @@
 // ready on its way, and only such a job is ever reported ready.
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 namespace corfs::jobs {
@@ -22,15 +23,25 @@ struct JobInfo {
   std::string type;   // the driver's: "stream"
   std::string image;  // the name of the image the job works on
   JobState state = JobState::kCreated;
-  uint64_t offset = 0;      // bytes of the job's range processed (QMP "offset")
-  uint64_t len = 0;         // bytes of the job's range (QMP "len")
-  uint64_t copied = 0;      // bytes actually read from the chain
-  uint64_t speed = 0;       // limit in bytes/s, 0 = none
-  double rate = 0;          // measured progress in bytes/s
-  double eta_seconds = -1;  // -1: unknown, and always while paused
+  uint64_t offset = 0;  // bytes of the job's range processed (QMP "offset")
+  uint64_t len = 0;     // bytes of the job's range (QMP "len")
+  uint64_t copied = 0;  // of offset, bytes read from the chain and written
+  uint64_t holes = 0;   // of offset, bytes recorded as zeros without reading
+  uint64_t local = 0;   // of offset, bytes that needed nothing (held already)
+  // Estimated bytes still to copy (0 once completed); nullopt: unknown.
+  std::optional<uint64_t> remaining;
+  uint64_t speed = 0;          // limit in bytes/s, 0 = none, on copied bytes
+  double rate = 0;             // bytes copied per second, measured lately
+  double eta_seconds = -1;     // remaining over rate; -1: unknown, and always while paused
+  double elapsed_seconds = 0;  // since the job started; its whole run once concluded
   IoStatus io_status = IoStatus::kOk;
   std::string error;  // why it failed, once concluded; while stopped on an error, that error
   bool cancelled = false;
+  bool resumed = false;  // started again at mount (JobOptions::resumed)
+
+  // Bytes copied per second over the job's whole run so far, pauses
+  // included: the summary's average.
+  double AverageRate() const { return elapsed_seconds > 0 ? static_cast<double>(copied) / elapsed_seconds : 0; }
 };
 
 }  // namespace corfs::jobs

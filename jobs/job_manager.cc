@@ -10,7 +10,7 @@ JobManager::~JobManager() {
     std::lock_guard lock(mutex_);
     jobs.swap(jobs_);
   }
-  for (auto& [id, job] : jobs) job->Cancel();
+  for (auto& [id, job] : jobs) job->Interrupt();
   jobs.clear();  // each job's destructor waits for its thread
 }
 
@@ -44,6 +44,7 @@ Status JobManager::StartStream(overlay::Overlay& overlay, const std::string& ima
   CORFS_RETURN_IF_ERROR(CheckFree(job_id, image_name));
   std::unique_ptr<StreamDriver> driver;
   CORFS_RETURN_IF_ERROR(StreamDriver::Make(overlay, image_name, options, pool_, &driver));
+  CORFS_RETURN_IF_ERROR(driver->RecordWish(options));
   StartedStream started{job_id, std::nullopt};
   if (options.range_offset || options.range_length) started.next_offset = driver->range_end();
   Launch(std::make_unique<Job>(image_name, options, std::move(driver), events_));

@@ -28,11 +28,15 @@ class JobManager {
  public:
   // Every job's events go to `events`.
   JobManager(unsigned workers, JobEventSink events) : pool_(workers), events_(std::move(events)) {}
-  ~JobManager();  // cancels every job and waits for it
+  // Interrupts every job (Job::Interrupt: the mount goes down, so what
+  // resumes a job at the next mount stays) and waits for it.
+  ~JobManager();
 
   WorkerPool& pool() { return pool_; }
 
   // Starts a stream job on `overlay`, which the mount names `image_name`.
+  // A whole-image stream first records its wish in the overlay
+  // (StreamDriver::RecordWish), so that the next mount resumes it.
   Status StartStream(overlay::Overlay& overlay, const std::string& image_name, const StreamOptions& options,
                      StartedStream* out);
 

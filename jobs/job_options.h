@@ -1,6 +1,6 @@
 #pragma once
 // JobOptions: what every job is given, whatever its driver: its id, its
-// speed limit and its on-error policy.
+// speed limit, its on-error policy, and whether it resumes an earlier one.
 
 #include <cstdint>
 #include <string>
@@ -29,6 +29,9 @@ struct JobOptions {
   std::string job_id;  // default: the name of the image the job works on
   uint64_t speed = 0;  // bytes/s, 0 = unlimited
   OnError on_error = OnError::kReport;
+  // Started again at mount, from what an earlier job that did not end
+  // recorded (a stream's wish in the overlay's header); reported as such.
+  bool resumed = false;
 
   // The job's id when it works on `image`.
   std::string IdFor(const std::string& image) const { return job_id.empty() ? image : job_id; }

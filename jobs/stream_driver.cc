@@ -33,6 +33,13 @@ IoOperation ReadOrWrite(const Status& error) {
   return write ? IoOperation::kWrite : IoOperation::kRead;
 }
 
+// The survey for the ETA walks at most this many runs; past them it
+// assumes the density of the runs it saw (see CopyEstimate), so a badly
+// fragmented disk does not hold the stream back for long.
+constexpr uint64_t kMaxSurveyRuns = 1ull << 20;
+// ...and it takes the job's checkpoint (pause, cancel) every this many runs.
+constexpr uint64_t kSurveyCheckpointRuns = 4096;
+
 // Planning asks the chain what it holds: a read.
 IoOperation Read(const Status&) { return IoOperation::kRead; }
 
@@ -76,20 +83,27 @@ StreamDriver::StreamDriver(overlay::Overlay& overlay, const StreamOptions& optio
       chunk_size_(options.chunk_size),
       end_layer_(end_layer),
       base_mode_(options.base.has_value()),
+      whole_image_(!options.base && !options.range_offset && !options.range_length),
       start_(start),
       end_(end) {}
 
 Status StreamDriver::Run(JobContext& job) {
   write_behind_ = overlay_.OpenWriteBehind(kWriteBehindBatch, kWriteBehindWindow);
+  Survey(job);
   CORFS_RETURN_IF_ERROR(Pass(job, /*wait_for_busy=*/false));
   if (job.cancel_requested()) return Status::Ok();
+  // What is left is what the pass skipped after errors (or guest I/O held,
+  // which that I/O filled): next to nothing.
+  job.SetRemaining(skipped_bytes_);
   if (skipped_ && !job.Delay(kSkippedRetryDelay)) return Status::Ok();
   // Clusters that guest I/O held while the first pass went by were filled by
   // that I/O, unless it failed; a second pass waits for them and catches
   // those, and tries again what the first one skipped after an error. What
   // it skips stays in the chain.
   skipped_ = false;
+  skipped_bytes_ = 0;
   CORFS_RETURN_IF_ERROR(Pass(job, /*wait_for_busy=*/true));
+  job.SetRemaining(skipped_bytes_);
   if (job.cancel_requested() || skipped_) return Status::Ok();
   // A template whose size changed under the mount is the stream's error,
   // under its policy and with its event, not only a refusal in Prepare.
@@ -98,6 +112,20 @@ Status StreamDriver::Run(JobContext& job) {
   CORFS_RETURN_IF_ERROR(job.RunStep(check(), check, Read, &ignored));
   if (ignored) skipped_ = true;  // the chain stays
   return Status::Ok();
+}
+
+void StreamDriver::Survey(JobContext& job) {
+  estimate_ = CopyEstimate(start_, end_, overlay_.cluster_size());
+  uint64_t pos = start_;
+  for (uint64_t runs = 0; pos < end_ && runs < kMaxSurveyRuns; ++runs) {
+    if (runs % kSurveyCheckpointRuns == kSurveyCheckpointRuns - 1 && !job.Checkpoint()) break;
+    StreamRun run;
+    if (!PlanStream(overlay_, pos, end_ - pos, end_layer_, &run).ok()) break;
+    if (run.work == StreamWork::kCopy) estimate_.AddData(pos, run.length);
+    pos += run.length;
+  }
+  estimate_.SetSurveyed(pos);
+  job.SetRemaining(estimate_.Remaining(start_));
 }
 
 uint64_t StreamDriver::BatchBytes(const JobContext& job) const {
@@ -126,6 +154,7 @@ Status StreamDriver::Pass(JobContext& job, bool wait_for_busy) {
     chunks.clear();
     uint64_t walked = 0;
     uint64_t to_copy = 0;
+    uint64_t holes = 0;
     // Under a speed limit a batch copies about a slice's worth (a cluster at
     // least), so that a pause or a new speed is taken within a slice.
     const uint64_t batch_bytes = BatchBytes(job);
@@ -138,6 +167,7 @@ Status StreamDriver::Pass(JobContext& job, bool wait_for_busy) {
       if (skipped) {
         run = {StreamWork::kLocal, std::min<uint64_t>(end_ - pos, overlay_.cluster_size())};
         skipped_ = true;
+        skipped_bytes_ += run.length;
       }
       uint64_t length = run.length;
       if (run.work == StreamWork::kCopy) {
@@ -148,6 +178,7 @@ Status StreamDriver::Pass(JobContext& job, bool wait_for_busy) {
       } else if (run.work == StreamWork::kZero) {
         length = std::min(length, kMaxZeroChunk);
         chunks.push_back({pos, length, /*copy=*/false});
+        holes += length;
       }
       pos += length;
       walked += length;
@@ -159,7 +190,10 @@ Status StreamDriver::Pass(JobContext& job, bool wait_for_busy) {
         if (chunk.copy) write_behind_->Written(chunk.offset, chunk.length);
       }
     }
-    if (first_pass) job.Advance(walked, to_copy);
+    if (first_pass) {
+      job.Advance({walked, to_copy, holes});
+      job.SetRemaining(estimate_.Remaining(pos) + skipped_bytes_);  // the skipped are tried again
+    }
   }
   return Status::Ok();
 }
@@ -174,8 +208,40 @@ Status StreamDriver::CopyBatch(JobContext& job, const std::vector<Chunk>& chunks
     bool skipped = false;
     CORFS_RETURN_IF_ERROR(job.RunStep(results[i], populate, ReadOrWrite, &skipped));
     skipped_ = skipped_ || skipped;
+    if (skipped) skipped_bytes_ += chunks[i].length;
   }
   return Status::Ok();
+}
+
+Status StreamDriver::RecordWish(const JobOptions& options) {
+  if (!whole_image_) return Status::Ok();
+  overlay::StreamWish wish{options.speed, ToString(options.on_error)};
+  std::lock_guard lock(wish_mutex_);
+  Status status = overlay_.SetStreamWish(wish);
+  if (status.code() == ENOTSUP) return Status::Ok();  // an older header: no resume
+  CORFS_RETURN_IF_ERROR(status);
+  wish_ = std::move(wish);
+  return Status::Ok();
+}
+
+void StreamDriver::SpeedChanged(uint64_t bytes_per_second) {
+  std::lock_guard lock(wish_mutex_);
+  if (!wish_) return;
+  wish_->speed = bytes_per_second;
+  // Best effort: should the header not take it, the job resumes at the speed
+  // it had before, which is no worse than not resuming.
+  (void)overlay_.SetStreamWish(wish_);
+}
+
+void StreamDriver::Clean(JobContext& job) {
+  if (job.interrupted()) return;  // the next mount resumes it
+  std::lock_guard lock(wish_mutex_);
+  if (!wish_) return;
+  wish_.reset();
+  // Should the header not take it, the next mount starts a stream the user
+  // ended (a cancel may be given again there) or finds the overlay standalone
+  // and clears the wish itself.
+  (void)overlay_.SetStreamWish(std::nullopt);
 }
 
 Status StreamDriver::Prepare(JobContext&) {
@@ -183,7 +249,7 @@ Status StreamDriver::Prepare(JobContext&) {
   // the link.
   if (skipped_) return overlay_.Flush();
   if (base_mode_) return overlay_.ShortenChain(end_layer_);
-  if (overlay_.allocated_clusters() == overlay_.cluster_count()) return overlay_.DropBacking();
+  if (overlay_.lacking_clusters() == 0) return overlay_.DropBacking();
   return overlay_.Flush();  // a range: make its progress durable
 }
 

@@ -16,12 +16,29 @@
 // limit a step copies about one slice of it (JobContext::SliceBytes). Under
 // on-error "ignore", what the first pass skipped is tried again by the
 // second, after a back-off; the backing link stays if that fails too.
+//
+// A whole-image stream is resumable: RecordWish writes the wish for it (its
+// speed and on-error policy) into the overlay's header before it starts, a
+// new speed updates it, and its end clears it (Clean), unless the mount
+// going down interrupted it (JobContext::interrupted) or the daemon died;
+// then the next mount starts it again (cli/mount_session.cc). A range or a
+// stream down to a base records nothing: a range is paced by the tool that
+// asked for it (it holds the next offset), and a base is a choice about the
+// chain made for that moment, which the next mount's chain may not even hold.
+//
+// Before it copies, the driver surveys its range (Survey: the same plan,
+// nothing copied) for an estimate of the bytes to copy (CopyEstimate); it
+// reports the estimate from where it is after every batch, so the job's ETA
+// counts only bytes still to copy, not holes still to walk.
 
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "jobs/copy_estimate.h"
 #include "jobs/job_driver.h"
 #include "jobs/stream_options.h"
 #include "jobs/worker_pool.h"
@@ -41,9 +58,17 @@ class StreamDriver final : public JobDriver {
   uint64_t range_end() const { return end_; }
 
   std::string_view type() const override { return "stream"; }
+  // For a whole-image stream, records the wish to resume it with `options`'
+  // speed and on-error policy; nothing for a range or a base, or on an
+  // overlay whose header version keeps no wish (it then streams as before
+  // but does not resume by itself). Called before the job starts.
+  Status RecordWish(const JobOptions& options);
+
   uint64_t initial_length() const override { return end_ - start_; }
   Status Run(JobContext& job) override;
   Status Prepare(JobContext& job) override;
+  void Clean(JobContext& job) override;
+  void SpeedChanged(uint64_t bytes_per_second) override;
 
  private:
   StreamDriver(overlay::Overlay& overlay, const StreamOptions& options, WorkerPool& pool, size_t end_layer,
@@ -57,6 +82,10 @@ class StreamDriver final : public JobDriver {
     bool copy;
   };
 
+  // Walks the plan of [start_, end_) into estimate_, up to kMaxSurveyRuns
+  // runs; a failed plan or a cancel ends it early (the pass then meets the
+  // error under the job's policy).
+  void Survey(JobContext& job);
   // One pass over [start_, end_): copies every run the overlay needs.
   Status Pass(JobContext& job, bool wait_for_busy);
   Status CopyBatch(JobContext& job, const std::vector<Chunk>& chunks, bool wait_for_busy);
@@ -69,10 +98,19 @@ class StreamDriver final : public JobDriver {
   const uint64_t chunk_size_;
   const size_t end_layer_;  // layers above the base (all layers without one)
   const bool base_mode_;
+  const bool whole_image_;  // neither a base nor a range: resumable
   const uint64_t start_;
   const uint64_t end_;
   std::unique_ptr<overlay::WriteBehind> write_behind_;  // used by the job's thread only
   bool skipped_ = false;                                // the pass skipped a step after an error (on-error "ignore")
+  uint64_t skipped_bytes_ = 0;                          // how many bytes it skipped so
+  CopyEstimate estimate_;
+
+  // The wish recorded in the header, while it is: Clean on the job's thread
+  // and SpeedChanged on the control socket's must not re-record one the
+  // other cleared.
+  std::mutex wish_mutex_;
+  std::optional<overlay::StreamWish> wish_;
 };
 
 }  // namespace corfs::jobs

@@ -48,6 +48,8 @@ class DataFile {
   // Allocation of a range the overlay holds: kData, or kZero for its holes.
   Status GetBlockStatus(uint64_t offset, uint64_t length, BlockStatus* out) const;
   Status Sync() const { return file_->Sync(); }
+  // Sets the file's size; what it adds is a hole (zeros).
+  Status Truncate(uint64_t size) { return file_->Truncate(size); }
 
  private:
   std::unique_ptr<File> file_;

@@ -28,6 +28,11 @@ OverlayHeader Overlay::header() const {
   return header_;
 }
 
+std::string Overlay::data_path() const {
+  std::lock_guard lock(header_mutex_);
+  return data_path_;
+}
+
 std::shared_ptr<BackingChain> Overlay::chain() const {
   std::lock_guard lock(header_mutex_);
   return chain_;
@@ -39,6 +44,10 @@ std::shared_ptr<BackingChain> Overlay::chain() const {
 Status Overlay::Commit() {
   if (read_only_) return Status::Ok();
   std::lock_guard lock(commit_mutex_);
+  return CommitLocked({}, {});
+}
+
+Status Overlay::CommitLocked(const std::function<void()>& snapshot, const std::function<Status()>& write_more) {
   // After a failed sync of the data file the kernel may have dropped the
   // pages it could not write and marked them clean: a later sync succeeds
   // without them. No commit can then vouch for the data, so none succeeds
@@ -51,14 +60,16 @@ Status Overlay::Commit() {
   // Take the dirty pages *before* syncing the data: every bit in them was set
   // after its cluster's data was written, so the sync below covers that data.
   std::vector<AllocationBitmap::Page> pages = bitmap_.TakeDirtyPages();
+  if (snapshot) snapshot();
   Status status = data_.Sync();
   if (!status.ok()) lost_writes_ = status;
   for (size_t i = 0; status.ok() && i < pages.size(); ++i) {
     status = meta_->Write(kBitmapOffset + pages[i].index * kBitmapPageSize, pages[i].bytes);
   }
+  if (status.ok() && write_more) status = write_more();
   // A failed write or sync of NAME.cor is retried whole by the next commit:
   // it writes the same pages again from memory.
-  if (status.ok() && !pages.empty()) status = meta_->Sync();
+  if (status.ok() && (!pages.empty() || write_more)) status = meta_->Sync();
   if (!status.ok()) bitmap_.MarkDirty(pages);
   return status;
 }
@@ -72,9 +83,10 @@ void Overlay::MarkAllocated(uint64_t first, uint64_t count) {
 // Queries
 
 Status Overlay::GetLocalRun(uint64_t offset, uint64_t length, bool* local, uint64_t* run_length) const {
-  if (offset > size_ || length > size_ - offset) {
+  const uint64_t disk_size = size();
+  if (offset > disk_size || length > disk_size - offset) {
     return Status::Invalid("block status of " + std::to_string(length) + " bytes at " + std::to_string(offset) +
-                           " is past the end of the disk (" + std::to_string(size_) + ")");
+                           " is past the end of the disk (" + std::to_string(disk_size) + ")");
   }
   if (length == 0) return Status::Invalid("block status of an empty range");
   const uint64_t cluster = offset >> cluster_bits_;
@@ -86,9 +98,10 @@ Status Overlay::GetLocalRun(uint64_t offset, uint64_t length, bool* local, uint6
 }
 
 Status Overlay::GetUpperLayersStatus(uint64_t offset, uint64_t length, size_t end_layer, UpperLayersStatus* out) const {
-  if (offset > size_ || length > size_ - offset || length == 0) {
+  const uint64_t disk_size = size();
+  if (offset > disk_size || length > disk_size - offset || length == 0) {
     return Status::Invalid("chain status of " + std::to_string(length) + " bytes at " + std::to_string(offset) +
-                           " of a disk of " + std::to_string(size_));
+                           " of a disk of " + std::to_string(disk_size));
   }
   return chain()->GetUpperLayersStatus(offset, length, end_layer, out);
 }
@@ -137,15 +150,43 @@ Status Overlay::UpdateHeader(OverlayHeader next, std::shared_ptr<BackingChain> n
   return Status::Ok();
 }
 
+Status Overlay::UpdateFileAttributes(const std::function<void(OverlayHeader*)>& change) {
+  if (read_only_) return Status::Error(EROFS, path_ + " is read-only");
+  std::lock_guard lock(header_update_mutex_);
+  const OverlayHeader current = header();
+  OverlayHeader next = current;
+  change(&next);
+  if (next == current) return Status::Ok();
+  next.version = std::max(next.version, kFileAttributesVersion);
+  return UpdateHeader(std::move(next), chain());
+}
+
+Status Overlay::SetOwner(FileOwner owner) {
+  return UpdateFileAttributes([&](OverlayHeader* h) { h->owner = owner; });
+}
+
+Status Overlay::SetMode(uint32_t mode) {
+  return UpdateFileAttributes([&](OverlayHeader* h) { h->mode = mode; });
+}
+
+Status Overlay::SetStreamWish(std::optional<StreamWish> wish) {
+  if (header().version < kFileAttributesVersion) {
+    if (!wish) return Status::Ok();
+    return Status::Error(ENOTSUP, path_ + " has header version " + std::to_string(header().version) +
+                                      ", which keeps no stream to resume (an overlay made by this corfs does)");
+  }
+  return UpdateFileAttributes([&](OverlayHeader* h) { h->stream_wish = std::move(wish); });
+}
+
 Status Overlay::CheckBackingUnchanged() const { return chain()->CheckUnchanged(); }
 
 Status Overlay::DropBacking() {
   if (read_only_) return Status::Error(EROFS, path_ + " is read-only");
   std::lock_guard lock(header_update_mutex_);
   OverlayHeader next = header();
-  if (next.standalone) return Status::Ok();
-  if (allocated_clusters() != cluster_count()) {
-    return Status::Invalid(path_ + " still lacks " + std::to_string(cluster_count() - allocated_clusters()) +
+  if (next.standalone) return NameCompleteDataFile();
+  if (lacking_clusters() != 0) {
+    return Status::Invalid(path_ + " still lacks " + std::to_string(lacking_clusters()) +
                            " clusters; the backing chain is still needed");
   }
   // What was copied from a template changed in place is not the disk: such
@@ -156,7 +197,22 @@ Status Overlay::DropBacking() {
   CORFS_RETURN_IF_ERROR(Commit());
   next.standalone = true;
   next.chain.clear();
-  return UpdateHeader(std::move(next), std::make_shared<BackingChain>());
+  // The flag stays: it tells an open that finds only NAME.part beside this
+  // header that the rename below is what was cut short, so finishing it is
+  // safe (a header without the flag never had a NAME.part to rename).
+  CORFS_RETURN_IF_ERROR(UpdateHeader(std::move(next), std::make_shared<BackingChain>()));
+  return NameCompleteDataFile();
+}
+
+Status Overlay::NameCompleteDataFile() {
+  if (data_path() == path_) return Status::Ok();
+  // After the standalone header is durable: a crash before the rename
+  // leaves a complete overlay in NAME.part, which the next writable open
+  // renames (LocateDataFile). The open descriptor follows the file.
+  CORFS_RETURN_IF_ERROR(FinishDataFileRename(path_, *file_system_));
+  std::lock_guard lock(header_mutex_);
+  data_path_ = path_;
+  return Status::Ok();
 }
 
 Status Overlay::ShortenChain(size_t new_top) {
@@ -171,7 +227,7 @@ Status Overlay::ShortenChain(size_t new_top) {
   CORFS_RETURN_IF_ERROR(chain()->CheckUnchanged());
   CORFS_RETURN_IF_ERROR(Commit());
   next.chain.erase(next.chain.begin(), next.chain.begin() + static_cast<long>(new_top));
-  return UpdateHeader(std::move(next), chain()->Suffix(new_top, size_));
+  return UpdateHeader(std::move(next), chain()->Suffix(new_top, size()));
 }
 
 }  // namespace corfs::overlay

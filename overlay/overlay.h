@@ -3,7 +3,8 @@
 // docs/design.md over a backing chain.
 //
 //   NAME      sparse raw data file of the virtual size; cluster i of the disk
-//             lives at the same offset once allocated
+//             lives at the same offset once allocated (NAME.part until a
+//             flagged overlay is standalone: overlay_files.h)
 //   NAME.cor  header (two checksummed slots) + allocation bitmap
 //
 // Reads of allocated clusters go straight to NAME, without locks. Other
@@ -24,6 +25,8 @@
 //   overlay_open.cc    Create and Open (the files themselves: overlay_files.h)
 //   overlay_io.cc      guest reads and writes, copy-on-read, Populate
 //   overlay.cc         commits, header updates (chain surgery), queries
+//   overlay_resize.cc  growing the disk
+//   block_map.cc       the allocation map (Map), as qemu-img map tells it
 //   data_file.h        writes to NAME that keep zeros as holes
 //   cluster_claims.h   who may fill a cluster the overlay lacks
 //   commit_thread.h    the background commit
@@ -48,6 +51,7 @@
 #include "common/unique_fd.h"
 #include "overlay/allocation_bitmap.h"
 #include "overlay/backing_chain.h"
+#include "overlay/block_map.h"
 #include "overlay/cluster_claims.h"
 #include "overlay/commit_thread.h"
 #include "overlay/data_file.h"
@@ -118,11 +122,18 @@ class Overlay {
   Status Close();
 
   const std::string& path() const { return path_; }
-  uint64_t size() const { return size_; }
+  // The data file: NAME, or NAME.part while the overlay is unfinished.
+  std::string data_path() const;
+  // The virtual size; it grows (Resize) while other threads read it.
+  uint64_t size() const { return size_.load(std::memory_order_acquire); }
   uint64_t cluster_size() const { return uint64_t{1} << cluster_bits_; }
   uint64_t cluster_count() const { return bitmap_.clusters(); }
   uint64_t allocated_clusters() const { return bitmap_.CountSet(); }
-  uint64_t allocated_bytes() const { return std::min(size_, allocated_clusters() * cluster_size()); }
+  uint64_t allocated_bytes() const { return std::min(size(), allocated_clusters() * cluster_size()); }
+  // Clusters the overlay does not hold yet; 0 once it could stand alone.
+  // One load, so a concurrent Resize never makes a complete overlay look
+  // incomplete (comparing the two counts above would).
+  uint64_t lacking_clusters() const { return bitmap_.CountUnset(); }
   bool read_only() const { return read_only_; }
   OverlayHeader header() const;
 
@@ -145,6 +156,21 @@ class Overlay {
   // Allocation of the disk as a whole (overlay, then chain): kData, kZero, or
   // kUnallocated where no image holds the range (it reads as zeros).
   Status GetBlockStatus(uint64_t offset, uint64_t length, BlockStatus* out);
+
+  // The allocation map of the whole disk (block_map.h, block_map.cc): the
+  // bitmap as it is now, the data file's holes and a snapshot of the chain;
+  // a run being filled meanwhile shows as the chain's until its bit is set.
+  Status Map(std::vector<MapRun>* out) const;
+
+  // Copy-on-read for guest reads since the overlay was opened: the runs
+  // faulted in from the chain and their bytes (counted in overlay_io.cc).
+  struct CopyOnReadCounts {
+    uint64_t faults = 0;
+    uint64_t bytes = 0;
+  };
+  CopyOnReadCounts copy_on_read_counts() const {
+    return {cor_faults_.load(std::memory_order_relaxed), cor_bytes_.load(std::memory_order_relaxed)};
+  }
 
   // The run at `offset` (at most `length` bytes) whose clusters the overlay
   // either all holds (*local true) or all lacks, and its length. Reads the
@@ -169,8 +195,10 @@ class Overlay {
   Status FindBackingLayer(const std::string& path, size_t* index) const;
 
   // Once every cluster is local: data and bitmap durable, then the header
-  // says standalone (atomically), then the backing files are closed. Reads
-  // are served throughout; from then on they never touch the chain.
+  // says standalone (atomically), then the backing files are closed, then
+  // NAME.part becomes NAME. Reads are served throughout; from then on they
+  // never touch the chain. A failed rename is EIO with the overlay
+  // standalone (the next DropBacking or writable open renames).
   Status DropBacking();
 
   // Fails (EIO) when a backing image no longer has the size it was opened
@@ -181,6 +209,27 @@ class Overlay {
   // After everything above layer `new_top` was copied: the chain starts at
   // `new_top` (the base of a stream), committed the same way.
   Status ShortenChain(size_t new_top);
+
+  // Grows the disk to `new_size` bytes (overlay_resize.cc); a smaller size
+  // is refused (EINVAL), the same size does nothing. The new part reads as
+  // zeros whatever the backing images hold there, and is the overlay's at
+  // once (no stream needs to copy it), so a stream started before still
+  // ends standalone. Durable when it returns; a crash on the way leaves the
+  // overlay at the old size or the new one. A failure changes nothing that
+  // readers see. Reads and writes go on meanwhile.
+  Status Resize(uint64_t new_size);
+
+  // What the header keeps for the mount beside the disk (version 3 on):
+  // the file's owner and mode as set through the mount, and the wish for a
+  // whole-image stream to resume at the next mount (cleared by its end or a
+  // cancel). Each is durable when the call returns (a header update). An
+  // owner or mode, which a user sets on purpose, moves an overlay of an
+  // older version to version 3; a stream wish does not (a stream is no
+  // reason to lock an older corfs out): on such an overlay SetStreamWish
+  // fails with ENOTSUP and changes nothing.
+  Status SetOwner(FileOwner owner);
+  Status SetMode(uint32_t mode);
+  Status SetStreamWish(std::optional<StreamWish> wish);
 
   // A one-shot alarm on allocation (write_threshold.h). The handler runs on
   // the thread whose I/O passed the threshold, which may hold cluster
@@ -203,9 +252,17 @@ class Overlay {
 
   std::shared_ptr<BackingChain> chain() const;
   Status Commit();
+  // Commit's steps, with commit_mutex_ held. `snapshot` runs after the
+  // dirty pages are taken and before the data sync (what it copies of the
+  // bitmap is covered by that sync); `write_more` after the dirty pages
+  // are written, before the metadata sync.
+  Status CommitLocked(const std::function<void()>& snapshot, const std::function<Status()>& write_more);
+  // Resize's steps (overlay_resize.cc).
+  Status FillPartialLastCluster(uint64_t disk_size);
+  Status CommitGrowth(const OverlayHeader& next);
 
   uint64_t ClusterStart(uint64_t cluster) const { return cluster << cluster_bits_; }
-  uint64_t ClusterEnd(uint64_t cluster) const { return std::min(size_, (cluster + 1) << cluster_bits_); }
+  uint64_t ClusterEnd(uint64_t cluster) const { return std::min(size(), (cluster + 1) << cluster_bits_); }
   // Clusters from the one holding `offset` to the one holding byte `end` - 1.
   uint64_t ClustersUpTo(uint64_t offset, uint64_t end) const {
     return ((end - 1) >> cluster_bits_) - (offset >> cluster_bits_) + 1;
@@ -217,6 +274,12 @@ class Overlay {
   Status FillClaimed(const ClaimedRun& run, std::span<char> out);
   // Replaces the header with `next` (sequence bumped) and the chain with `chain`.
   Status UpdateHeader(OverlayHeader next, std::shared_ptr<BackingChain> chain);
+  // The last step of DropBacking, under header_update_mutex_: NAME.part,
+  // if that is still the data file, becomes NAME.
+  Status NameCompleteDataFile();
+  // A header update that leaves the chain as it is: `change` edits a copy of
+  // the header, which is written only if it differs.
+  Status UpdateFileAttributes(const std::function<void(OverlayHeader*)>& change);
   // Marks clusters allocated and fires the write threshold if it is passed.
   void MarkAllocated(uint64_t first, uint64_t count);
   // Copy-on-write of one cluster the overlay lacks: chain data merged with
@@ -230,23 +293,29 @@ class Overlay {
 
   std::string path_;
   std::string meta_path_;
-  uint64_t size_ = 0;
+  // Published after the bitmap has grown and the header says so (Resize).
+  std::atomic<uint64_t> size_{0};
   uint32_t cluster_bits_ = kDefaultClusterBits;
   bool read_only_ = false;
   bool copy_on_read_ = true;
   DataFile data_;
   std::unique_ptr<File> meta_;  // also holds the flock that keeps a second writer out
+  std::shared_ptr<FileSystem> file_system_;
 
   // Lock order: a thread holding one of these may take only those listed
   // after it.
   //
-  //   header_update_mutex_  one header update (DropBacking, ShortenChain) at
-  //                         a time, from reading the header to publishing the
-  //                         next one; it commits on the way, hence first.
+  //   header_update_mutex_  one header update (DropBacking, ShortenChain,
+  //                         Resize) at a time, from reading the header to
+  //                         publishing the next one; it commits on the way,
+  //                         hence first.
   //   commit_mutex_         one Commit at a time, so a commit's dirty pages
   //                         are written after the data sync that covers them
   //                         and before another commit's; held across the
-  //                         syncs, it takes no other lock of the overlay.
+  //                         syncs. Resize holds it from its commit to the
+  //                         bitmap's growth, header update included (which
+  //                         takes header_mutex_); else it takes no other
+  //                         lock of the overlay.
   //   (cluster claims)      held across I/O by guest I/O and Populate, never
   //                         by a thread in Commit or a header update; see
   //                         cluster_claims.h for why they cannot deadlock.
@@ -266,12 +335,15 @@ class Overlay {
   mutable std::mutex header_mutex_;
   OverlayHeader header_;
   std::shared_ptr<BackingChain> chain_;  // readers take a snapshot (chain())
+  std::string data_path_;                // changed only by a header update
 
   AllocationBitmap bitmap_;
   ClusterClaims claims_;
 
   bool closed_ = false;
   std::atomic<int64_t> guest_requests_in_flight_{0};
+  std::atomic<uint64_t> cor_faults_{0};
+  std::atomic<uint64_t> cor_bytes_{0};
   std::shared_ptr<GuestActivity> guest_activity_ = std::make_shared<GuestActivity>();
   WriteThreshold write_threshold_;
 

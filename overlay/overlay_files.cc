@@ -14,6 +14,70 @@ namespace fs = std::filesystem;
 
 std::string MetadataPath(const std::string& path) { return path + ".cor"; }
 
+std::string PartialDataPath(const std::string& path) { return path + ".part"; }
+
+std::string DataFilePath(const std::string& path, const OverlayHeader& header) {
+  return header.partial_data_file && !header.standalone ? PartialDataPath(path) : path;
+}
+
+namespace {
+
+// Whether `path` names anything (a dangling symbolic link too), or the error
+// that kept stat from telling.
+Status Exists(const std::string& path, bool* exists) {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) == 0) {
+    *exists = true;
+    return Status::Ok();
+  }
+  if (errno != ENOENT) return Status::FromErrno("stat " + path);
+  *exists = false;
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status LocateDataFile(const std::string& path, const OverlayHeader& header, DataFileLocation* out) {
+  if (!header.partial_data_file) {
+    *out = {path, false};
+    return Status::Ok();
+  }
+  const std::string part = PartialDataPath(path);
+  bool whole_exists = false;
+  bool part_exists = false;
+  CORFS_RETURN_IF_ERROR(Exists(path, &whole_exists));
+  CORFS_RETURN_IF_ERROR(Exists(part, &part_exists));
+  if (whole_exists && part_exists) {
+    return Status::Corrupt("overlay " + path + " has two data files, " + path + " and " + part +
+                           ", and corfs cannot tell which one is the disk (" +
+                           (header.standalone ? "the header says it is complete" : "the header says it is unfinished") +
+                           "); move the wrong one away");
+  }
+  if (!header.standalone) {
+    if (whole_exists) {
+      return Status::Corrupt("overlay " + path + " is unfinished, so its data file is " + part + ", but only " + path +
+                             " exists (renamed by hand?)");
+    }
+    if (!part_exists) return Status::NotFound("data file " + part + " of overlay " + path + " does not exist");
+    *out = {part, false};
+    return Status::Ok();
+  }
+  if (!whole_exists && !part_exists) {
+    return Status::NotFound("data file " + path + " of overlay " + path + " does not exist (nor " + part + ")");
+  }
+  *out = {whole_exists ? path : part, !whole_exists};
+  return Status::Ok();
+}
+
+Status FinishDataFileRename(const std::string& path, FileSystem& file_system) {
+  Status status = file_system.Rename(PartialDataPath(path), path);
+  if (status.ok()) status = file_system.SyncParentDirectory(path);
+  if (status.ok()) return Status::Ok();
+  return Status::Error(EIO, "overlay " + path + " is complete, but renaming its data file " + PartialDataPath(path) +
+                                " to " + path + " failed (" + status.message() +
+                                "); the next writable open tries again");
+}
+
 std::string ResolveBackingPath(const std::string& overlay_path, const std::string& stored) {
   fs::path p(stored);
   if (p.is_absolute()) return stored;

@@ -15,6 +15,13 @@ constexpr size_t kPrefixSize = 8 + 4 + 4 + 8;  // magic, version, length, checks
 constexpr size_t kMaxPathLength = 4096;
 constexpr uint32_t kImageHasStamp = 1u << 0;
 constexpr uint32_t kImageHasContentHash = 1u << 1;
+constexpr uint32_t kFileHasOwner = 1u << 0;
+constexpr uint32_t kFileHasMode = 1u << 1;
+constexpr uint32_t kFileHasStreamWish = 1u << 2;
+constexpr uint32_t kFilePartialData = 1u << 3;
+constexpr uint32_t kFileFlags = kFileHasOwner | kFileHasMode | kFileHasStreamWish | kFilePartialData;
+constexpr size_t kMaxPolicyLength = 16;
+constexpr uint32_t kModeBits = 07777;
 
 class Writer {
  public:
@@ -98,6 +105,46 @@ Status DecodeVersion2Fields(Reader& in, ImageIdentity* identity) {
   return Status::Ok();
 }
 
+void EncodeVersion3Fields(const OverlayHeader& header, Writer* out) {
+  const FileOwner owner = header.owner.value_or(FileOwner{});
+  const StreamWish wish = header.stream_wish.value_or(StreamWish{0, ""});
+  out->Int<uint32_t>((header.owner ? kFileHasOwner : 0) | (header.mode ? kFileHasMode : 0) |
+                     (header.stream_wish ? kFileHasStreamWish : 0) | (header.partial_data_file ? kFilePartialData : 0));
+  out->Int<uint32_t>(owner.uid);
+  out->Int<uint32_t>(owner.gid);
+  out->Int<uint32_t>(header.mode.value_or(0));
+  out->Int<uint64_t>(wish.speed);
+  out->String(wish.on_error);
+}
+
+Status DecodeVersion3Fields(Reader& in, OverlayHeader* header) {
+  uint32_t flags = 0, mode = 0;
+  FileOwner owner;
+  StreamWish wish;
+  if (!(in.Int(&flags) && in.Int(&owner.uid) && in.Int(&owner.gid) && in.Int(&mode) && in.Int(&wish.speed) &&
+        in.String(&wish.on_error))) {
+    return Status::Corrupt("header fields do not match their length");
+  }
+  if ((flags & ~kFileFlags) != 0) return Status::Corrupt("unknown file flags " + std::to_string(flags));
+  if ((flags & kFileHasOwner) != 0) {
+    header->owner = owner;
+  } else if (owner != FileOwner{}) {
+    return Status::Corrupt("an owner is stored without its flag");
+  }
+  if ((flags & kFileHasMode) != 0) {
+    header->mode = mode;
+  } else if (mode != 0) {
+    return Status::Corrupt("a mode is stored without its flag");
+  }
+  if ((flags & kFileHasStreamWish) != 0) {
+    header->stream_wish = std::move(wish);
+  } else if (wish.speed != 0 || !wish.on_error.empty()) {
+    return Status::Corrupt("a stream wish is stored without its flag");
+  }
+  header->partial_data_file = (flags & kFilePartialData) != 0;
+  return Status::Ok();
+}
+
 }  // namespace
 
 Status OverlayHeader::Validate() const {
@@ -114,6 +161,16 @@ Status OverlayHeader::Validate() const {
                            std::to_string(kMaxChainLength) + ")");
   }
   if (standalone && !chain.empty()) return Status::Invalid("a standalone overlay lists a backing chain");
+  if (version < kFileAttributesVersion && (owner || mode || stream_wish || partial_data_file)) {
+    return Status::Invalid("a version " + std::to_string(version) +
+                           " header cannot record an owner, a mode, a stream wish or a partial data file");
+  }
+  if (mode && (*mode & ~kModeBits) != 0)
+    return Status::Invalid("mode " + std::to_string(*mode) + " has bits past 07777");
+  if (stream_wish) {
+    const std::string& policy = stream_wish->on_error;
+    if (policy.empty() || policy.size() > kMaxPolicyLength) return Status::Invalid("stream wish policy is invalid");
+  }
   for (const BackingImage& image : chain) {
     const ImageSpec& spec = image.spec;
     if (spec.path.empty() || spec.path.size() > kMaxPathLength) {
@@ -143,6 +200,7 @@ Status EncodeHeaderSlot(const OverlayHeader& header, std::string* slot) {
     payload.Int<uint64_t>(image.identity.fingerprint);
     if (header.version >= 2) EncodeVersion2Fields(image.identity, &payload);
   }
+  if (header.version >= kFileAttributesVersion) EncodeVersion3Fields(header, &payload);
   if (payload.bytes().size() + kPrefixSize > kHeaderSlotSize) {
     return Status::Invalid("the backing chain's paths are too long to fit the overlay header");
   }
@@ -200,6 +258,7 @@ Status DecodeHeaderSlot(std::string_view slot, OverlayHeader* out) {
     }
     header.chain.push_back(std::move(image));
   }
+  if (ok && version >= kFileAttributesVersion) CORFS_RETURN_IF_ERROR(DecodeVersion3Fields(payload, &header));
   if (!ok || !payload.empty()) return Status::Corrupt("header fields do not match their length");
   if ((flags & ~1u) != 0) return Status::Corrupt("unknown header flags " + std::to_string(flags));
   header.standalone = (flags & 1u) != 0;

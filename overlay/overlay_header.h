@@ -27,14 +27,23 @@
 //   [version 2 on: | u32 image flags (bit 0: file stamp, bit 1: content
 //   hash) | u64 device | u64 inode | i64 mtime ns | u64 content hash low
 //   | u64 content hash high; the fields of an absent part are zero]
+//   [version 3 on, after the chain: u32 file flags (bit 0: owner, bit 1:
+//   mode, bit 2: stream wish, bit 3: partial data file) | u32 uid | u32 gid
+//   | u32 mode | u64 stream wish speed | u16 length, stream wish on-error
+//   policy; the fields of an absent part are zero or empty]
 //
 // Versions: 1 the format above without the version 2 part; 2 adds each
-// backing image's file stamp and optional content hash (image_identity.h).
+// backing image's file stamp and optional content hash (image_identity.h);
+// 3 adds the file's owner and mode as set through a mount, the wish for a
+// whole-image stream to resume, and the partial data file name.
 // Every version ever written is read. A header keeps the version it was
 // read with: an overlay made by an older corfs stays readable by it after a
-// newer one has used it, and only `corfs create` writes the latest version.
+// newer one has used it, and only `corfs create` writes the latest version,
+// except that recording a part an older version has no room for (an owner,
+// a mode, a stream wish) moves the header to version 3.
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -53,7 +62,10 @@ inline constexpr uint32_t kMaxClusterBits = 21;      // 2 MiB
 inline constexpr uint32_t kDefaultClusterBits = 16;  // 64 KiB
 inline constexpr uint64_t kDefaultClusterSize = uint64_t{1} << kDefaultClusterBits;
 inline constexpr uint32_t kOldestHeaderVersion = 1;
-inline constexpr uint32_t kLatestHeaderVersion = 2;
+inline constexpr uint32_t kLatestHeaderVersion = 3;
+// The first version with the file's owner and mode, the stream wish and
+// the partial data file.
+inline constexpr uint32_t kFileAttributesVersion = 3;
 
 // One image of the backing chain as the header records it: the image as
 // named, and the identity it had when the overlay was made over it (an
@@ -67,6 +79,23 @@ struct BackingImage {
   bool operator==(const BackingImage&) const = default;
 };
 
+// Who owns the disk file a mount shows (chown through the mount).
+struct FileOwner {
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+
+  bool operator==(const FileOwner&) const = default;
+};
+
+// A whole-image stream that was started and has neither completed nor been
+// cancelled: the next mount starts it again, the same way.
+struct StreamWish {
+  uint64_t speed = 0;               // bytes per second, 0 unlimited
+  std::string on_error = "report";  // the job's on-error policy, as QMP spells it
+
+  bool operator==(const StreamWish&) const = default;
+};
+
 struct OverlayHeader {
   uint32_t version = kLatestHeaderVersion;  // the slot format it is written in
   uint64_t sequence = 0;
@@ -74,6 +103,15 @@ struct OverlayHeader {
   uint32_t cluster_bits = kDefaultClusterBits;
   bool standalone = false;          // streaming finished: no backing chain any more
   std::vector<BackingImage> chain;  // top first
+  // Version 3 on; absent in older headers.
+  std::optional<FileOwner> owner;  // unset: the YAML's (or the mount's) default
+  std::optional<uint32_t> mode;    // permission bits; unset: the YAML's default
+  std::optional<StreamWish> stream_wish;
+  // The data file is NAME.part, not NAME, until the overlay is standalone,
+  // so an unfinished disk never passes for a whole one (docs/design.md).
+  bool partial_data_file = false;
+
+  bool operator==(const OverlayHeader&) const = default;
 
   uint64_t cluster_size() const { return uint64_t{1} << cluster_bits; }
   uint64_t cluster_count() const { return (virtual_size + cluster_size() - 1) >> cluster_bits; }

@@ -39,7 +39,11 @@ void CheckBitmap(int meta_fd, const std::string& meta_path, const OverlayHeader&
     report->problems.push_back(status.message());
     return;
   }
-  if (bitmap.HasBitsPastEnd()) report->problems.push_back(meta_path + ": bitmap bits are set past the last cluster");
+  if (bitmap.HasBitsPastEnd()) {
+    report->notes.push_back(meta_path +
+                            ": bitmap bits are set past the last cluster (left by a resize that was interrupted; "
+                            "they are ignored)");
+  }
   if (header.standalone && bitmap.CountSet() != header.cluster_count()) {
     report->problems.push_back("the overlay is marked standalone but holds only " + std::to_string(bitmap.CountSet()) +
                                " of " + std::to_string(header.cluster_count()) + " clusters");
@@ -47,12 +51,26 @@ void CheckBitmap(int meta_fd, const std::string& meta_path, const OverlayHeader&
 }
 
 void CheckDataFile(const std::string& path, const OverlayHeader& header, CheckReport* report) {
+  DataFileLocation where;
+  Status located = LocateDataFile(path, header, &where);
+  if (!located.ok()) {
+    report->problems.push_back(located.message());
+    return;
+  }
+  if (where.rename_pending) {
+    report->notes.push_back("the overlay is complete but its data file is still " + where.path + "; the next " +
+                            "writable open (a mount) renames it to " + path);
+  }
   struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) {
-    report->problems.push_back(Status::FromErrno("data file " + path).message());
-  } else if (!S_ISREG(st.st_mode) || static_cast<uint64_t>(st.st_size) != header.virtual_size) {
-    report->problems.push_back("data file " + path + " has " + std::to_string(st.st_size) +
+  if (::stat(where.path.c_str(), &st) != 0) {
+    report->problems.push_back(Status::FromErrno("data file " + where.path).message());
+  } else if (!S_ISREG(st.st_mode) || static_cast<uint64_t>(st.st_size) < header.virtual_size) {
+    report->problems.push_back("data file " + where.path + " has " + std::to_string(st.st_size) +
                                " bytes, the header says the disk has " + std::to_string(header.virtual_size));
+  } else if (static_cast<uint64_t>(st.st_size) > header.virtual_size) {
+    report->notes.push_back("data file " + where.path + " has " + std::to_string(st.st_size) + " bytes, the disk " +
+                            std::to_string(header.virtual_size) +
+                            " (left by a resize that was interrupted; the next mount cuts it)");
   }
 }
 
@@ -96,8 +114,13 @@ Status InspectOverlay(const std::string& path, OverlayInfo* out) {
   CORFS_RETURN_IF_ERROR(LoadBitmap(meta.get(), meta_path, info.header, &bitmap));
   info.allocated_clusters = bitmap.CountSet();
   info.allocated_bytes = std::min(info.header.virtual_size, info.allocated_clusters * info.header.cluster_size());
+  DataFileLocation where;
+  Status located = LocateDataFile(path, info.header, &where);
+  info.data_file = located.ok() ? where.path : DataFilePath(path, info.header);
+  info.rename_pending = where.rename_pending;
+  if (!located.ok()) info.data_file_problem = located.message();
   struct stat st {};
-  if (::stat(path.c_str(), &st) == 0) info.data_file_bytes = static_cast<uint64_t>(st.st_blocks) * 512;
+  if (::stat(info.data_file.c_str(), &st) == 0) info.data_file_bytes = static_cast<uint64_t>(st.st_blocks) * 512;
   *out = std::move(info);
   return Status::Ok();
 }

@@ -19,6 +19,13 @@ struct OverlayInfo {
   uint64_t allocated_clusters = 0;
   uint64_t allocated_bytes = 0;  // clusters held, capped at the disk size
   uint64_t data_file_bytes = 0;  // space the data file takes on disk
+  // The data file (overlay_files.h: NAME, or NAME.part while unfinished),
+  // and whether its rename to NAME is pending; when the folder does not
+  // show where it is (both names, or neither), the name the header gives
+  // and why it cannot be used.
+  std::string data_file;
+  bool rename_pending = false;
+  std::string data_file_problem;
 };
 
 // Reads the header and counts the bitmap; fails only if the overlay cannot

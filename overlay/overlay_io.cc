@@ -45,7 +45,8 @@ class InFlightGuestRequest {
 }  // namespace
 
 int Overlay::LocalDataFd(uint64_t offset, uint64_t length) const {
-  if (length == 0 || offset >= size_ || length > size_ - offset) return -1;
+  const uint64_t disk_size = size();
+  if (length == 0 || offset >= disk_size || length > disk_size - offset) return -1;
   const uint64_t clusters = ClustersUpTo(offset, offset + length);
   if (bitmap_.RunLength(offset >> cluster_bits_, clusters, true) != clusters) return -1;
   guest_activity_->Note();  // the caller serves a guest read with it
@@ -53,7 +54,7 @@ int Overlay::LocalDataFd(uint64_t offset, uint64_t length) const {
 }
 
 Status Overlay::Read(uint64_t offset, std::span<char> buf) {
-  CORFS_RETURN_IF_ERROR(RangeCheck(offset, buf.size(), size_, "read"));
+  CORFS_RETURN_IF_ERROR(RangeCheck(offset, buf.size(), size(), "read"));
   InFlightGuestRequest request(guest_requests_in_flight_, *guest_activity_);
   const uint64_t end = offset + buf.size();
   uint64_t pos = offset;
@@ -93,6 +94,8 @@ Status Overlay::Read(uint64_t offset, std::span<char> buf) {
       CORFS_RETURN_IF_ERROR(FillClaimed(run, scratch.span()));
       std::memcpy(rest.data(), scratch.span().data() + (pos - run_start), copy_end - pos);
     }
+    cor_faults_.fetch_add(1, std::memory_order_relaxed);
+    cor_bytes_.fetch_add(run_end - run_start, std::memory_order_relaxed);
     pos = copy_end;
   }
   return Status::Ok();
@@ -105,7 +108,9 @@ Status Overlay::Discard(uint64_t offset, uint64_t length) { return WriteOrDiscar
 Status Overlay::WriteOrDiscard(uint64_t offset, uint64_t length, std::span<const char> data) {
   const bool discard = data.empty();
   if (read_only_) return Status::Error(EROFS, path_ + " is read-only");
-  CORFS_RETURN_IF_ERROR(RangeCheck(offset, length, size_, discard ? "discard" : "write"));
+  // One size for the whole request: a Resize may publish a larger one meanwhile.
+  const uint64_t disk_size = size();
+  CORFS_RETURN_IF_ERROR(RangeCheck(offset, length, disk_size, discard ? "discard" : "write"));
   InFlightGuestRequest request(guest_requests_in_flight_, *guest_activity_);
   const uint64_t end = offset + length;
   // Writes the data of [pos, pos+n) to the data file, or punches it out.
@@ -129,7 +134,7 @@ Status Overlay::WriteOrDiscard(uint64_t offset, uint64_t length, std::span<const
       // Whole clusters: nothing of the chain survives, so no backing read.
       // The claim still matters: it keeps a copy-on-read of these clusters
       // from landing after this change.
-      uint64_t whole = (end == size_) ? clusters_left : (end >> cluster_bits_) - cluster;
+      uint64_t whole = (end == disk_size) ? clusters_left : (end >> cluster_bits_) - cluster;
       ClaimedRun run(claims_, cluster, bitmap_.RunLength(cluster, whole, false), /*wait=*/true);
       if (run.count() == 0) continue;  // allocated meanwhile: the direct path
       uint64_t run_end = ClusterEnd(cluster + run.count() - 1);
@@ -170,7 +175,7 @@ Status Overlay::MergeIntoCluster(uint64_t cluster, uint64_t offset, std::span<co
 
 Status Overlay::Populate(uint64_t offset, uint64_t length, bool wait) {
   if (read_only_) return Status::Error(EROFS, path_ + " is read-only");
-  CORFS_RETURN_IF_ERROR(RangeCheck(offset, length, size_, "populate"));
+  CORFS_RETURN_IF_ERROR(RangeCheck(offset, length, size(), "populate"));
   if (length == 0) return Status::Ok();
   uint64_t cluster = offset >> cluster_bits_;
   const uint64_t last = (offset + length - 1) >> cluster_bits_;

@@ -29,8 +29,10 @@ Status NewHeader(const std::string& path, const CreateOptions& options, OverlayH
   std::vector<ImageSpec> backing;
   CORFS_RETURN_IF_ERROR(ExpandImageList(options.backing, &backing));
   for (const ImageSpec& spec : backing) {
-    if (fs::exists(path) && fs::equivalent(spec.path, path, ec)) {
-      return Status::Invalid("backing image '" + spec.path + "' is the overlay itself");
+    for (const std::string& data_path : {path, PartialDataPath(path)}) {
+      if (fs::exists(data_path) && fs::equivalent(spec.path, data_path, ec)) {
+        return Status::Invalid("backing image '" + spec.path + "' is the overlay itself");
+      }
     }
     std::unique_ptr<BlockDriver> driver;
     Status opened = options.opener(spec.path, spec.format, &driver);
@@ -51,9 +53,26 @@ Status NewHeader(const std::string& path, const CreateOptions& options, OverlayH
   }
   if (header.virtual_size == 0) return Status::Invalid("the disk size is zero");
   header.standalone = header.chain.empty();
+  // Until the overlay is standalone its data is NAME.part: a file named
+  // like the disk is always the whole disk.
+  header.partial_data_file = !header.standalone;
   CORFS_RETURN_IF_ERROR(header.Validate());
   *out = std::move(header);
   return Status::Ok();
+}
+
+// Takes away, for `corfs create --force`, the overlay it replaces: its
+// metadata file first, then the data file under the name the new overlay
+// does not use (`keep`), durably before the new data file is touched, so no
+// crash can leave the old metadata over the new data file, or two data files.
+Status RemoveReplacedOverlay(const std::string& path, const std::string& keep, FileSystem& file_system) {
+  bool removed = false;
+  for (const std::string& p : {MetadataPath(path), path, PartialDataPath(path)}) {
+    if (p == keep || !fs::exists(fs::symlink_status(p))) continue;
+    CORFS_RETURN_IF_ERROR(file_system.Remove(p));
+    removed = true;
+  }
+  return removed ? file_system.SyncParentDirectory(path) : Status::Ok();
 }
 
 // Writes the two files of a new overlay. The metadata file appears last and
@@ -61,6 +80,7 @@ Status NewHeader(const std::string& path, const CreateOptions& options, OverlayH
 Status WriteNewOverlay(const std::string& path, OverlayHeader header, bool force, FileSystem& fs) {
   const std::string meta_path = MetadataPath(path);
   const std::string tmp_path = meta_path + ".tmp";
+  const std::string data_path = DataFilePath(path, header);
   std::unique_ptr<File> meta;
   CORFS_RETURN_IF_ERROR(fs.Open(tmp_path, OpenMode::kReplace, &meta));
   auto fail = [&](Status status) {
@@ -75,15 +95,16 @@ Status WriteNewOverlay(const std::string& path, OverlayHeader header, bool force
     if (status.ok()) status = meta->Write(seq * kHeaderSlotSize, slot);
   }
   if (status.ok()) status = meta->Sync();
+  if (status.ok() && force) status = RemoveReplacedOverlay(path, data_path, fs);
   if (!status.ok()) return fail(status);
 
   std::unique_ptr<File> data;
-  status = fs.Open(path, force ? OpenMode::kReplace : OpenMode::kCreate, &data);
+  status = fs.Open(data_path, force ? OpenMode::kReplace : OpenMode::kCreate, &data);
   if (!status.ok()) return fail(status);
   status = data->Truncate(header.virtual_size);
   if (status.ok()) status = data->Sync();
   if (!status.ok()) {
-    (void)fs.Remove(path);
+    (void)fs.Remove(data_path);
     return fail(status);
   }
   status = fs.Rename(tmp_path, meta_path);
@@ -124,7 +145,10 @@ Status OpenMetadataFile(const std::string& path, bool read_only, FileSystem& fs,
   }
 }
 
-// Opens the data file and checks that it is a regular file of the disk's size.
+// Opens the data file and checks that it is a regular file of the disk's
+// size. A longer one is what a grow interrupted before its header update
+// leaves (overlay_resize.cc): its tail is a hole, cut off here when the
+// overlay is opened for writing.
 Status OpenDataFile(const std::string& path, bool read_only, uint64_t disk_size, FileSystem& fs,
                     std::unique_ptr<File>* out) {
   std::unique_ptr<File> data;
@@ -132,11 +156,36 @@ Status OpenDataFile(const std::string& path, bool read_only, uint64_t disk_size,
   if (!opened.ok()) return opened.WithContext("data file");
   uint64_t size = 0;
   CORFS_RETURN_IF_ERROR(data->GetSize(&size));
-  if (size != disk_size) {
+  if (size > disk_size && !read_only) {
+    CORFS_RETURN_IF_ERROR(data->Truncate(disk_size));
+    size = disk_size;
+  }
+  if (size < disk_size) {
     return Status::Corrupt("data file " + path + " has " + std::to_string(size) +
                            " bytes, the header says the disk has " + std::to_string(disk_size));
   }
   *out = std::move(data);
+  return Status::Ok();
+}
+
+// Finds the data file the header names (LocateDataFile) and opens it. A
+// writable open of a complete overlay whose data file is still NAME.part
+// finishes the rename first; a read-only one reads NAME.part and warns.
+Status OpenLocatedDataFile(const std::string& path, const OverlayHeader& header, const OpenOptions& options,
+                           std::string* data_path, std::unique_ptr<File>* out) {
+  DataFileLocation where;
+  CORFS_RETURN_IF_ERROR(LocateDataFile(path, header, &where));
+  if (where.rename_pending && options.read_only) {
+    if (options.warn) {
+      options.warn("overlay " + path + " is complete but its data file is still " + where.path + " (a rename to " +
+                   path + " is pending; the next writable open does it)");
+    }
+  } else if (where.rename_pending) {
+    CORFS_RETURN_IF_ERROR(FinishDataFileRename(path, *options.file_system));
+    where = {path, false};
+  }
+  CORFS_RETURN_IF_ERROR(OpenDataFile(where.path, options.read_only, header.virtual_size, *options.file_system, out));
+  *data_path = where.path;
   return Status::Ok();
 }
 
@@ -214,9 +263,11 @@ Status Overlay::Create(const std::string& path, const CreateOptions& options) {
     CORFS_RETURN_IF_ERROR(OpenMetadataFile(path, /*read_only=*/false, *options.file_system, &old_meta));
   }
   if (!options.force) {
-    for (const std::string& p : {path, MetadataPath(path)}) {
+    for (const std::string& p : {path, PartialDataPath(path), MetadataPath(path)}) {
       if (fs::exists(fs::symlink_status(p))) {
-        return Status::Error(EEXIST, p + " already exists (use --force to replace the overlay)");
+        // No advice here: how to replace it is the caller's (create has
+        // --force, a mount has none).
+        return Status::Error(EEXIST, p + " already exists");
       }
     }
   }
@@ -233,19 +284,21 @@ Status Overlay::Open(const std::string& path, const OpenOptions& options, std::u
   CORFS_RETURN_IF_ERROR(OpenMetadataFile(path, options.read_only, file_system, &meta));
   OverlayHeader header;
   CORFS_RETURN_IF_ERROR(ReadMetadataHeader(meta->fd(), meta_path, &header));
+  std::string data_path;
   std::unique_ptr<File> data;
-  CORFS_RETURN_IF_ERROR(OpenDataFile(path, options.read_only, header.virtual_size, file_system, &data));
+  CORFS_RETURN_IF_ERROR(OpenLocatedDataFile(path, header, options, &data_path, &data));
   std::shared_ptr<BackingChain> chain;
   CORFS_RETURN_IF_ERROR(OpenBackingChain(path, header, options, &chain));
 
   std::unique_ptr<Overlay> overlay(new Overlay(header.cluster_count()));
+  // Bits past the last cluster (a grow interrupted before its header
+  // update) are dropped: those clusters are not part of this disk.
   CORFS_RETURN_IF_ERROR(LoadBitmap(meta->fd(), meta_path, header, &overlay->bitmap_));
-  if (overlay->bitmap_.HasBitsPastEnd()) {
-    return Status::Corrupt(meta_path + ": the bitmap has bits set past the last cluster");
-  }
   overlay->path_ = path;
+  overlay->data_path_ = data_path;
   overlay->meta_path_ = meta_path;
-  overlay->size_ = header.virtual_size;
+  overlay->file_system_ = options.file_system;
+  overlay->size_.store(header.virtual_size);
   overlay->cluster_bits_ = header.cluster_bits;
   overlay->read_only_ = options.read_only;
   overlay->copy_on_read_ = options.copy_on_read && !options.read_only;

@@ -66,6 +66,8 @@ step "...while the overlay holds only what was read"
 run du -h --apparent-size mnt/vm1.img
 run du -h mnt/vm1.img
 run "$corfs" info overlays/vm1.img
+echo "Unfinished, its data file is overlays/vm1.img.part: no tool outside the mount takes it for the disk."
+run ls overlays
 
 step "Streaming the rest in the background, while the disk stays in use"
 run "$corfs" stream vm1.img -m mnt --wait
@@ -76,7 +78,8 @@ step "Unmounting (SIGINT: commits metadata, then unmounts)"
 kill -INT "$daemon"; wait "$daemon"; daemon=""
 run "$corfs" check overlays/vm1.img
 run "$corfs" info overlays/vm1.img
-echo "The overlay is standalone: overlays/vm1.img is a plain raw image now."
+echo "The overlay is standalone: overlays/vm1.img.part became overlays/vm1.img, a plain raw image."
+run ls overlays
 run cmp template.raw overlays/vm1.img
 echo
 echo "Demo done; files are in $work"

@@ -18,6 +18,15 @@ packages=(
   qemu-utils qemu-system-common fio e2fsprogs xfsprogs socat
   # the integration tests' JSON clients and checks
   python3
+  # tests/integration/guest_boot_test.sh: a guest under qemu (TCG), its
+  # initramfs built from a static busybox (the kernel is fetched on first
+  # use with apt-get download, see tests/integration/guest_lib.sh)
+  qemu-system-x86 busybox-static
+  # packaging (scripts/package.sh): readiness for systemd (sd_notify), man
+  # pages, and what its tests check with: systemd-analyze, man, bash-completion
+  libsystemd-dev help2man systemd man-db bash-completion
+  # metrics_test.sh reads the metrics file with Prometheus' own parser
+  python3-prometheus-client
 )
 
 missing=()

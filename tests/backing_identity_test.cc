@@ -9,6 +9,8 @@
 #include <sys/stat.h>
 #include <xxhash.h>
 
+#include <cstdio>
+
 #include "overlay/content_hash.h"
 #include "overlay/image_identity.h"
 #include "overlay/overlay.h"
@@ -105,7 +107,7 @@ TEST_F(BackingIdentityTest, CreateRecordsTheFileStampAndOnRequestTheContentHash)
   EXPECT_EQ(sampled.stamp->inode, st.st_ino);
   EXPECT_FALSE(sampled.content);
 
-  ASSERT_EQ(::unlink(path_.c_str()), 0);
+  ASSERT_EQ(::unlink(PartialDataPath(path_).c_str()), 0);  // unfinished: NAME.part
   ASSERT_EQ(::unlink(MetadataPath(path_).c_str()), 0);
   Create(VerifyBacking::kFull);
   ASSERT_TRUE(InspectOverlay(path_, &info).ok());
@@ -227,6 +229,8 @@ TEST_F(BackingIdentityTest, AVersion1OverlayRefusesFullVerificationAndNeverWarns
   OverlayHeader header = info.header;
   header.version = 1;
   header.chain.at(0).identity.stamp.reset();
+  header.partial_data_file = false;  // version 1 keeps the data in NAME
+  ASSERT_EQ(::rename(PartialDataPath(path_).c_str(), path_.c_str()), 0);
   UniqueFd meta(::open(MetadataPath(path_).c_str(), O_RDWR | O_CLOEXEC));
   ASSERT_TRUE(meta.valid());
   for (uint64_t sequence : {0, 1}) {

@@ -208,7 +208,9 @@ images:
   EXPECT_FALSE(image.read_only);
   EXPECT_TRUE(image.create);
   EXPECT_FALSE(image.create_dirs);  // a missing folder is refused, not made
-  EXPECT_EQ(image.mode, 0644u);
+  EXPECT_FALSE(image.mode.has_value());
+  EXPECT_EQ(DefaultMode(image, /*allow_other=*/false), 0644u);
+  EXPECT_EQ(DefaultMode(image, /*allow_other=*/true), 0600u);  // no disk readable by every user
   EXPECT_EQ(image.uid, ::getuid());
   EXPECT_EQ(image.gid, ::getgid());
   EXPECT_EQ(image.write_threshold.kind, WriteThreshold::Kind::kNone);
@@ -239,6 +241,7 @@ images:
   ASSERT_EQ(cfg.images.size(), 3u);
   EXPECT_EQ(cfg.images[0].size, 65536u);
   EXPECT_EQ(cfg.images[0].mode, 0644u);
+  EXPECT_EQ(DefaultMode(cfg.images[0], /*allow_other=*/true), 0644u);  // the YAML's mode wins
   EXPECT_TRUE(cfg.images[0].copy_on_read);
   EXPECT_FALSE(cfg.images[0].read_only);
   EXPECT_EQ(cfg.images[0].write_threshold.percent_thousandths, 12500u);

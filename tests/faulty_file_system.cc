@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <utility>
 #include <vector>
 
@@ -57,6 +58,8 @@ struct FaultyFileSystem::Model {
   std::mutex mutex;
   std::vector<Rule> rules;
   std::map<std::pair<dev_t, ino_t>, FileState> files;
+  // Renames not yet durable (their folder not synced since), in order.
+  std::vector<std::pair<std::string, std::string>> renames;
   uint64_t generation = 0;  // bumped by Crash
 
   // The error to inject for this call, or 0.
@@ -231,6 +234,10 @@ void FaultyFileSystem::Crash() {
   std::lock_guard lock(model_->mutex);
   for (auto& [id, state] : model_->files) Model::Restore(state);
   model_->files.clear();
+  for (auto it = model_->renames.rbegin(); it != model_->renames.rend(); ++it) {
+    (void)::rename(it->second.c_str(), it->first.c_str());
+  }
+  model_->renames.clear();
   ++model_->generation;
 }
 
@@ -250,10 +257,28 @@ Status FaultyFileSystem::Open(const std::string& path, OpenMode mode, std::uniqu
   return Status::Ok();
 }
 
-Status FaultyFileSystem::Rename(const std::string& from, const std::string& to) { return real_->Rename(from, to); }
+Status FaultyFileSystem::Rename(const std::string& from, const std::string& to) {
+  std::lock_guard lock(model_->mutex);
+  if (const int error = model_->TakeFault(FaultOp::kRename, IsMetadataPath(from))) {
+    return Status::Error(error, "rename " + from + " to " + to + ": injected fault (test)");
+  }
+  CORFS_RETURN_IF_ERROR(real_->Rename(from, to));
+  model_->renames.emplace_back(from, to);
+  return Status::Ok();
+}
 
 Status FaultyFileSystem::Remove(const std::string& path) { return real_->Remove(path); }
 
-Status FaultyFileSystem::SyncParentDirectory(const std::string& path) { return real_->SyncParentDirectory(path); }
+Status FaultyFileSystem::SyncParentDirectory(const std::string& path) {
+  std::lock_guard lock(model_->mutex);
+  if (const int error = model_->TakeFault(FaultOp::kSyncFolder, IsMetadataPath(path))) {
+    return Status::Error(error, "sync the folder of " + path + ": injected fault (test)");
+  }
+  CORFS_RETURN_IF_ERROR(real_->SyncParentDirectory(path));
+  const std::filesystem::path folder = std::filesystem::path(path).parent_path();
+  std::erase_if(model_->renames,
+                [&](const auto& rename) { return std::filesystem::path(rename.second).parent_path() == folder; });
+  return Status::Ok();
+}
 
 }  // namespace corfs::testing

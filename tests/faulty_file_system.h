@@ -2,9 +2,12 @@
 // FaultyFileSystem: the overlay's FileSystem (overlay/file_system.h) for
 // tests, over the real one, that fails chosen calls and models a power cut.
 //
-// Faults: the Nth write, punch or sync from now on the data file, the
-// metadata file (NAME.cor and its .tmp) or either fails with an errno, and
-// so do the `times` - 1 calls of that kind after it. A failing write first
+// Faults: the Nth write, punch, sync, rename or folder sync from now on the
+// data file (NAME, NAME.part), the metadata file (NAME.cor and its .tmp) or
+// either fails with an errno, and so do the `times` - 1 calls of that kind
+// after it (a rename counts for the file it renames, a folder sync for the
+// file whose entry it makes durable). A failing rename or folder sync
+// changes nothing. A failing write first
 // writes the first half of its range (rounded down to 4 KiB), as a write
 // that runs out of space does. A copy into the file (copy_file_range)
 // counts as a write; when it fails it copies nothing, as the kernel's does.
@@ -16,9 +19,10 @@
 // what the kernel does after a writeback error: the blocks it covered stay
 // lost even when a later sync succeeds, until they are written again.
 // After Crash every file opened before it fails every call with EIO (the
-// machine is gone); files opened later work. File sizes and folder entries
-// are not modelled (they change only while an overlay is created, which
-// syncs both).
+// machine is gone); files opened later work. A rename whose folder was not
+// synced since (SyncParentDirectory that succeeded) is undone by Crash.
+// File sizes, new files and removals are not modelled (they change only
+// while an overlay is created, which syncs both).
 //
 // Syncs that succeed do not reach the disk: the model is the durability.
 //
@@ -35,7 +39,7 @@
 
 namespace corfs::testing {
 
-enum class FaultOp { kWrite, kPunch, kSync };
+enum class FaultOp { kWrite, kPunch, kSync, kRename, kSyncFolder };
 enum class FaultTarget { kDataFile, kMetadataFile, kAnyFile };
 
 class FaultyFileSystem final : public overlay::FileSystem {

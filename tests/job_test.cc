@@ -94,7 +94,7 @@ TEST(Job, SuccessRunsPrepareThenClean) {
   Job job("vm1", {},
           std::make_unique<ScriptedDriver>(
               [](JobContext& ctx) {
-                ctx.Advance(100, 40);
+                ctx.Advance({100, 40, 50});
                 return Status::Ok();
               },
               &calls),
@@ -109,6 +109,8 @@ TEST(Job, SuccessRunsPrepareThenClean) {
   EXPECT_EQ(info.image, "vm1");
   EXPECT_EQ(info.offset, 100u);
   EXPECT_EQ(info.copied, 40u);
+  EXPECT_EQ(info.holes, 50u);
+  EXPECT_EQ(info.local, 10u) << "what was neither copied nor a hole";
   EXPECT_EQ(info.error, "");
   EXPECT_EQ(events.kinds(), std::vector{JobEvent::Kind::kCompleted});
 }
@@ -262,9 +264,9 @@ bool WaitUntil(Predicate done) {
 // Progress with a measured rate, then a step that fails with `code` until
 // `failures` attempts have failed, then checkpoints until *finish.
 Status ProgressThenFail(JobContext& ctx, int code, int failures, const std::atomic<bool>& finish) {
-  ctx.Advance(10, 10);
+  ctx.Advance({10, 10, 0});
   std::this_thread::sleep_for(300ms);
-  ctx.Advance(10, 10);
+  ctx.Advance({10, 10, 0});
   int attempts = 0;
   auto attempt = [&] { return ++attempts <= failures ? Status::Error(code, "injected") : Status::Ok(); };
   CORFS_RETURN_IF_ERROR(ctx.RunStep(attempt(), attempt, [](const Status&) { return IoOperation::kRead; }));
@@ -418,6 +420,79 @@ TEST(Job, APauseOrANewSpeedCutsAThrottleShort) {
   job.Cancel();
   ASSERT_TRUE(job.WaitConcluded(10s));
   EXPECT_EQ(events.kinds(), std::vector{JobEvent::Kind::kCancelled});
+}
+
+// The rate is bytes copied per second and the ETA is the bytes still to copy
+// over it: holes walked make no rate, and the driver's estimate of what
+// remains is what the ETA counts. The end event carries the summary.
+TEST(Job, RateAndEtaCountBytesToCopyNotHolesWalked) {
+  Calls calls;
+  Events events;
+  Job* self = nullptr;
+  Job job("vm1", {},
+          std::make_unique<ScriptedDriver>(
+              [&self](JobContext& ctx) {
+                ctx.SetRange(10000);
+                ctx.Advance({1000, 0, 1000});
+                std::this_thread::sleep_for(300ms);
+                ctx.Advance({1000, 0, 1000});
+                JobInfo info = self->Info();
+                EXPECT_EQ(info.offset, 2000u);
+                EXPECT_EQ(info.rate, 0) << "2000 bytes of holes walked, nothing copied";
+                EXPECT_EQ(info.remaining, std::optional<uint64_t>(0)) << "extrapolated: no data seen so far";
+                ctx.SetRemaining(5000);
+                info = self->Info();
+                EXPECT_EQ(info.remaining, std::optional<uint64_t>(5000));
+                EXPECT_EQ(info.eta_seconds, -1) << "bytes to copy, and no rate yet";
+
+                std::this_thread::sleep_for(300ms);
+                ctx.Advance({1000, 1000, 0});
+                ctx.SetRemaining(4000);
+                info = self->Info();
+                EXPECT_GT(info.rate, 0);
+                // 1000 bytes copied in the 300 ms or more since the last sample.
+                EXPECT_LE(info.rate, 1000 / 0.3);
+                EXPECT_DOUBLE_EQ(info.eta_seconds, 4000 / info.rate);
+                ctx.SetRemaining(0);
+                return Status::Ok();
+              },
+              &calls),
+          events.sink());
+  self = &job;
+  job.Start();
+  ASSERT_TRUE(job.WaitConcluded(10s));
+  std::lock_guard lock(events.mutex);
+  ASSERT_EQ(events.seen.size(), 1u);
+  const JobInfo& end = events.seen[0].job;
+  EXPECT_EQ(end.copied, 1000u);
+  EXPECT_EQ(end.holes, 2000u);
+  EXPECT_EQ(end.local, 0u);
+  EXPECT_EQ(end.remaining, std::optional<uint64_t>(0));
+  EXPECT_GE(end.elapsed_seconds, 0.6);
+  EXPECT_DOUBLE_EQ(end.AverageRate(), 1000 / end.elapsed_seconds);
+  EXPECT_EQ(job.Info().elapsed_seconds, end.elapsed_seconds) << "the clock stops at the end";
+}
+
+// Without an estimate from the driver, what remains is extrapolated from the
+// share of the range walked so far that had to be copied.
+TEST(Job, WithoutAnEstimateWhatRemainsIsExtrapolated) {
+  Calls calls;
+  Job* self = nullptr;
+  Job job("vm1", {},
+          std::make_unique<ScriptedDriver>(
+              [&self](JobContext& ctx) {
+                ctx.SetRange(10000);
+                EXPECT_EQ(self->Info().remaining, std::nullopt) << "nothing walked: unknown";
+                ctx.Advance({1000, 250, 500});
+                EXPECT_EQ(self->Info().remaining, std::optional<uint64_t>(9000 / 4));
+                EXPECT_EQ(self->Info().local, 250u);
+                return Status::Ok();
+              },
+              &calls),
+          nullptr);
+  self = &job;
+  job.Start();
+  ASSERT_TRUE(job.WaitConcluded(10s));
 }
 
 }  // namespace

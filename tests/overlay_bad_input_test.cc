@@ -198,7 +198,7 @@ TEST_F(BadInputTest, BadChecksumInBothSlotsIsRefused) {
 TEST_F(BadInputTest, DamagedVersion2FieldsInBothSlotsAreRefused) {
   OverlayInfo info;
   ASSERT_TRUE(InspectOverlay(path_, &info).ok());
-  ASSERT_EQ(info.header.version, 2u);
+  ASSERT_GE(info.header.version, 2u);
   const BackingImage& image = info.header.chain.at(0);
   ASSERT_TRUE(image.identity.stamp);
   // The first backing image's flags word (version 2 part): set a flag this
@@ -264,23 +264,40 @@ TEST_F(BadInputTest, TruncatedBitmapIsRefused) {
   ExpectOpenRefused(EUCLEAN);
 }
 
-TEST_F(BadInputTest, BitmapBitsPastTheLastClusterAreRefused) {
+// What a grow interrupted before its header update leaves (overlay_resize.cc):
+// the bits are ignored, and `corfs check` says so.
+TEST_F(BadInputTest, BitmapBitsPastTheLastClusterAreIgnored) {
   // 17 clusters (1 MiB + 4 KiB at 64 KiB): bit 20 is padding.
   testing::PatchFile(meta_path_, kBitmapOffset + 2, std::string(1, '\x10'));
-  std::string message = ExpectOpenRefused(EUCLEAN);
-  EXPECT_TRUE(Contains(message, "past the last cluster")) << message;
-  EXPECT_FALSE(Check().sound());
+  std::unique_ptr<Overlay> image;
+  ASSERT_TRUE(Overlay::Open(path_, Options(), &image).ok());
+  EXPECT_LE(image->allocated_clusters(), image->cluster_count());
+  image.reset();
+  CheckReport report = Check();
+  EXPECT_TRUE(report.sound());
+  ASSERT_EQ(report.notes.size(), 1u);
+  EXPECT_TRUE(Contains(report.notes[0], "past the last cluster")) << report.notes[0];
 }
 
+// Shorter is damage; longer is what an interrupted grow leaves: opened for
+// writing, the overlay cuts it back.
 TEST_F(BadInputTest, DataFileOfTheWrongSizeIsRefused) {
-  for (uint64_t size : {kBackingSize - 4096, kBackingSize + 1}) {
-    testing::TruncateFile(path_, size);
+  const std::string data_path = PartialDataPath(path_);  // unfinished
+  testing::TruncateFile(data_path, kBackingSize + 1);
+  EXPECT_TRUE(Check().sound());
+  EXPECT_EQ(Check().notes.size(), 1u);
+  std::unique_ptr<Overlay> image;
+  ASSERT_TRUE(Overlay::Open(path_, Options(), &image).ok());
+  image.reset();
+  EXPECT_EQ(testing::ReadFileBytes(data_path).size(), kBackingSize);
+  for (uint64_t size : {kBackingSize - 4096}) {
+    testing::TruncateFile(data_path, size);
     std::string message = ExpectOpenRefused(EUCLEAN);
     EXPECT_TRUE(Contains(message, "data file")) << message;
     EXPECT_TRUE(Contains(message, std::to_string(size))) << message;
     EXPECT_FALSE(Check().sound());
   }
-  ASSERT_EQ(::unlink(path_.c_str()), 0);
+  ASSERT_EQ(::unlink(data_path.c_str()), 0);
   ExpectOpenRefused(ENOENT);
   EXPECT_FALSE(Check().sound());
 }
@@ -387,9 +404,10 @@ TEST_F(BadInputTest, CreateOverAnExistingOverlayNeedsForce) {
   EXPECT_EQ(before.Differences(), "");
 
   // Only the metadata file left behind counts too.
-  ASSERT_EQ(::rename(path_.c_str(), dir_.File("data.bak").c_str()), 0);
+  const std::string data_path = PartialDataPath(path_);  // unfinished
+  ASSERT_EQ(::rename(data_path.c_str(), dir_.File("data.bak").c_str()), 0);
   EXPECT_EQ(Overlay::Create(path_, create).code(), EEXIST);
-  ASSERT_EQ(::rename(dir_.File("data.bak").c_str(), path_.c_str()), 0);
+  ASSERT_EQ(::rename(dir_.File("data.bak").c_str(), data_path.c_str()), 0);
 
   create.force = true;
   // Forced, but over a missing backing image: still refused before anything is written.

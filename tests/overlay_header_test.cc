@@ -60,6 +60,10 @@ void ExpectSameHeader(const OverlayHeader& a, const OverlayHeader& b) {
   EXPECT_EQ(a.cluster_bits, b.cluster_bits);
   EXPECT_EQ(a.standalone, b.standalone);
   EXPECT_EQ(a.chain, b.chain);
+  EXPECT_EQ(a.owner, b.owner);
+  EXPECT_EQ(a.mode, b.mode);
+  EXPECT_EQ(a.stream_wish, b.stream_wish);
+  EXPECT_EQ(a.partial_data_file, b.partial_data_file);
 }
 
 TEST(OverlayHeader, RoundTrip) {
@@ -73,7 +77,7 @@ TEST(OverlayHeader, RoundTrip) {
   ASSERT_TRUE(status.ok()) << status.message();
   ExpectSameHeader(decoded, header);
   EXPECT_EQ(decoded.version, kLatestHeaderVersion);
-  EXPECT_EQ(slot[8], 2);  // overlays are made in the latest version
+  EXPECT_EQ(slot[8], 3);  // overlays are made in the latest version
   ASSERT_TRUE(decoded.chain[0].identity.stamp && decoded.chain[0].identity.content);
   EXPECT_EQ(decoded.chain[1].identity.stamp->mtime_ns, -5);
   EXPECT_FALSE(decoded.chain[1].identity.content);
@@ -212,6 +216,7 @@ TEST(OverlayHeader, ReadsAVersion1SlotWrittenBeforeVersion2) {
 
 TEST(OverlayHeader, Version2RoundTripWithoutStampOrContentHash) {
   OverlayHeader header = SampleHeader();
+  header.version = 2;
   for (BackingImage& image : header.chain) {
     image.identity.stamp.reset();
     image.identity.content.reset();
@@ -225,7 +230,11 @@ TEST(OverlayHeader, Version2RoundTripWithoutStampOrContentHash) {
 }
 
 TEST(OverlayHeader, DecodeRefusesDamagedVersion2Fields) {
-  const OverlayHeader header = SampleHeader();
+  const OverlayHeader header = [] {
+    OverlayHeader h = SampleHeader();
+    h.version = 2;
+    return h;
+  }();
   std::string slot;
   ASSERT_TRUE(EncodeHeaderSlot(header, &slot).ok());
   const size_t fields = FirstImageVersion2Offset(header);
@@ -279,10 +288,100 @@ TEST(OverlayHeader, DecodeRefusesDamagedVersion2Fields) {
   EXPECT_TRUE(has(message, "do not match their length")) << message;
 
   bad = slot;  // a version from a newer corfs, with a valid checksum
-  bad[8] = 3;
+  bad[8] = static_cast<char>(kLatestHeaderVersion + 1);
   Reseal(&bad);
   message = refused(bad);
-  EXPECT_TRUE(has(message, "unsupported header version 3")) << message;
+  EXPECT_TRUE(has(message, "unsupported header version " + std::to_string(kLatestHeaderVersion + 1))) << message;
+}
+
+TEST(OverlayHeader, Version3RoundTripOfOwnerModeStreamWishAndPartialDataFile) {
+  OverlayHeader header = SampleHeader();
+  header.owner = FileOwner{64055, 64056};
+  header.mode = 0600;
+  header.stream_wish = StreamWish{2 << 20, "stop"};
+  header.partial_data_file = true;
+  std::string slot;
+  ASSERT_TRUE(EncodeHeaderSlot(header, &slot).ok());
+  OverlayHeader decoded;
+  Status status = DecodeHeaderSlot(slot, &decoded);
+  ASSERT_TRUE(status.ok()) << status.message();
+  ExpectSameHeader(decoded, header);
+  EXPECT_EQ(decoded, header);
+
+  // Each part on its own, and none: an absent part decodes as absent.
+  for (int part = 0; part < 5; ++part) {
+    OverlayHeader one = SampleHeader();
+    if (part == 0) one.owner = FileOwner{0, 0};  // root is an owner, not "unset"
+    if (part == 1) one.mode = 0;
+    if (part == 2) one.stream_wish = StreamWish{};
+    if (part == 3) one.partial_data_file = true;
+    ASSERT_TRUE(EncodeHeaderSlot(one, &slot).ok());
+    ASSERT_TRUE(DecodeHeaderSlot(slot, &decoded).ok());
+    EXPECT_EQ(decoded, one) << "part " << part;
+  }
+}
+
+TEST(OverlayHeader, OlderVersionsCannotRecordVersion3Parts) {
+  for (int part = 0; part < 4; ++part) {
+    OverlayHeader header = SampleHeader();
+    header.version = 2;
+    if (part == 0) header.owner = FileOwner{1, 1};
+    if (part == 1) header.mode = 0644;
+    if (part == 2) header.stream_wish = StreamWish{};
+    if (part == 3) header.partial_data_file = true;
+    std::string slot;
+    Status status = EncodeHeaderSlot(header, &slot);
+    EXPECT_EQ(status.code(), EINVAL) << "part " << part;
+    EXPECT_NE(status.message().find("version 2"), std::string::npos) << status.message();
+  }
+  OverlayHeader header = SampleHeader();
+  header.mode = 010000;  // past the permission, setuid, setgid and sticky bits
+  std::string slot;
+  EXPECT_EQ(EncodeHeaderSlot(header, &slot).code(), EINVAL);
+  header.mode.reset();
+  header.stream_wish = StreamWish{0, ""};
+  EXPECT_EQ(EncodeHeaderSlot(header, &slot).code(), EINVAL);
+}
+
+TEST(OverlayHeader, DecodeRefusesDamagedVersion3Fields) {
+  OverlayHeader header;
+  header.sequence = 1;
+  header.virtual_size = 1 << 20;
+  header.standalone = true;
+  header.owner = FileOwner{5, 6};
+  std::string slot;
+  ASSERT_TRUE(EncodeHeaderSlot(header, &slot).ok());
+  // The version 3 fields follow the chain length: here, right after it.
+  const size_t fields = 24 + 8 + 8 + 4 + 4 + 4;
+  OverlayHeader decoded;
+  auto refused = [&](const std::string& bad) {
+    Status status = DecodeHeaderSlot(bad, &decoded);
+    EXPECT_EQ(status.code(), EUCLEAN) << status.message();
+    return status.message();
+  };
+
+  std::string bad = slot;  // a file flag this corfs does not know
+  bad[fields] = static_cast<char>(bad[fields] | 16);
+  Reseal(&bad);
+  EXPECT_NE(refused(bad).find("unknown file flags"), std::string::npos);
+
+  bad = slot;  // the owner's flag cleared, its fields left
+  bad[fields] = static_cast<char>(bad[fields] & ~1);
+  Reseal(&bad);
+  EXPECT_NE(refused(bad).find("owner"), std::string::npos);
+
+  bad = slot;  // a mode stored without its flag
+  bad[fields + 12] = 1;
+  Reseal(&bad);
+  EXPECT_NE(refused(bad).find("mode"), std::string::npos);
+
+  bad = slot;  // the fields cut short
+  uint32_t length = 0;
+  std::memcpy(&length, bad.data() + 12, 4);
+  length -= 2;
+  std::memcpy(bad.data() + 12, &length, 4);
+  Reseal(&bad);
+  EXPECT_NE(refused(bad).find("do not match their length"), std::string::npos);
 }
 
 }  // namespace

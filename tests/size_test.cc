@@ -25,11 +25,36 @@ TEST(ParseSize, AcceptsPlainNumbersAndBinaryUnits) {
 
 TEST(ParseSize, RejectsGarbageWithAMessage) {
   uint64_t value = 0;
-  for (const char* bad : {"", "-1", "-5G", "abc", "10X", "1.3", "G", "99999999999E"}) {
+  for (const char* bad : {"", "-1", "-5G", "abc", "10X", "10 X", "1 0G", "1.3", "G", "99999999999E"}) {
     Status status = ParseSize(bad, &value);
     EXPECT_FALSE(status.ok()) << bad;
     EXPECT_FALSE(status.message().empty());
   }
+}
+
+TEST(ParseSize, AcceptsASpaceBeforeTheUnit) {
+  EXPECT_EQ(Parsed("10 G"), 10ull << 30);
+  EXPECT_EQ(Parsed("64 KiB"), 65536u);
+  EXPECT_EQ(Parsed(" 1.5 M "), 1536ull << 10);
+  EXPECT_EQ(Parsed("40 B"), 40u);
+}
+
+TEST(ParseSize, UnitErrorsNameTheAcceptedUnits) {
+  uint64_t value = 0;
+  for (const char* bad : {"10X", "10 X", "5 gigs", "abc"}) {
+    Status status = ParseSize(bad, &value);
+    ASSERT_FALSE(status.ok()) << bad;
+    EXPECT_NE(status.message().find("K, M, G, T"), std::string::npos) << bad << ": " << status.message();
+  }
+  EXPECT_NE(ParseSize("10 X", &value).message().find("'X'"), std::string::npos);
+}
+
+TEST(SizeHasUnit, TellsBareNumbersFromSizesWithUnits) {
+  EXPECT_FALSE(SizeHasUnit("40"));
+  EXPECT_FALSE(SizeHasUnit(" 1.5 "));
+  EXPECT_TRUE(SizeHasUnit("40B"));
+  EXPECT_TRUE(SizeHasUnit("10 G"));
+  EXPECT_TRUE(SizeHasUnit("64KiB"));
 }
 
 TEST(FormatSize, IsReadable) {

@@ -30,7 +30,7 @@ mkdir -p overlays
 "$CORFS" create overlays/bad.img --backing template.raw --verify-backing some 2> create.log \
   && fail "create accepted --verify-backing some"
 grep -q "verify-backing" create.log || { cat create.log; fail "no message for --verify-backing some"; }
-[ ! -e overlays/bad.img ] || fail "a refused create left a file"
+[ -z "$(ls overlays | grep '^bad\.img')" ] || fail "a refused create left a file: $(ls overlays)"
 
 write_yaml full.yaml <<'YAML'
 images:

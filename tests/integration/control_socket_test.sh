@@ -86,7 +86,7 @@ for i in images.values():
         assert field in i, (field, i)
     assert i["virtual-size"] == 32 * M, i
     assert i["allocated-bytes"] == 0, i
-    assert i["state"] == "streaming", i
+    assert i["state"] == "has-backing", i
     assert i["write-threshold"] == 0, i
     assert i["job"] is None, i
 chain = [e["filename"].split("/")[-1] for e in images["layered.img"]["backing-chain"]]
@@ -259,7 +259,7 @@ assert j["speed"] == 2 * M, j
 assert j["status"] == "running" and j["busy"] and not j["paused"], j
 for field in ("offset", "copied", "rate", "eta-seconds", "ready", "io-status"):
     assert field in j, (field, j)
-assert image("slow.img")["job"] == "slowjob"
+assert image("slow.img")["job"] == "slowjob" and image("slow.img")["state"] == "streaming"
 # The image is busy: a second stream on it fails, so does a taken job id.
 r = c.err("block-stream", {"device": "slow.img"}, "GenericError", id="busy")
 assert r["id"] == "busy", r
@@ -306,7 +306,7 @@ for client in (c, c2):
 assert job("slowjob") is None
 c.err("block-job-cancel", {"device": "slowjob"}, "DeviceNotActive")
 i = image("slow.img")
-assert i["job"] is None and i["state"] == "streaming" and 0 < i["allocated-bytes"] < 32 * M, i
+assert i["job"] is None and i["state"] == "has-backing" and 0 < i["allocated-bytes"] < 32 * M, i
 
 # A range: offset + length, the reply says where the next range starts.
 r = c.ok("block-stream", {"device": "plain.img", "offset": 0, "length": 8 * M})
@@ -316,7 +316,7 @@ for client in (c, c2):
     check_timestamp(e)
     assert "error" not in e["data"], e
 i = image("plain.img")
-assert i["allocated-bytes"] == 8 * M and i["state"] == "streaming", i
+assert i["allocated-bytes"] == 8 * M and i["state"] == "has-backing", i
 r = c.ok("block-stream", {"device": "plain.img", "job-id": "range2", "offset": 8 * M, "length": 8 * M})
 assert r == {"job-id": "range2", "next-offset": 16 * M}, r
 for client in (c, c2):
@@ -337,7 +337,7 @@ for client in (c, c2):
     assert "error" not in client.event("BLOCK_JOB_COMPLETED", device="layered.img")["data"]
 i = image("layered.img")
 assert [e["filename"].split("/")[-1] for e in i["backing-chain"]] == ["t1.raw"], i
-assert 2 * M <= i["allocated-bytes"] < 8 * M and i["state"] == "streaming", i
+assert 2 * M <= i["allocated-bytes"] < 8 * M and i["state"] == "has-backing", i
 
 # The unnegotiated client saw none of it: its next message is its own reply.
 assert quiet.cmd("qmp_capabilities") == {"return": {}}

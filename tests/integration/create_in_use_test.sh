@@ -12,7 +12,8 @@ start_mount disk.yaml mnt
 
 step "a flushed write through the mount"
 dd if=data.bin of=mnt/disk.img bs=1M seek=3 conv=fsync,notrunc oflag=direct status=none
-before=$(sha256sum overlays/disk.img overlays/disk.img.cor)
+# Unfinished, so its data file is NAME.part (and no NAME may appear).
+before=$(sha256sum overlays/disk.img.part overlays/disk.img.cor)
 
 for force in "" --force; do
   step "create ${force:-without --force} is refused while mounted"
@@ -21,7 +22,8 @@ for force in "" --force; do
   fi
   grep -q "in use" create.log || fail "no clear message: $(cat create.log)"
   grep -q "pid $MOUNT_PID" create.log || fail "the message does not name the mount (pid $MOUNT_PID): $(cat create.log)"
-  [ "$(sha256sum overlays/disk.img overlays/disk.img.cor)" = "$before" ] || fail "create changed the overlay's files"
+  [ "$(sha256sum overlays/disk.img.part overlays/disk.img.cor)" = "$before" ] || fail "create changed the overlay's files"
+  [ ! -e overlays/disk.img ] || fail "create made a second data file"
   [ ! -e overlays/disk.img.cor.tmp ] || fail "create left a temporary file"
 done
 

@@ -45,6 +45,12 @@ PY
 ls mnt | grep -qx new.img || fail "ls does not show the added image"
 cmp mnt/new.img other.raw || fail "the added image does not read as its template"
 [ "$(stat -c %a mnt/new.img)" = 600 ] || fail "the YAML file's defaults did not apply to the added image"
+python3 - <<'PY' || fail "the added image's reads are not counted (query-blockstats)"
+from qmp import *
+c = Qmp("mnt.sock")
+stats = {s["device"]: s["stats"] for s in c.ok("query-blockstats")}
+assert stats["new.img"]["rd_bytes"] > 0, stats
+PY
 first_inode=$(stat -c %i mnt/new.img)
 
 step "a bad image-add gets an error and changes nothing on disk"
@@ -65,7 +71,7 @@ refused({"name": "bad.img", "overlay": "nofolder/bad.img", "backing": ["other.ra
 refused({"no-such-argument": 1}, "no-such-argument", "name")
 assert [i["name"] for i in c.ok("query-images")] == ["disk.img", "new.img"]
 PY
-[ -e overlays/bad.img ] || [ -e overlays/bad.img.cor ] || [ -e nofolder ] && fail "a refused image-add left files"
+[ -e overlays/bad.img ] || [ -e overlays/bad.img.part ] || [ -e overlays/bad.img.cor ] || [ -e nofolder ] && fail "a refused image-add left files"
 ls mnt | grep -q bad.img && fail "a refused image shows in the mount"
 
 step "the CLI adds an image over a template of the YAML file"

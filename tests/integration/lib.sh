@@ -242,3 +242,15 @@ stop_bg() {
   kill -TERM "$1" 2>/dev/null || true
   wait "$1" 2>/dev/null || true
 }
+
+# build_dir: the CMake build folder $CORFS was built in (the first folder
+# above it with a CMakeCache.txt), for tests that use the build itself.
+build_dir() {
+  local dir
+  dir=$(dirname "$(realpath "$CORFS")")
+  while [ ! -f "$dir/CMakeCache.txt" ]; do
+    [ "$dir" != / ] || fail "no CMake build folder above $CORFS"
+    dir=$(dirname "$dir")
+  done
+  echo "$dir"
+}

@@ -227,7 +227,7 @@ YAML
   INNER_DEV=$(losetup -f --show outer/snapshot.img)
   mount "$INNER_DEV" inner
   "$CORFS" check inner/overlays/disk.img || fail "corfs check after the cut"
-  overlay_is inner/overlays/disk.img streaming || fail "the cut did not land mid-stream: the overlay is standalone"
+  overlay_is inner/overlays/disk.img has-backing || fail "the cut did not land mid-stream: the overlay is standalone"
   percent=$(info_field inner/overlays/disk.img allocated-percent)
   start_mount inner/serve.yaml mnt
   python3 "$WORK/verify.py" mnt/disk.img inner/template.raw writes.log "$at_start" "$at_end" ||

@@ -80,11 +80,11 @@ sleep 0.5
 step "report: the job fails and says why"
 "$CORFS" stream report.img -m mnt --wait > report.log && fail "the stream should have failed"
 grep -q "failed" report.log || fail "no failure message: $(cat report.log)"
-[ "$(info_field overlays/report.img state)" = streaming ] || fail "report: link dropped"
+[ "$(info_field overlays/report.img state)" = has-backing ] || fail "report: link dropped"
 
 step "ignore: the job completes but keeps the backing link"
 "$CORFS" stream ignore.img -m mnt --wait > ignore.log || fail "ignore: the job did not complete"
-[ "$(info_field overlays/ignore.img state)" = streaming ] || fail "ignore: link dropped despite a skipped range"
+[ "$(info_field overlays/ignore.img state)" = has-backing ] || fail "ignore: link dropped despite a skipped range"
 [ "$(info_field overlays/ignore.img allocated-bytes)" -lt $((16 << 20)) ] || fail "ignore: bad range counted as copied"
 
 step "stop: the job pauses on the error; resume retries and completes"
@@ -106,7 +106,7 @@ wait_for 20 job_is mnt nospace.img paused
 wait_for 20 job_gone mnt nospace.img
 wait_for 10 saw_event BLOCK_JOB_CANCELLED nospace.img
 saw_event BLOCK_JOB_COMPLETED nospace.img && fail "a cancelled job was reported completed"
-[ "$(info_field overlays/nospace.img state)" = streaming ] || fail "nospace: link dropped"
+[ "$(info_field overlays/nospace.img state)" = has-backing ] || fail "nospace: link dropped"
 
 step "ignore: a range that fails once is tried again later; the job ends standalone"
 "$CORFS" stream retry.img -m mnt --wait > retry.log || fail "retry: the job did not complete: $(cat retry.log)"
@@ -117,7 +117,7 @@ step "ignore over a backing image that fails every read: few error events, count
 started=$(date +%s.%N)
 "$CORFS" stream every.img -m mnt --wait > every.log || fail "every: the job did not complete: $(cat every.log)"
 ended=$(date +%s.%N)
-[ "$(info_field overlays/every.img state)" = streaming ] || fail "every: link dropped"
+[ "$(info_field overlays/every.img state)" = has-backing ] || fail "every: link dropped"
 wait_for 10 saw_event BLOCK_JOB_COMPLETED every.img
 python3 - "$started" "$ended" <<'PY' || fail "error events of every.img"
 import json, math, sys

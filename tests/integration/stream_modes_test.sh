@@ -38,7 +38,7 @@ out=$("$CORFS" stream ranged.img --range 0:8M -m mnt --json)
   fail "next-offset: $out"
 wait_for 30 job_gone mnt ranged.img
 [ "$(info_field overlays/ranged.img allocated-bytes)" -eq $((8 << 20)) ] || fail "range copied the wrong amount"
-[ "$(info_field overlays/ranged.img state)" = "streaming" ] || fail "a range must not drop the backing link"
+[ "$(info_field overlays/ranged.img state)" = "has-backing" ] || fail "a range must not drop the backing link"
 cmp plain.raw mnt/ranged.img
 
 step "base mode: copy what lies above base.raw; then base.raw is the only backing image"
@@ -64,7 +64,7 @@ wait_for 10 job_offset_above mnt slow.img "$at"
 [ "$(job_field mnt slow.img speed)" -eq $((1 << 20)) ] || fail "speed change not shown"
 "$CORFS" cancel slow.img -m mnt > /dev/null
 wait_for 10 job_gone mnt slow.img
-[ "$(info_field overlays/slow.img state)" = "streaming" ] || fail "a cancelled stream dropped the backing link"
+[ "$(info_field overlays/slow.img state)" = "has-backing" ] || fail "a cancelled stream dropped the backing link"
 cmp plain.raw mnt/slow.img
 
 step "after a remount, the shortened chain still reads right"

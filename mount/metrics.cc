@@ -55,13 +55,17 @@ std::string JobLabels(const JobMetrics& job) {
 
 const char* const kIoNames[] = {"read", "write", "flush", "discard"};
 
+// One metric family whose samples are read off a T (an image, its I/O
+// counts of one kind, a job).
+template <typename T>
+struct Metric {
+  const char* name;
+  const char* help;
+  std::function<double(const T&)> value;
+};
+
 void FormatImages(const std::vector<ImageMetrics>& images, std::string* out) {
-  struct Gauge {
-    const char* name;
-    const char* help;
-    std::function<double(const ImageMetrics&)> value;
-  };
-  const Gauge gauges[] = {
+  const Metric<ImageMetrics> gauges[] = {
       {"corfs_image_virtual_bytes", "Virtual size of the disk.",
        [](const ImageMetrics& i) { return static_cast<double>(i.virtual_bytes); }},
       {"corfs_image_local_bytes", "Bytes of the disk the overlay holds (allocated locally).",
@@ -69,16 +73,11 @@ void FormatImages(const std::vector<ImageMetrics>& images, std::string* out) {
       {"corfs_image_standalone", "1 when the overlay no longer needs a backing image.",
        [](const ImageMetrics& i) { return i.standalone ? 1.0 : 0.0; }},
   };
-  for (const Gauge& gauge : gauges) {
+  for (const auto& gauge : gauges) {
     Family family(out, gauge.name, "gauge", gauge.help);
     for (const ImageMetrics& image : images) family.Sample(ImageLabel(image), gauge.value(image));
   }
-  struct Counter {
-    const char* name;
-    const char* help;
-    std::function<double(const IoCounts&)> value;
-  };
-  const Counter counters[] = {
+  const Metric<IoCounts> counters[] = {
       {"corfs_image_io_operations_total", "Guest requests served, by operation.",
        [](const IoCounts& c) { return static_cast<double>(c.operations); }},
       {"corfs_image_io_bytes_total", "Bytes of the guest requests served, by operation.",
@@ -88,7 +87,7 @@ void FormatImages(const std::vector<ImageMetrics>& images, std::string* out) {
       {"corfs_image_io_errors_total", "Guest requests that failed, by operation.",
        [](const IoCounts& c) { return static_cast<double>(c.failed); }},
   };
-  for (const Counter& counter : counters) {
+  for (const auto& counter : counters) {
     Family family(out, counter.name, "counter", counter.help);
     for (const ImageMetrics& image : images) {
       for (size_t kind = 0; kind < kIoKindCount; ++kind) {
@@ -105,12 +104,7 @@ void FormatImages(const std::vector<ImageMetrics>& images, std::string* out) {
 }
 
 void FormatJobs(const std::vector<JobMetrics>& jobs, std::string* out) {
-  struct Gauge {
-    const char* name;
-    const char* help;
-    std::function<double(const JobMetrics&)> value;
-  };
-  const Gauge gauges[] = {
+  const Metric<JobMetrics> gauges[] = {
       {"corfs_job_offset_bytes", "Bytes of the job's range done.",
        [](const JobMetrics& j) { return static_cast<double>(j.offset); }},
       {"corfs_job_length_bytes", "Bytes of the job's range.",
@@ -123,7 +117,7 @@ void FormatJobs(const std::vector<JobMetrics>& jobs, std::string* out) {
       {"corfs_job_stopped_on_error", "1 while the job is stopped on an I/O error (on-error stop).",
        [](const JobMetrics& j) { return j.stopped_on_error ? 1.0 : 0.0; }},
   };
-  for (const Gauge& gauge : gauges) {
+  for (const auto& gauge : gauges) {
     Family family(out, gauge.name, "gauge", gauge.help);
     for (const JobMetrics& job : jobs) family.Sample(JobLabels(job), gauge.value(job));
   }

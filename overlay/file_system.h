@@ -1,6 +1,6 @@
 #pragma once
 // FileSystem and File: the seam between the overlay and its own two files
-// (NAME and NAME.cor), in the manner of LevelDB's Env. Every change the
+// (the data file, NAME or NAME.part, and NAME.cor), in the manner of LevelDB's Env. Every change the
 // overlay makes to them (open, create, write, punch, copy into, sync,
 // truncate, rename, lock) goes through here, so a test can slip in a file
 // system that fails the Nth sync or write, or that forgets what was never

@@ -7,6 +7,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "overlay/image_location.h"
+
 namespace corfs::config {
 
 namespace {
@@ -91,10 +93,8 @@ bool ChainResolver::ResolveValue(const Field& value, std::vector<std::string>& s
     // The same file twice in one chain. A repeat inside a template was
     // reported with the template, so only links of different entries meet here.
     for (const ResolvedImage& link : entry_links) {
-      auto earlier = std::find_if(links.begin(), links.end(), [&](const ResolvedImage& other) {
-        if (!link.missing.empty() || !other.missing.empty()) return other.spec.path == link.spec.path;
-        return other.file == link.file;
-      });
+      auto earlier = std::find_if(links.begin(), links.end(),
+                                  [&](const ResolvedImage& other) { return other.SameImage(link); });
       if (earlier != links.end()) {
         std::string same = earlier->spec.path == link.spec.path ? "" : " (the same file as " + earlier->spec.path + ")";
         diag_.Error(element.mark, element.what + ": " + link.spec.path + same + " is already in this chain, at " +
@@ -206,6 +206,7 @@ bool ChainResolver::ExpandTemplate(const std::string& name, const Field& referen
 
 bool ChainResolver::AddPath(const std::string& text, const std::string& format, const Field& field, bool maybe_template,
                             std::vector<ResolvedImage>* out) {
+  if (overlay::IsUri(text)) return AddUri(text, format, field, out);
   if (text[0] == '~') {
     diag_.Error(field.mark, field.what + ": '" + text +
                                 "': '~' is not expanded; write the full path or a path relative to this file");
@@ -250,6 +251,30 @@ bool ChainResolver::AddPath(const std::string& text, const std::string& format, 
   link.file = result.file;
   out->push_back(std::move(link));
   return true;
+}
+
+bool ChainResolver::AddUri(const std::string& text, const std::string& format, const Field& field,
+                           std::vector<ResolvedImage>* out) {
+  overlay::Protocol protocol = overlay::Protocol::kFile;
+  if (Status known = overlay::ParseProtocol(text, &protocol); !known.ok()) {
+    diag_.Error(field.mark, field.what + ": " + known.message());
+    return false;
+  }
+  // A server is asked nothing here: whether the image is there is for the
+  // open to find out (and to retry), as a missing file is for a standalone
+  // overlay's chain.
+  ResolvedImage link;
+  link.spec = {text, format};
+  link.mark = field.mark;
+  out->push_back(std::move(link));
+  return true;
+}
+
+bool ResolvedImage::SameImage(const ResolvedImage& other) const {
+  if (overlay::IsUri(spec.path) || overlay::IsUri(other.spec.path) || !missing.empty() || !other.missing.empty()) {
+    return spec.path == other.spec.path;
+  }
+  return file == other.file;
 }
 
 bool ChainResolver::Identify(const std::string& path, const Field& field, FileId* out) {

@@ -10,7 +10,9 @@
 // own chain, so templates may stack (a delta over a base template). Every
 // file must exist (stat); a template that reaches itself, or a chain that
 // holds one file twice (same device and inode, so links and symlinks count
-// as the same file), is refused.
+// as the same file), is refused. A URI (nbd://, http://, ...) is a name, not
+// a path: it is neither made absolute nor stat'ed, and two entries are the
+// same image when their names are the same.
 
 #include <sys/types.h>
 
@@ -35,6 +37,10 @@ struct ResolvedImage {
   // reports it unless the chain is no longer needed (a standalone overlay,
   // whose template may be deleted).
   std::string missing;
+
+  // The same file (device and inode), or the same name for a URI or a
+  // missing file.
+  bool SameImage(const ResolvedImage& other) const;
 };
 
 class ChainResolver {
@@ -75,6 +81,8 @@ class ChainResolver {
 
   // The chain of a value; `stack` is the templates being expanded around it.
   bool ResolveValue(const Field& value, std::vector<std::string>& stack, std::vector<ResolvedImage>* out);
+  // An image on a server: its scheme is checked, nothing else.
+  bool AddUri(const std::string& text, const std::string& format, const Field& field, std::vector<ResolvedImage>* out);
   // The links of one entry of a chain.
   bool ResolveEntry(const Field& entry, std::vector<std::string>& stack, std::vector<ResolvedImage>* out);
   bool ExpandTemplate(const std::string& name, const Field& reference, std::vector<std::string>& stack,

@@ -18,6 +18,7 @@
 #include "common/trim.h"
 #include "config/chain_resolver.h"
 #include "config/yaml_reader.h"
+#include "overlay/image_location.h"
 
 namespace corfs::config {
 
@@ -453,11 +454,12 @@ void Loader::FinishImage(ImageDraft* draft) {
     if (draft->chain.empty()) {
       diag_.Error(field.mark, what + ": " + quoted + " has no backing chain to stream from");
     } else {
-      FileId file;
+      ResolvedImage base;
+      base.spec.path = *image.stream.base;
       Field located{field.node, field.mark, what};
-      if (resolver_.Identify(*image.stream.base, located, &file)) {
+      if (overlay::IsUri(base.spec.path) || resolver_.Identify(base.spec.path, located, &base.file)) {
         auto link = std::find_if(draft->chain.begin(), draft->chain.end(),
-                                 [&](const ResolvedImage& l) { return l.file == file; });
+                                 [&](const ResolvedImage& l) { return l.SameImage(base); });
         if (link != draft->chain.end()) {
           image.stream.base = link->spec.path;  // as the overlay records it
         } else {

@@ -10,6 +10,7 @@
 
 #include "common/size.h"
 #include "common/trim.h"
+#include "overlay/image_location.h"
 
 namespace corfs::config {
 
@@ -348,6 +349,7 @@ bool ReadMode(const Field& field, Diagnostics& diag, uint32_t* out) {
 }
 
 std::string ResolvePath(const std::string& base_dir, const std::string& path) {
+  if (overlay::IsUri(path)) return path;  // a name on a server, not a path
   fs::path p(path);
   if (p.is_relative()) p = fs::path(base_dir) / p;
   return p.lexically_normal().string();

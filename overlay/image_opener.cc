@@ -13,28 +13,98 @@
 #include "common/file_io.h"
 #include "common/unique_fd.h"
 #include "overlay/fault_injection_driver.h"
+#include "overlay/image_location.h"
 #include "overlay/qcow2_driver.h"
 #include "overlay/qcow2_header.h"
 #include "overlay/raw_driver.h"
+#include "overlay/remote/http_driver.h"
+#include "overlay/remote/nbd_driver.h"
 
 namespace corfs::overlay {
 
+namespace {
+
+std::string FormatOfMagic(const std::array<char, 8>& magic) {
+  if (std::memcmp(magic.data(), "QFI\xfb", 4) == 0) return "qcow2";
+  if (std::memcmp(magic.data(), "CORFSHDR", 8) == 0) return "corfs";
+  return "raw";
+}
+
+}  // namespace
+
 Status DetectFormat(const std::string& path, std::string* format) {
+  if (IsUri(path)) {
+    std::unique_ptr<BlockDriver> bytes;
+    CORFS_RETURN_IF_ERROR(OpenProtocol(path, RemoteOptions{}, &bytes));
+    return DetectFormat(*bytes, format);
+  }
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd.valid()) return Status::FromErrno("open " + path);
   std::array<char, 8> magic{};
   CORFS_RETURN_IF_ERROR(PreadFull(fd.get(), magic, 0, path));
-  if (std::memcmp(magic.data(), "QFI\xfb", 4) == 0) {
-    *format = "qcow2";
-  } else if (std::memcmp(magic.data(), "CORFSHDR", 8) == 0) {
-    *format = "corfs";
-  } else {
-    *format = "raw";
-  }
+  *format = FormatOfMagic(magic);
   return Status::Ok();
 }
 
+Status DetectFormat(BlockDriver& bytes, std::string* format) {
+  std::array<char, 8> magic{};
+  // Reads past an image's end read zeros, so a tiny image is raw.
+  CORFS_RETURN_IF_ERROR(bytes.Read(0, magic));
+  *format = FormatOfMagic(magic);
+  return Status::Ok();
+}
+
+Status OpenProtocol(const std::string& name, const RemoteOptions& remote, std::unique_ptr<BlockDriver>* out) {
+  Protocol protocol = Protocol::kFile;
+  CORFS_RETURN_IF_ERROR(ParseProtocol(name, &protocol));
+  switch (protocol) {
+    case Protocol::kNbd: return OpenNbdImage(name, remote, out);
+    case Protocol::kHttp: return OpenHttpImage(name, remote, out);
+    case Protocol::kFile: break;
+  }
+  std::unique_ptr<RawDriver> raw;
+  CORFS_RETURN_IF_ERROR(RawDriver::Open(name, /*writable=*/false, &raw));
+  *out = std::move(raw);
+  return Status::Ok();
+}
+
+namespace {
+
+// An image on a server: its protocol driver, and the format over it.
+Status OpenRemoteImage(const std::string& name, const std::string& format, const RemoteOptions& remote,
+                       std::unique_ptr<BlockDriver>* out) {
+  std::unique_ptr<BlockDriver> bytes;
+  CORFS_RETURN_IF_ERROR(OpenProtocol(name, remote, &bytes));
+  std::string actual = format;
+  if (actual.empty() || actual == "auto") CORFS_RETURN_IF_ERROR(DetectFormat(*bytes, &actual));
+  if (actual == "raw") {
+    *out = std::move(bytes);
+    return Status::Ok();
+  }
+  return Status::Invalid(RedactCredentials(name) + ": image format '" + actual + "' over a server is not supported yet");
+}
+
+Status OpenImageWith(const std::string& path, const std::string& format, const RemoteOptions& remote,
+                     std::unique_ptr<BlockDriver>* out);
+
+}  // namespace
+
 Status OpenImage(const std::string& path, const std::string& format, std::unique_ptr<BlockDriver>* out) {
+  return OpenImageWith(path, format, RemoteOptions{}, out);
+}
+
+ImageOpener RemoteImageOpener(RemoteOptions remote) {
+  return [remote = std::move(remote)](const std::string& path, const std::string& format,
+                                      std::unique_ptr<BlockDriver>* out) {
+    return OpenImageWith(path, format, remote, out);
+  };
+}
+
+namespace {
+
+Status OpenImageWith(const std::string& path, const std::string& format, const RemoteOptions& remote,
+                     std::unique_ptr<BlockDriver>* out) {
+  if (IsUri(path)) return OpenRemoteImage(path, format, remote, out);
   std::string actual = format;
   if (actual.empty() || actual == "auto") CORFS_RETURN_IF_ERROR(DetectFormat(path, &actual));
   if (actual == "raw") {
@@ -49,14 +119,12 @@ Status OpenImage(const std::string& path, const std::string& format, std::unique
     *out = std::move(qcow2);
     return Status::Ok();
   }
-  if (actual == "blkdebug") return FaultInjectionDriver::Open(path, OpenImage, out);
+  if (actual == "blkdebug") return FaultInjectionDriver::Open(path, RemoteImageOpener(remote), out);
   if (actual == "corfs") {
     return Status::Invalid(path + " is a corfs metadata file; name the overlay's data file instead");
   }
   return Status::Invalid(path + ": image format '" + actual + "' is not supported yet");
 }
-
-namespace {
 
 std::optional<FileId> FileIdOf(const std::string& path) {
   FileId id;

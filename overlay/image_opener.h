@@ -12,6 +12,7 @@
 
 #include "overlay/block_driver.h"
 #include "overlay/image_spec.h"
+#include "overlay/remote/remote_options.h"
 
 namespace corfs::overlay {
 
@@ -21,10 +22,22 @@ using ImageOpener =
 
 // The real opener: raw files, block devices and qcow2 images (read-only;
 // a qcow2 image alone, without its backing file: see OpenImageChain).
+// `path` may be a URI (image_location.h): then the bytes come from a
+// protocol driver (NBD, HTTP), and the format reads through it. OpenImage
+// talks to servers with RemoteOptions' defaults.
 Status OpenImage(const std::string& path, const std::string& format, std::unique_ptr<BlockDriver>* out);
+
+// The same opener, talking to servers with `remote`: the opener of a mount.
+ImageOpener RemoteImageOpener(RemoteOptions remote);
+
+// The protocol driver of `name`: the bytes of a file (a raw driver), an NBD
+// export or an HTTP resource, before any format is applied.
+Status OpenProtocol(const std::string& name, const RemoteOptions& remote, std::unique_ptr<BlockDriver>* out);
 
 // Reads the first bytes of `path` and names its format ("raw", "qcow2", "corfs").
 Status DetectFormat(const std::string& path, std::string* format);
+// The same for bytes a protocol driver presents.
+Status DetectFormat(BlockDriver& bytes, std::string* format);
 
 // ---------------------------------------------------------------------------
 // Backing chains of qcow2 images

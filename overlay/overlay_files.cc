@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "common/file_io.h"
+#include "overlay/image_location.h"
 #include "overlay/scratch_buffer.h"
 
 namespace corfs::overlay {
@@ -79,12 +80,14 @@ Status FinishDataFileRename(const std::string& path, FileSystem& file_system) {
 }
 
 std::string ResolveBackingPath(const std::string& overlay_path, const std::string& stored) {
+  if (IsUri(stored)) return stored;
   fs::path p(stored);
   if (p.is_absolute()) return stored;
   return (fs::path(overlay_path).parent_path() / p).lexically_normal().string();
 }
 
 std::string StoredBackingPath(const std::string& overlay_path, const std::string& user_path) {
+  if (IsUri(user_path)) return RedactCredentials(user_path);
   if (fs::path(user_path).is_absolute()) return user_path;
   fs::path overlay_dir = fs::absolute(overlay_path).parent_path();
   return fs::absolute(user_path).lexically_normal().lexically_relative(overlay_dir).string();

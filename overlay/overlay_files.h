@@ -54,11 +54,12 @@ Status FinishDataFileRename(const std::string& path, FileSystem& file_system);
 
 // Where a backing path stored in the header of the overlay at `overlay_path`
 // points to: relative paths are relative to the overlay's folder, as for
-// qcow2 backing files.
+// qcow2 backing files. A URI is a name, not a path: it stays as it is.
 std::string ResolveBackingPath(const std::string& overlay_path, const std::string& stored);
 
 // The path to store for a backing image a user named relative to the
 // current folder: relative to the overlay's folder, so both can move together.
+// A URI is stored without its credentials (image_location.h).
 std::string StoredBackingPath(const std::string& overlay_path, const std::string& user_path);
 
 // Reads the active header of the metadata file open as `fd` (named

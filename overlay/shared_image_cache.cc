@@ -1,6 +1,7 @@
 #include "overlay/shared_image_cache.h"
 
 #include "overlay/forwarding_driver.h"
+#include "overlay/image_location.h"
 
 namespace corfs::overlay {
 
@@ -24,10 +25,16 @@ SharedImageCache::SharedImageCache(ImageOpener opener) : state_(std::make_shared
 ImageOpener SharedImageCache::opener() const {
   std::shared_ptr<State> state = state_;
   return [state](const std::string& path, const std::string& format, std::unique_ptr<BlockDriver>* out) -> Status {
+    // A file by device and inode (links and other spellings are one file);
+    // an image on a server by its name.
     FileId file;
-    if (Status found = IdentifyFile(path, &file); !found.ok())
+    std::string name;
+    if (IsUri(path)) {
+      name = path;
+    } else if (Status found = IdentifyFile(path, &file); !found.ok()) {
       return Status::Error(found.code(), "open " + found.message());
-    const auto key = std::make_tuple(file, format);
+    }
+    const auto key = std::make_tuple(file, name, format);
     std::lock_guard lock(state->mutex);
     std::shared_ptr<BlockDriver> driver = state->drivers[key].lock();
     if (!driver) {

@@ -2,7 +2,7 @@
 // SharedImageCache: makes images that share a template open it once.
 //
 // Its opener hands out thin wrappers around one driver per file (same
-// device and inode, same format): ten VMs over one template share one file
+// device and inode, same format) or image on a server (same URI): ten VMs over one template share one file
 // descriptor and one set of caches. The cache only remembers drivers that
 // are still in use, so a template nobody needs any more is closed.
 
@@ -32,8 +32,9 @@ class SharedImageCache {
   struct State {
     ImageOpener inner;
     std::mutex mutex;
-    // (device, inode, format) -> driver, while anyone holds it.
-    std::map<std::tuple<FileId, std::string>, std::weak_ptr<BlockDriver>> drivers;
+    // (device and inode of a file, or the name of an image on a server,
+    // format) -> driver, while anyone holds it.
+    std::map<std::tuple<FileId, std::string, std::string>, std::weak_ptr<BlockDriver>> drivers;
   };
   std::shared_ptr<State> state_;
 };

@@ -27,6 +27,10 @@ packages=(
   libsystemd-dev help2man systemd man-db bash-completion
   # metrics_test.sh reads the metrics file with Prometheus' own parser
   python3-prometheus-client
+  # remote templates: NBD through libnbd, HTTP(S) through libcurl; the
+  # servers and the copy limits their tests and bench measure against
+  # (qemu-nbd is in qemu-utils; nbdcopy in libnbd-bin)
+  libnbd-dev libcurl4-openssl-dev libnbd-bin nbdkit nginx-light openssl curl
 )
 
 missing=()

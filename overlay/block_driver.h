@@ -65,6 +65,11 @@ class BlockDriver {
   // them.
   virtual int data_fd() const { return -1; }
 
+  // What the image's server says identifies this version of it (HTTP: the
+  // ETag, else Last-Modified, as "etag:..." / "last-modified:..."), part of
+  // its identity; "" when there is none (local files have their stamp).
+  virtual std::string version_tag() const { return ""; }
+
   // The driver whose content defines the image's identity: itself, except
   // for wrappers (fault injection) that present another image.
   virtual BlockDriver& identity_source() { return *this; }

@@ -5,6 +5,7 @@
 // settings); the protocol drivers copy what they need at open.
 
 #include <chrono>
+#include <map>
 #include <string>
 
 namespace corfs::overlay {
@@ -24,8 +25,17 @@ struct RemoteOptions {
   // Parallel connections to one server per image (NBD: used only when the
   // server allows multi-conn; HTTP: always), so a stream keeps the link full.
   unsigned connections = 4;
-  // A netrc-style file (mode 0600 or stricter) with the credentials for
-  // servers; "" = none beyond those in the URI or the environment.
+  // Credentials written in a URI of the YAML file (user:password@), keyed
+  // by the URI without them (RedactCredentials), which is the only form of
+  // the name the rest of corfs sees.
+  struct Credentials {
+    std::string user;
+    std::string password;
+  };
+  std::map<std::string, Credentials> uri_credentials;
+  // A netrc file (mode 0600 or stricter) with credentials by host, for URIs
+  // without their own; "" = none. The YAML file names it, else the
+  // environment (CORFS_CREDENTIALS); the cli resolves that, not the drivers.
   std::string credentials_file;
   // A CA bundle to verify HTTPS servers with, besides the system's; TLS
   // verification is always on.

@@ -199,8 +199,6 @@ Status Overlay::FillMissing(uint64_t offset, uint64_t length, bool wait, bool co
       cluster += bitmap_.RunLength(cluster, last - cluster + 1, true);
       continue;
     }
-    // One claim for the whole run the bitmap shows missing: claims are
-    // taken per cluster, but the run is filled by one copy.
     ClaimedRun run(claims_, cluster, bitmap_.RunLength(cluster, last - cluster + 1, false), wait);
     if (run.count() == 0) {
       ++cluster;  // in use or just allocated: the other party fills it

@@ -92,7 +92,8 @@ Status CheckMountpoint(const std::string& mountpoint) {
 
 Status FuseMount::Mount(const MountOptions& options, mount::ImageTable* table, std::unique_ptr<FuseMount>* out) {
   CORFS_RETURN_IF_ERROR(CheckMountpoint(options.mountpoint));
-  std::vector<std::string> args = {"corfs", "-o", "fsname=corfs,subtype=corfs,default_permissions,max_read=1048576"};
+  std::vector<std::string> args = {
+      "corfs", "-o", "fsname=corfs,subtype=corfs,default_permissions,max_read=" + std::to_string(kMaxRead)};
   if (options.allow_other) args.insert(args.end(), {"-o", "allow_other"});
   if (options.debug) args.push_back("-d");
   std::vector<char*> argv;

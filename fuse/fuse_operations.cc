@@ -78,33 +78,36 @@ bool Attr(ImageTable& table, fuse_ino_t ino, struct stat* st) {
 }
 
 // The largest read worth splicing. libfuse splices through a pipe that must
-// hold the whole reply; when it cannot grow the pipe that far (above
-// /proc/sys/fs/pipe-max-size without CAP_SYS_RESOURCE) it falls back to a
-// buffer it mallocs and frees per request, and page faults on fresh memory
-// made 1 MiB O_DIRECT reads 10x slower than our own reused buffer. Larger
-// reads take the buffer path below.
-// CORFS_NO_SPLICE=1 turns splicing off (0), to measure what it brings.
+// hold the whole reply (and a page per buffer more); when it cannot grow the
+// pipe that far (above /proc/sys/fs/pipe-max-size without CAP_SYS_RESOURCE)
+// it falls back to a buffer it mallocs and frees per request, and page
+// faults on fresh memory made 1 MiB O_DIRECT reads 10x slower than our own
+// reused buffer. So reads above the limit take the buffer path below; with
+// the default pipe-max-size, every read (kMaxRead) is below it.
+// CORFS_NO_SPLICE=1 turns splicing off (0), and with it copy-on-read inside
+// the kernel, to measure what they bring.
 // Below kMinSplice libfuse would copy anyway (through a malloc per request);
 // our buffer is cheaper.
 constexpr size_t kMinSplice = 8192;
 size_t SpliceLimit() {
   static const size_t limit = [] {
     if (std::getenv("CORFS_NO_SPLICE") != nullptr) return size_t{0};
+    const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+    const size_t header_room = 4 * page;
     size_t pipe_max = 1 << 20;  // the kernel's default
     if (FILE* f = std::fopen("/proc/sys/fs/pipe-max-size", "r")) {
       unsigned long value = 0;
       if (std::fscanf(f, "%lu", &value) == 1) pipe_max = value;
       std::fclose(f);
     }
-    const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
-    return pipe_max > 4 * page ? pipe_max - 4 * page : 0;  // room for the header
+    return pipe_max > header_room ? pipe_max - header_room : 0;
   }();
   return limit;
 }
 
 void OnInit(void*, fuse_conn_info* conn) {
   conn->max_write = kMaxIo;
-  conn->max_read = kMaxIo;  // must equal the max_read mount option
+  conn->max_read = kMaxRead;  // must equal the max_read mount option
   conn->max_readahead = kMaxIo;
   // Every change to an image passes through this mount, so the kernel's
   // page cache stays valid; no need to drop it when times change.
@@ -112,6 +115,10 @@ void OnInit(void*, fuse_conn_info* conn) {
   // Reads of local data go from the overlay file to /dev/fuse by splice
   // (OnRead), without a copy through our memory.
   if ((conn->capable & FUSE_CAP_SPLICE_WRITE) && SpliceLimit() > 0) conn->want |= FUSE_CAP_SPLICE_WRITE;
+  // The pieces of an O_DIRECT read larger than kMaxRead are sent at once
+  // and served by several threads (libfuse's default, stated here because
+  // kMaxRead counts on it).
+  if (conn->capable & FUSE_CAP_ASYNC_DIO) conn->want |= FUSE_CAP_ASYNC_DIO;
 }
 
 void OnLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
@@ -274,17 +281,31 @@ class GuestRequest {
   Clock::time_point start_ = Clock::now();
 };
 
+// Replies with [off, off + length) of the overlay's data file, which holds
+// it: libfuse splices the file range into the reply, so the bytes go from
+// the data file's page cache to the reader without a copy through here.
+void ReplySpliced(GuestRequest& request, int fd, uint64_t off, size_t length) {
+  fuse_bufvec data = FUSE_BUFVEC_INIT(length);
+  data.buf[0].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
+  data.buf[0].fd = fd;
+  data.buf[0].pos = static_cast<off_t>(off);
+  request.Succeeded();
+  fuse_reply_data(request.req(), &data, FUSE_BUF_SPLICE_MOVE);
+}
+
 Status ServeRead(GuestRequest& request, MountedImage& image, uint64_t off, size_t length) {
-  const bool splice = length >= kMinSplice && length <= SpliceLimit();
-  if (int fd = splice ? image.overlay->LocalDataFd(off, length) : -1; fd >= 0) {
-    // All local: libfuse splices the file range into the reply.
-    fuse_bufvec data = FUSE_BUFVEC_INIT(length);
-    data.buf[0].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
-    data.buf[0].fd = fd;
-    data.buf[0].pos = static_cast<off_t>(off);
-    request.Succeeded();
-    fuse_reply_data(request.req(), &data, FUSE_BUF_SPLICE_MOVE);
-    return Status::Ok();
+  if (length >= kMinSplice && length <= SpliceLimit()) {
+    int fd = image.overlay->LocalDataFd(off, length);
+    // Not all local: copy-on-read first, inside the kernel where it can
+    // (FaultIn), then the same splice. A cold read thus costs one copy into
+    // the overlay and one to the reader, where a read through a buffer costs
+    // three (from the template, into the overlay, to the reader). Smaller
+    // reads stay on the buffer path: for them it measured the same.
+    if (fd < 0) CORFS_RETURN_IF_ERROR(image.overlay->FaultIn(off, length, &fd));
+    if (fd >= 0) {
+      ReplySpliced(request, fd, off, length);
+      return Status::Ok();
+    }
   }
   thread_local std::vector<char> buf;
   if (buf.size() < length) buf.resize(std::max<size_t>(length, kMaxIo));

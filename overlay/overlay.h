@@ -153,6 +153,16 @@ class Overlay {
   // by guest writes, which a concurrent read may see or not, as with pread.
   int LocalDataFd(uint64_t offset, uint64_t length) const;
 
+  // Copy-on-read without a buffer, for a guest read served from the data
+  // file: makes every cluster of [offset, offset + length) local, copying
+  // what the overlay lacks from the chain as Read would (inside the kernel
+  // where the layer is a raw file, so the bytes never cross this process;
+  // like a stream's copy, such a copy keeps only the layer's own holes
+  // sparse, not its blocks of zeros), and sets *fd to the data file's
+  // descriptor. *fd is -1, with nothing done, when the overlay does not copy
+  // on read (a thin clone, or read-only): the caller uses Read.
+  Status FaultIn(uint64_t offset, uint64_t length, int* fd);
+
   // Allocation of the disk as a whole (overlay, then chain): kData, kZero, or
   // kUnallocated where no image holds the range (it reads as zeros).
   Status GetBlockStatus(uint64_t offset, uint64_t length, BlockStatus* out);
@@ -268,6 +278,10 @@ class Overlay {
     return ((end - 1) >> cluster_bits_) - (offset >> cluster_bits_) + 1;
   }
 
+  // Fills the clusters of [offset, offset + length) the overlay lacks, a
+  // claimed run at a time (Populate and FaultIn); `wait` as Populate's;
+  // `count_faults` counts each run as a copy-on-read fault.
+  Status FillMissing(uint64_t offset, uint64_t length, bool wait, bool count_faults);
   // Fills the claimed clusters from the chain and marks them allocated.
   // Runs no image holds, or that read as zeros, become holes without being
   // read. `out`, if not empty, has the run's length and receives its data.

@@ -2,8 +2,9 @@
 // copy-on-write under cluster claims, and Populate, the stream's copy.
 //
 // Reads of allocated clusters take no lock and allocate nothing; neither
-// does a stream's copy of a raw layer (copy_file_range) beyond one scratch
-// buffer per run when the kernel cannot copy.
+// does a copy of a raw layer without a buffer (copy_file_range: a stream's,
+// or a guest read's that FaultIn serves) beyond one scratch buffer per run
+// when the kernel cannot copy.
 
 #include <fcntl.h>
 
@@ -176,6 +177,20 @@ Status Overlay::MergeIntoCluster(uint64_t cluster, uint64_t offset, std::span<co
 Status Overlay::Populate(uint64_t offset, uint64_t length, bool wait) {
   if (read_only_) return Status::Error(EROFS, path_ + " is read-only");
   CORFS_RETURN_IF_ERROR(RangeCheck(offset, length, size(), "populate"));
+  return FillMissing(offset, length, wait, /*count_faults=*/false);
+}
+
+Status Overlay::FaultIn(uint64_t offset, uint64_t length, int* fd) {
+  *fd = -1;
+  if (!copy_on_read_) return Status::Ok();
+  CORFS_RETURN_IF_ERROR(RangeCheck(offset, length, size(), "read"));
+  InFlightGuestRequest request(guest_requests_in_flight_, *guest_activity_);
+  CORFS_RETURN_IF_ERROR(FillMissing(offset, length, /*wait=*/true, /*count_faults=*/true));
+  *fd = data_.fd();
+  return Status::Ok();
+}
+
+Status Overlay::FillMissing(uint64_t offset, uint64_t length, bool wait, bool count_faults) {
   if (length == 0) return Status::Ok();
   uint64_t cluster = offset >> cluster_bits_;
   const uint64_t last = (offset + length - 1) >> cluster_bits_;
@@ -190,6 +205,11 @@ Status Overlay::Populate(uint64_t offset, uint64_t length, bool wait) {
       continue;
     }
     CORFS_RETURN_IF_ERROR(FillClaimed(run, {}));
+    if (count_faults) {
+      cor_faults_.fetch_add(1, std::memory_order_relaxed);
+      cor_bytes_.fetch_add(ClusterEnd(run.first() + run.count() - 1) - ClusterStart(run.first()),
+                           std::memory_order_relaxed);
+    }
     cluster += run.count();
   }
   return Status::Ok();

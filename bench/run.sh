@@ -354,9 +354,13 @@ rm -f /dev/shm/corfs-bench-$$
 # The limit of the cold reads: a copy of the page-cached template into a new
 # file of the same disk, without sync. It reads what copy-on-read reads and
 # writes what it writes (into the page cache, as an overlay's writes go).
-settle
-t=$(now); cp template.raw copy.raw; record cp_nosync "$(elapsed "$t")"
-rm -f copy.raw
+# Two passes, the faster judged: the machine's best.
+for pass in 1 2; do
+  settle
+  t=$(now); cp template.raw copy.raw; record "cp_nosync_$pass" "$(elapsed "$t")"
+  rm -f copy.raw
+done
+record cp_nosync "$(awk '$1 ~ /^cp_nosync_[0-9]$/ { print $2 }' "$results" | sort -g | head -n 1)"
 if [ "$stream" = 1 ]; then
   # The limits of a stream, which ends with its data on the disk.
   settle
@@ -543,7 +547,7 @@ fi
 say "corfs: unmount"
 stop_pid "$corfs_pid" INT
 is_mounted "$dir/mnt" && fail "corfs did not unmount"
-rm -f overlays/bg*.img overlays/bg*.img.part overlays/bg*.img.cor
+rm -f overlays/*   # every figure checked its image; only disk space now
 
 # --- qemu-storage-daemon: FUSE exports of qcow2 overlays with copy-on-read ---
 # One daemon, one export of a fresh overlay for each cold figure, so each is
@@ -829,7 +833,7 @@ for r in rows:
 print()
 limits = [("page-cache read of the template", "page_cache_read"),
           ("new memory: write the size into tmpfs", "new_memory_fill"),
-          ("cp of the page-cached template, no sync", "cp_nosync"),
+          ("cp of the cached template, no sync (best of 2)", "cp_nosync"),
           ("plain cp of the template (+ sync)", "plain_cp"),
           ("offline fill: qemu-img create -b + rebase -b ''", "offline_fill"),
           ("qcow2: qemu-img convert -c -O qcow2 (making it)", "qcow2_make"),

@@ -4,7 +4,7 @@
 # template, with the machine's own limits, all measured in one run.
 #
 #   bench/run.sh [--size 1G] [--runtime 10] [--dir DIR] [--keep] [--corfs BINARY]
-#                [--rand-ios N] [--sparse-size 100G] [--cold-only]
+#                [--rounds 1] [--rand-ios N] [--sparse-size 100G] [--cold-only]
 #                [--no-random] [--no-parallel] [--no-boot] [--no-warm]
 #                [--no-stream] [--no-sparse] [--no-qcow2]
 #
@@ -24,6 +24,8 @@ usage: bench/run.sh [options]
   --dir DIR            make the work folder inside DIR (default /tmp)
   --keep               keep the work folder
   --corfs BINARY       use this corfs binary; do not install packages or build
+  --rounds N           rounds of the cold figures, each on fresh images; the
+                       median is judged (default 1, at most 9)
   --rand-ios N         4 KiB reads of each cold random figure (default 8192)
   --sparse-size SIZE   virtual size of the sparse template (default 100G)
   --no-random          skip the cold 4 KiB random read figures
@@ -48,6 +50,7 @@ qcow2=1
 qcow2_rounds=3
 corfs=""
 rand_ios=8192
+rounds=1
 random=1
 parallel=1
 boot=1
@@ -63,6 +66,7 @@ while [ $# -gt 0 ]; do
     --no-sparse) sparse=0; shift ;;
     --no-qcow2) qcow2=0; shift ;;
     --rand-ios) rand_ios=${2:?}; shift 2 ;;
+    --rounds) rounds=${2:?}; shift 2 ;;
     --no-random) random=0; shift ;;
     --no-parallel) parallel=0; shift ;;
     --no-boot) boot=0; shift ;;
@@ -84,6 +88,9 @@ fi
 [[ "$runtime" =~ ^[0-9]+$ ]] && [ "$runtime" -ge 2 ] || { echo "bench: --runtime must be a whole number >= 2" >&2; exit 2; }
 if ! [[ "$rand_ios" =~ ^[0-9]+$ ]] || [ "$rand_ios" -lt 16 ] || [ $((rand_ios * 4096 * 4)) -gt "$bytes" ]; then
   echo "bench: --rand-ios must be a whole number >= 16, reading at most a quarter of --size" >&2; exit 2
+fi
+if ! [[ "$rounds" =~ ^[1-9]$ ]]; then
+  echo "bench: --rounds must be a whole number from 1 to 9" >&2; exit 2
 fi
 [ "$stream" = 1 ] || sparse=0   # the sparse figure is a stream
 if [ "$sparse" = 1 ] && [ "$sparse_bytes" -lt $((2 * bytes)) ]; then
@@ -283,8 +290,8 @@ chroot /mnt /bin/busybox sh /init
 GUEST
   guest_initramfs boot-initrd.gz boot-guest.sh
 }
-boot_time() {  # name disk: boots from disk; records boot_NAME, the seconds from qemu's start to the marker
-  local name=$1 log=boot-$1.log t
+boot_time() {  # name disk suffix: boots from disk; records boot_NAME<suffix>, the seconds from qemu's start to the marker
+  local name=$1 log=boot-$1$3.log t
   settle
   cat boot.raw > /dev/null
   guest_libvirt_disk "$2"
@@ -296,11 +303,29 @@ boot_time() {  # name disk: boots from disk; records boot_NAME, the seconds from
     [ $(($(now) - t)) -lt 300000000000 ] || fail "the guest booting from $2 printed no marker within 300 s"
     sleep 0.02
   done
-  record "boot_$name" "$(elapsed "$t")"
-  record "boot_${name}_uptime" "$(sed -n 's/.*BOOT-MARKER \([0-9.]*\).*/\1/p' "$log" | head -n 1)"
+  record "boot_$name$3" "$(elapsed "$t")"
+  record "boot_${name}_uptime$3" "$(sed -n 's/.*BOOT-MARKER \([0-9.]*\).*/\1/p' "$log" | head -n 1)"
   for _ in $(seq 1 600); do kill -0 "$GUEST_PID" 2>/dev/null || break; sleep 0.1; done
   stop_pid "$GUEST_PID" TERM
   grep -qa 'GUEST-STATUS: 0' "$log" || { cat "$log" >&2; fail "the guest booting from $2 failed"; }
+}
+# The cold figures run in --rounds rounds, each on images of its own: round 1
+# on NAME, round R on cR-NAME. Each figure is recorded as KEY@ROUND, and
+# median_rounds records KEY as the median of its rounds.
+round_name() {  # round name
+  if [ "$1" = 1 ]; then echo "$2"; else echo "c$1-$2"; fi
+}
+median_rounds() {  # key...
+  local key median
+  for key in "$@"; do
+    median=$(awk -v key="$key" '{ i = index($1, "@"); if (i && substr($1, 1, i - 1) == key) print $2 }' "$results" |
+      sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else if (NR) print (a[NR / 2] + a[NR / 2 + 1]) / 2 }')
+    [ -z "$median" ] || record "$key" "$median"
+  done
+}
+cold_keys() {  # who: the keys cold_figures records for who
+  echo "$1_cold $1_cold_cat $1_rand_cold_qd1 $1_rand_warm_qd1 $1_rand_cold_qd16 $1_rand_warm_qd16"
+  echo "$1_parallel boot_$1 boot_$1_uptime"
 }
 job_offset() {  # image: the offset of its job in the mount, or "none"
   "$corfs" jobs -m "$dir/mnt" --json |
@@ -311,6 +336,7 @@ seq_runtime=$(( runtime < 5 ? runtime : 5 ))
 cores=$(nproc)
 record load_start "$(cut -d' ' -f1 /proc/loadavg)"
 record rand_ios "$rand_ios"
+record rounds "$rounds"
 say "work folder $dir; template $size; fio runtime ${runtime}s; $cores cores"
 
 # --- templates ---------------------------------------------------------------
@@ -374,18 +400,26 @@ if [ "$stream" = 1 ]; then
   rm -f offline.qcow2
 fi
 if [ "$boot" = 1 ]; then
-  say "guest boot from the raw template file"
-  boot_time raw boot.raw
+  for round in $(seq 1 "$rounds"); do
+    say "guest boot from the raw template file (round $round of $rounds)"
+    boot_time raw boot.raw "@$round"
+  done
+  median_rounds boot_raw boot_raw_uptime
 fi
 
 # --- corfs -------------------------------------------------------------------
 # One mount: disk.img (the cold sequential read, then warm reads and
 # latency), cat.img, r1.img, r16.img, par.img and boot.img (one fresh image
-# for each other cold figure), stream.img (the timed stream), speed.img (the
+# for each other cold figure; more rounds: cR-disk.img and so on), stream.img (the timed stream), speed.img (the
 # throttled stream), sparse.img (over the sparse template) and bg*.img,
 # streamed one after another behind the latency-under-stream figure (enough
 # of them to keep a stream going for the whole fio run).
-cold_images=(disk cat r1 r16 par)
+cold_images=()
+boot_images=()
+for round in $(seq 1 "$rounds"); do
+  for name in disk cat r1 r16 par; do cold_images+=("$(round_name "$round" "$name")"); done
+  boot_images+=("$(round_name "$round" boot)")
+done
 stream_images=()
 if [ "$stream" = 1 ]; then
   bg_count=$(( 2 + (runtime * 1536 * MiB + bytes - 1) / bytes ))
@@ -400,7 +434,9 @@ mkdir -p mnt overlays
     printf '  %s.img:\n    overlay: overlays/%s.img\n    backing: [template.raw]\n' "$name" "$name"
   done
   if [ "$boot" = 1 ]; then
-    printf '  boot.img:\n    overlay: overlays/boot.img\n    backing: [boot.raw]\n'
+    for name in "${boot_images[@]}"; do
+      printf '  %s.img:\n    overlay: overlays/%s.img\n    backing: [boot.raw]\n' "$name" "$name"
+    done
   fi
   if [ "$sparse" = 1 ]; then
     printf '  sparse.img:\n    overlay: overlays/sparse.img\n    backing: [sparse.raw]\n'
@@ -413,40 +449,49 @@ mounts+=("$dir/mnt")
 wait_mounted "$dir/mnt" "$corfs_pid"
 
 # The cold figures, the same on corfs (here) and on qsd (below), each on a
-# fresh image of its own: who reads, then the image of each figure (those of
-# skipped figures are left alone).
-cold_figures() {  # who seq-file cat-file r1-file r16-file par-file boot-file
-  local who=$1 t x qd
-  say "$who: cold sequential read, 1 MiB O_DIRECT (copy-on-read)"
+# fresh image of its own: who reads, the round, and where the images are (a
+# printf format for the image's name); the images of skipped figures are
+# left alone.
+cold_figures() {  # who round format
+  local who=$1 r="@$2" t x qd name file
+  local files=()
+  for name in disk cat r1 r16 par boot; do
+    # shellcheck disable=SC2059 # the format is the caller's
+    files+=("$(printf "$3" "$(round_name "$2" "$name")")")
+  done
+  set -- "${files[@]}"
+  say "$who: cold sequential read, 1 MiB O_DIRECT (copy-on-read; round $2 of $rounds)"
   settle
-  t=$(now); dd if="$2" of=/dev/null bs=1M iflag=direct status=none; record "${who}_cold" "$(elapsed "$t")"
+  t=$(now); dd if="$2" of=/dev/null bs=1M iflag=direct status=none; record "${who}_cold$r" "$(elapsed "$t")"
   cmp template.raw "$2" || fail "$who: $2 differs from the template"
   say "$who: cold sequential read, buffered cat"
   settle
-  t=$(now); cat "$3" > /dev/null; record "${who}_cold_cat" "$(elapsed "$t")"
+  t=$(now); cat "$3" > /dev/null; record "${who}_cold_cat$r" "$(elapsed "$t")"
   cmp template.raw "$3" || fail "$who: $3 differs from the template"
   if [ "$random" = 1 ]; then
     for qd in 1 16; do
       say "$who: cold 4 KiB random reads, libaio QD$qd"
       settle
-      local file=$4; [ $qd = 1 ] || file=$5
-      x=$(rand_read "$file" $qd); record "${who}_rand_cold_qd$qd" "$x"
-      x=$(rand_read "$file" $qd); record "${who}_rand_warm_qd$qd" "$x"
+      file=$3; [ $qd = 1 ] || file=$4
+      x=$(rand_read "$file" $qd); record "${who}_rand_cold_qd$qd$r" "$x"
+      x=$(rand_read "$file" $qd); record "${who}_rand_warm_qd$qd$r" "$x"
     done
   fi
   if [ "$parallel" = 1 ]; then
     say "$who: cold read by 4 parallel readers"
     settle
-    x=$(parallel_read "$6"); record "${who}_parallel" "$x"
-    cmp template.raw "$6" || fail "$who: $6 differs from the template"
+    x=$(parallel_read "$5"); record "${who}_parallel$r" "$x"
+    cmp template.raw "$5" || fail "$who: $5 differs from the template"
   fi
   if [ "$boot" = 1 ]; then
     say "$who: guest boot from a fresh overlay"
-    boot_time "$who" "$7"
-    cmp boot.raw "$7" || fail "$who: $7 differs from the guest's root"
+    boot_time "$who" "$6" "$r"
+    cmp boot.raw "$6" || fail "$who: $6 differs from the guest's root"
   fi
 }
-cold_figures corfs mnt/disk.img mnt/cat.img mnt/r1.img mnt/r16.img mnt/par.img mnt/boot.img
+for round in $(seq 1 "$rounds"); do cold_figures corfs "$round" mnt/%s.img; done
+# shellcheck disable=SC2046 # a list of keys
+median_rounds $(cold_keys corfs)
 
 if [ "$warm" = 1 ]; then
   say "corfs: warm reads"
@@ -550,16 +595,19 @@ is_mounted "$dir/mnt" && fail "corfs did not unmount"
 rm -f overlays/*   # every figure checked its image; only disk space now
 
 # --- qemu-storage-daemon: FUSE exports of qcow2 overlays with copy-on-read ---
-# One daemon, one export of a fresh overlay for each cold figure, so each is
-# cold when its figure reads it (the warm figures read qsd-cold.img after
-# its cold read).
+# One daemon, one export of a fresh overlay for each cold figure (and round),
+# so each is cold when its figure reads it (the warm figures read
+# qsd-disk.img after its cold read).
 say "qsd: copy-on-read exports"
 qsd_args=()
-qsd_images=(cold cat r1 r16 par)
-[ "$boot" = 1 ] && qsd_images+=(boot)
+qsd_images=()
+for round in $(seq 1 "$rounds"); do
+  for name in disk cat r1 r16 par; do qsd_images+=("$(round_name "$round" "$name")"); done
+  [ "$boot" = 0 ] || qsd_images+=("$(round_name "$round" boot)")
+done
 for name in "${qsd_images[@]}"; do
   backing=template.raw
-  [ "$name" = boot ] && backing=boot.raw
+  [[ "$name" != *boot ]] || backing=boot.raw
   qemu-img create -q -f qcow2 -b "$backing" -F raw "qsd-$name.qcow2"
   touch "qsd-$name.img"
   mounts+=("$dir/qsd-$name.img")
@@ -573,12 +621,14 @@ qemu-storage-daemon "${qsd_args[@]}" \
 qsd_pid=$!
 pids+=("$qsd_pid")
 for name in "${qsd_images[@]}"; do wait_mounted "$dir/qsd-$name.img" "$qsd_pid"; done
-cold_figures qsd qsd-cold.img qsd-cat.img qsd-r1.img qsd-r16.img qsd-par.img qsd-boot.img
+for round in $(seq 1 "$rounds"); do cold_figures qsd "$round" qsd-%s.img; done
+# shellcheck disable=SC2046 # a list of keys
+median_rounds $(cold_keys qsd)
 if [ "$warm" = 1 ]; then
   say "qsd: warm reads"
   settle
-  record qsd_warm_seq "$(seq_mbps qsd-cold.img)"
-  record qsd_rand "$(rand_iops qsd-cold.img)"
+  record qsd_warm_seq "$(seq_mbps qsd-disk.img)"
+  record qsd_rand "$(rand_iops qsd-disk.img)"
 fi
 python3 "$qmp" qmp.sock quit || true
 stop_pid "$qsd_pid" TERM
@@ -852,6 +902,10 @@ if have("boot_raw_uptime", "boot_corfs_uptime"):
     print("boot: guest uptime at the marker: raw %.2fs, corfs %.2fs%s" % (
         v("boot_raw_uptime"), v("boot_corfs_uptime"),
         ", qsd %.2fs" % v("boot_qsd_uptime") if have("boot_qsd_uptime") else ""))
+if v("rounds", 1) > 1:
+    for key in sorted(k for k in values if "@" not in k and any(x.startswith(k + "@") for x in values)):
+        rounds_of = [values[x] for x in sorted(values) if x.startswith(key + "@")]
+        print("rounds: %-24s %s (median judged)" % (key, " ".join("%g" % x for x in rounds_of)))
 if have("lat_idle_iops", "lat_stream_iops", "bg_streams"):
     print("latency: idle %.0f IOPS, during stream %.0f IOPS; %d background stream(s) ran"
           % (v("lat_idle_iops"), v("lat_stream_iops"), v("bg_streams")))

@@ -18,9 +18,10 @@ packages=(
   qemu-utils qemu-system-common fio e2fsprogs xfsprogs socat
   # the integration tests' JSON clients and checks
   python3
-  # tests/integration/guest_boot_test.sh: a guest under qemu (TCG), its
-  # initramfs built from a static busybox (the kernel is fetched on first
-  # use with apt-get download, see tests/integration/guest_lib.sh)
+  # tests/integration/guest_boot_test.sh and bench/run.sh's boot figure: a
+  # guest under qemu (TCG), its initramfs built from a static busybox (the
+  # kernel is fetched on first use with apt-get download, see
+  # tests/integration/guest_lib.sh); fio's libaio engine is in fio
   qemu-system-x86 busybox-static
   # packaging (scripts/package.sh): readiness for systemd (sd_notify), man
   # pages, and what its tests check with: systemd-analyze, man, bash-completion

@@ -137,21 +137,31 @@ forget_pid() {
   STARTED_PIDS=("${kept[@]}")
 }
 
-# guest_run LOG TIMEOUT_SECONDS INITRD QEMU_ARGS...: boots the guest under
-# TCG with its console on LOG, and waits for it to power off. The disks are
-# the caller's QEMU_ARGS. Fails when qemu fails, when the guest is not done
-# within TIMEOUT_SECONDS (qemu is then killed) or when the guest's script
-# did not end with status 0. GUEST_APPEND replaces the quiet console
-# options of the kernel command line (GUEST_APPEND= shows the boot).
-guest_run() {
-  local log=$1 limit=$2 initrd=$3
-  shift 3
+# guest_start LOG INITRD QEMU_ARGS...: starts the guest under TCG with its
+# console on LOG (qemu's own messages on LOG.qemu) and sets GUEST_PID; the
+# pid is also in STARTED_PIDS. The disks are the caller's QEMU_ARGS.
+# GUEST_APPEND replaces the quiet console options of the kernel command
+# line (GUEST_APPEND= shows the boot).
+guest_start() {
+  local log=$1 initrd=$2
+  shift 2
   qemu-system-x86_64 -accel tcg -machine pc -m 256 -smp 1 -nographic -no-reboot \
     -nodefaults -serial "file:$log" -monitor none \
     -kernel "$GUEST_KERNEL" -initrd "$initrd" \
     -append "console=ttyS0 panic=-1 no_timer_check cryptomgr.notests ${GUEST_APPEND-quiet loglevel=3}" "$@" 2>"$log.qemu" </dev/null &
-  local pid=$!
-  STARTED_PIDS+=("$pid")
+  GUEST_PID=$!
+  STARTED_PIDS+=("$GUEST_PID")
+}
+
+# guest_run LOG TIMEOUT_SECONDS INITRD QEMU_ARGS...: boots the guest
+# (guest_start) and waits for it to power off. Fails when qemu fails, when
+# the guest is not done within TIMEOUT_SECONDS (qemu is then killed) or when
+# the guest's script did not end with status 0.
+guest_run() {
+  local log=$1 limit=$2 initrd=$3
+  shift 3
+  guest_start "$log" "$initrd" "$@"
+  local pid=$GUEST_PID
   local waited=0
   while kill -0 "$pid" 2>/dev/null; do
     if [ "$waited" -ge $((limit * 10)) ]; then

@@ -16,6 +16,7 @@
 #include <cerrno>
 #include <chrono>
 #include <fstream>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -29,17 +30,25 @@ namespace {
 using corfs::testing::TempDir;
 using namespace std::chrono_literals;
 
-// A port on 127.0.0.1 that nothing listens on just now.
+// A port on 127.0.0.1 that nothing uses just now, below the ephemeral
+// range: while a server is down, a client retrying to connect to a port in
+// that range can be given the port itself as its own, connect to itself,
+// and hold the port the restarted server needs.
 int FreePort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t length = sizeof(address);
-  EXPECT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
-  EXPECT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length), 0);
-  ::close(fd);
-  return ntohs(address.sin_port);
+  static std::mt19937 rng(std::random_device{}());
+  int low = 32768;
+  std::ifstream("/proc/sys/net/ipv4/ip_local_port_range") >> low;
+  while (true) {
+    const int port = std::uniform_int_distribution<int>(10000, low - 1)(rng);
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    address.sin_port = htons(static_cast<uint16_t>(port));
+    const bool free = ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0;
+    ::close(fd);
+    if (free) return port;
+  }
 }
 
 // One NBD server process: started with `argv` (which must make it write

@@ -357,7 +357,8 @@ for r in rows:
     result = "-" if r["ok"] is None else ("ok" if r["ok"] else "MISS")
     print("%-46s %8.2fs %8.2fs %-8s %6.2fx %-18s %s%s" % (r["figure"], r["corfs"], r["other"], r["other_name"],
           r["ratio"], r["target"], result, ("  (" + r["note"] + ")") if r["note"] else ""))
-print("server sent %.0f MiB for the %s stream" % (v("corfs_stream_mib"), size))
+if v("corfs_stream_mib") >= 0:  # -1: nbdkit wrote no stats
+    print("server sent %.0f MiB for the %s stream" % (v("corfs_stream_mib"), size))
 busy = max(v("load_start"), v("load_end"))
 if busy > 0.5 * cores:
     print("warning: the machine was busy (load average %.1f at start, %.1f at end on %d cores); figures are noisy"

@@ -225,6 +225,11 @@ Status Overlay::FillClaimed(const ClaimedRun& run, std::span<char> out) {
   // call returns, and a guest request woken meanwhile waits for it; small
   // pieces bound that wait.
   constexpr uint64_t kMaxPiece = 128 << 10;
+  // A layer without a file to copy from (a server, a qcow2 image) is read
+  // in requests of up to this many bytes, then stored in pieces: over a
+  // network each request costs a round trip, and a worker with one small
+  // request in flight would leave the link idle for most of it.
+  constexpr uint64_t kMaxRequest = 8 << 20;
   std::unique_ptr<ScratchBuffer> scratch;
   uint64_t pos = start;
   while (pos < end) {
@@ -251,10 +256,15 @@ Status Overlay::FillClaimed(const ClaimedRun& run, std::span<char> out) {
         if (copied > 0) {
           piece = copied;
         } else {
-          if (!scratch) scratch = std::make_unique<ScratchBuffer>(std::min(kMaxPiece, end - start));
+          piece = std::min(run_end - pos, source >= 0 ? kMaxPiece : kMaxRequest);
+          if (!scratch || scratch->span().size() < piece) {
+            scratch = std::make_unique<ScratchBuffer>(std::min(source >= 0 ? kMaxPiece : kMaxRequest, end - start));
+          }
           std::span<char> bytes = scratch->span().first(piece);
           CORFS_RETURN_IF_ERROR(backing->Read(pos, bytes));
-          CORFS_RETURN_IF_ERROR(data_.Store(pos, bytes));
+          for (uint64_t at = 0; at < piece; at += kMaxPiece) {
+            CORFS_RETURN_IF_ERROR(data_.Store(pos + at, bytes.subspan(at, std::min(kMaxPiece, piece - at))));
+          }
         }
         pos += piece;
       }

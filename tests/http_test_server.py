@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """An HTTP range server for the tests, which can be told to misbehave.
 
-    http_test_server.py FILE PORT_FILE MODE_FILE [LOG_FILE]
+    http_test_server.py FILE PORT_FILE MODE_FILE [LOG_FILE [CERT KEY]]
 
 Serves FILE (at any path) on 127.0.0.1, on a free port it writes to
 PORT_FILE. Each request reads MODE_FILE (missing or empty = "ok"), one
@@ -25,6 +25,8 @@ word and its arguments:
   auth USER PASS      honest, but only with Basic credentials USER:PASS
                       (else 401)
 
+With CERT and KEY (PEM files) it speaks HTTPS.
+
 LOG_FILE, if given, gets a line per request: "METHOD RANGE MODE", and
 "+auth" when the request carried an Authorization header.
 """
@@ -33,12 +35,14 @@ import base64
 import http.server
 import os
 import socketserver
+import ssl
 import sys
 import threading
 import time
 
 FILE, PORT_FILE, MODE_FILE = sys.argv[1:4]
-LOG_FILE = sys.argv[4] if len(sys.argv) > 4 else None
+LOG_FILE = sys.argv[4] if len(sys.argv) > 4 and sys.argv[4] else None
+CERT, KEY = sys.argv[5:7] if len(sys.argv) > 6 else (None, None)
 ETAG = '"corfs-test-v1"'
 OTHER_ETAG = '"corfs-test-v2"'
 LAST_MODIFIED = "Wed, 02 Dec 2026 06:00:00 GMT"
@@ -157,6 +161,10 @@ class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
 
 
 server = Server(("127.0.0.1", 0), Handler)
+if CERT:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(CERT, KEY)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
 with open(PORT_FILE + ".tmp", "w") as f:
     f.write(str(server.server_address[1]))
 os.rename(PORT_FILE + ".tmp", PORT_FILE)

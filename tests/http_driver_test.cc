@@ -342,8 +342,8 @@ TEST_F(HttpDriverTest, CredentialsFromTheUrlTheOptionsOrANetrcFileAndNeverInAMes
 // and dir/key.pem.
 void MakeCertificate(const std::string& dir, const std::string& subject_alt_name) {
   const corfs::testing::CommandResult made =
-      corfs::testing::RunCommand({"openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
-                                  "/CN=corfs-test", "-addext", "subjectAltName=" + subject_alt_name, "-keyout",
+      corfs::testing::RunCommand({"/usr/bin/openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                                  "-subj", "/CN=corfs-test", "-addext", "subjectAltName=" + subject_alt_name, "-keyout",
                                   dir + "/key.pem", "-out", dir + "/cert.pem"});
   ASSERT_EQ(made.exit_code, 0) << made.err;
 }

@@ -71,7 +71,7 @@ class TestServer {
   }
   void SetMode(const std::string& mode) const { std::ofstream(dir_ + "/mode") << mode << "\n"; }
   std::string Requests() const { return corfs::testing::ReadFileBytes(dir_ + "/requests.log"); }
-  void ClearRequests() const { std::ofstream(dir_ + "/requests.log", std::ios::trunc); }
+  void ClearRequests() const { std::ofstream cleared(dir_ + "/requests.log", std::ios::trunc); }
 
  private:
   std::string dir_;
@@ -381,7 +381,7 @@ TEST_F(HttpDriverTest, HttpsToAServerWhoseCertificateNamesAnotherHostIsRefused) 
 }
 
 TEST_F(HttpDriverTest, AnEmptyFileHasSizeZero) {
-  std::ofstream(dir_.path() + "/image.raw", std::ios::trunc);
+  { std::ofstream empty(dir_.path() + "/image.raw", std::ios::trunc); }
   auto driver = Open();
   ASSERT_TRUE(driver);
   EXPECT_EQ(driver->size(), 0U);

@@ -32,6 +32,8 @@ packages=(
   # servers and the copy limits their tests and bench measure against
   # (qemu-nbd is in qemu-utils; nbdcopy in libnbd-bin)
   libnbd-dev libcurl4-openssl-dev libnbd-bin nbdkit nginx-light openssl curl
+  # bench/remote_http.sh: qemu-storage-daemon's http blockdev (block-curl.so)
+  qemu-block-extra
 )
 
 missing=()

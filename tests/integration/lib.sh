@@ -32,7 +32,13 @@ cleanup() {
   done
   if [ -n "$CLEANUP_HOOK" ]; then "$CLEANUP_HOOK" || true; fi
   rm -rf "$WORK"
-  if [ $status -eq 0 ]; then echo "PASS: $(basename "$0")"; else echo "FAIL: $(basename "$0") (exit $status)"; fi
+  if [ $status -eq 0 ]; then
+    echo "PASS: $(basename "$0")"
+  elif [ $status -eq 77 ]; then
+    echo "SKIPPED: $(basename "$0")"  # tests/CMakeLists.txt: SKIP_RETURN_CODE 77
+  else
+    echo "FAIL: $(basename "$0") (exit $status)"
+  fi
   exit $status
 }
 trap cleanup EXIT

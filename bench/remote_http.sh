@@ -1,0 +1,294 @@
+#!/usr/bin/env bash
+# Remote templates over HTTP: corfs against the copy limit (`curl -o`) and
+# against qemu-storage-daemon over its http blockdev (QEMU's curl driver),
+# all reading one template from one nginx on 127.0.0.1, in one run.
+#
+#   bench/remote_http.sh [--size 1G] [--dir DIR] [--keep] [--corfs BINARY]
+#
+# Prints one table (figure, corfs, other, ratio, target, ok/MISS) and writes
+# the figures as JSON under bench/results/. bench/README.md ("Remote
+# templates over HTTP") says what each figure means.
+#
+# The server is not slowed down: nginx has no way to add latency per
+# request, and a rate limit (limit_rate) binds every client alike. The
+# figures are what loopback with a page-cached template allows.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+usage() {
+  cat >&2 <<'USAGE'
+usage: bench/remote_http.sh [options]
+  --size SIZE          template size (default 1G; a multiple of 1M, at least 64M)
+  --dir DIR            make the work folder inside DIR (default /tmp)
+  --keep               keep the work folder
+  --corfs BINARY       use this corfs binary; do not install packages or build
+USAGE
+  exit 2
+}
+
+size=1G
+parent=/tmp
+keep=0
+corfs=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --size) size=${2:?}; shift 2 ;;
+    --dir) parent=${2:?}; shift 2 ;;
+    --keep) keep=1; shift ;;
+    --corfs) corfs=$(realpath "${2:?}"); shift 2 ;;
+    -h|--help) usage ;;
+    *) echo "bench: unknown option $1" >&2; usage ;;
+  esac
+done
+
+MiB=$((1 << 20))
+bytes=$(numfmt --from=iec "$size") || usage
+if [ $((bytes % MiB)) -ne 0 ] || [ "$bytes" -lt $((64 * MiB)) ]; then
+  echo "bench: --size must be a multiple of 1M and at least 64M" >&2; exit 2
+fi
+if [ -z "$corfs" ]; then
+  bash scripts/install-deps.sh >/dev/null
+  bash scripts/build.sh >/dev/null
+  corfs="$root/build/cli/corfs"
+fi
+qmp="$root/bench/qmp.py"
+for tool in "$corfs" nginx curl qemu-img qemu-storage-daemon python3 fusermount3; do
+  command -v "$tool" >/dev/null || { echo "bench: $tool is missing (scripts/install-deps.sh installs it)" >&2; exit 1; }
+done
+
+mkdir -p "$parent"
+dir=$(mktemp -d "$(realpath "$parent")/corfs-bench-http.XXXXXX")
+cd "$dir"
+results="$dir/results.txt"   # "key value" lines, turned into the table at the end
+: > "$results"
+
+# --- cleanup: everything this script starts is stopped by pid --------------
+pids=()
+mounts=()
+stop_pid() {  # pid signal: signal, wait up to 30 s, then SIGKILL
+  local pid=$1 sig=$2
+  kill -"$sig" "$pid" 2>/dev/null || true
+  for _ in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  local rest=()
+  for p in "${pids[@]}"; do [ "$p" = "$pid" ] || rest+=("$p"); done
+  pids=("${rest[@]}")
+}
+is_mounted() { grep -q " $1 " /proc/self/mountinfo; }
+cleanup() {
+  local status=$?
+  trap - EXIT INT TERM
+  for pid in "${pids[@]}"; do stop_pid "$pid" TERM; done
+  local left=0
+  for m in "${mounts[@]}"; do
+    if is_mounted "$m"; then fusermount3 -u "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true; fi
+    is_mounted "$m" && left=1
+  done
+  if [ "$keep" = 1 ] || [ $left = 1 ]; then echo "bench: work folder kept: $dir" >&2; else rm -rf "$dir"; fi
+  [ $status -eq 0 ] || echo "bench: FAILED (exit $status); logs were in $dir" >&2
+  exit $status
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+now() { date +%s%N; }
+elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.3f", (b - a) / 1e9 }'; }
+record() { echo "$1 $2" >> "$results"; }
+say() { echo "bench: $*" >&2; }
+fail() { echo "bench: $*" >&2; exit 1; }
+# Before every figure: dirty data out, then the template back in the page
+# cache (nginx serves it from there), as bench/run.sh does.
+settle() { sync; sleep 3; cat www/template.raw > /dev/null; }
+wait_mounted() {  # path pid
+  for _ in $(seq 1 400); do
+    is_mounted "$1" && return 0
+    kill -0 "$2" 2>/dev/null || fail "the daemon serving $1 exited early (see its log in $dir)"
+    sleep 0.05
+  done
+  fail "$1 did not appear"
+}
+
+cores=$(nproc)
+record load_start "$(cut -d' ' -f1 /proc/loadavg)"
+say "work folder $dir; template $size; $cores cores"
+
+# --- the server ----------------------------------------------------------------
+mkdir -p www nginx/tmp
+say "writing a random template of $size"
+head -c "$bytes" /dev/urandom > www/template.raw
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+cat > nginx/nginx.conf <<CONF
+daemon off;
+user root;  # the work folder is private (mktemp -d)
+worker_processes 2;
+pid $dir/nginx/nginx.pid;
+error_log $dir/nginx/error.log;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  keepalive_requests 100000;
+  client_body_temp_path $dir/nginx/tmp/body;
+  proxy_temp_path $dir/nginx/tmp/proxy;
+  fastcgi_temp_path $dir/nginx/tmp/fastcgi;
+  uwsgi_temp_path $dir/nginx/tmp/uwsgi;
+  scgi_temp_path $dir/nginx/tmp/scgi;
+  types { application/octet-stream raw; }
+  server { listen 127.0.0.1:$port; root $dir/www; }
+}
+CONF
+nginx -p "$dir/nginx" -c "$dir/nginx/nginx.conf" -e "$dir/nginx/error.log" &
+pids+=("$!")
+url="http://127.0.0.1:$port/template.raw"
+for _ in $(seq 1 100); do curl -s -o /dev/null -r 0-0 "$url" && break; sleep 0.05; done
+curl -s -o /dev/null -r 0-0 "$url" || fail "nginx does not answer on port $port"
+
+# --- the limit: curl -o --------------------------------------------------------
+say "limit: curl -o of the template (+ sync)"
+settle
+t=$(now); curl -s -o copy.raw "$url"; sync copy.raw; record curl_copy "$(elapsed "$t")"
+cmp www/template.raw copy.raw || fail "curl: the copy differs from the template"
+rm -f copy.raw
+
+# --- corfs ---------------------------------------------------------------------
+mkdir -p mnt overlays
+cat > corfs.yaml <<YAML
+mountpoint: mnt
+images:
+  stream.img:
+    overlay: overlays/stream.img
+    backing: [$url]
+    copy_on_read: false
+  cold.img:
+    overlay: overlays/cold.img
+    backing: [$url]
+YAML
+"$corfs" mount corfs.yaml 2>corfs.log &
+corfs_pid=$!
+pids+=("$corfs_pid")
+mounts+=("$dir/mnt")
+wait_mounted "$dir/mnt" "$corfs_pid"
+
+say "corfs: stream from http"
+settle
+t=$(now)
+"$corfs" stream stream.img -m mnt --wait > stream.out || fail "corfs stream failed: $(tail -1 stream.out)"
+record corfs_stream "$(elapsed "$t")"
+cmp www/template.raw overlays/stream.img || fail "corfs: the streamed overlay differs from the template"
+rm -f overlays/stream.img
+
+say "corfs: cold sequential read (copy-on-read)"
+settle
+t=$(now); dd if=mnt/cold.img of=/dev/null bs=1M iflag=direct status=none; record corfs_cold "$(elapsed "$t")"
+cmp www/template.raw mnt/cold.img || fail "corfs: cold.img differs from the template"
+stop_pid "$corfs_pid" INT
+is_mounted "$dir/mnt" && fail "corfs did not unmount"
+rm -f overlays/*
+
+# --- qemu-storage-daemon over its http blockdev --------------------------------
+# Does this QEMU have the http blockdev? A daemon with one such node runs.
+qemu-storage-daemon --blockdev "driver=http,node-name=probe,url=$url,read-only=on" \
+  --chardev socket,path=probe.sock,server=on,wait=off,id=c0 --monitor chardev=c0 2>qsd-probe.log &
+probe_pid=$!
+pids+=("$probe_pid")
+for _ in $(seq 1 200); do [ -S probe.sock ] && break; kill -0 "$probe_pid" 2>/dev/null || break; sleep 0.05; done
+have_http=0
+[ -S probe.sock ] && kill -0 "$probe_pid" 2>/dev/null && have_http=1
+python3 "$qmp" probe.sock quit > /dev/null 2>&1 || true
+stop_pid "$probe_pid" TERM
+if [ $have_http = 0 ]; then
+  say "qsd: no http blockdev in this QEMU (Debian: qemu-block-extra): $(head -1 qsd-probe.log); its figures are left out"
+else
+  # backing: the http node, read-only; over it a fresh qcow2 overlay.
+  http_node="driver=http,node-name=h0,url=$url,read-only=on"
+  qemu-img create -q -f qcow2 -u -b "$url" -F raw qsd-stream.qcow2 "$bytes"
+  say "qsd: block-stream over the http blockdev"
+  settle
+  qemu-storage-daemon --blockdev "$http_node" \
+    --blockdev driver=file,node-name=f0,filename=qsd-stream.qcow2 \
+    --blockdev driver=qcow2,node-name=q0,file=f0,backing=h0 \
+    --chardev socket,path=qmp.sock,server=on,wait=off,id=c0 --monitor chardev=c0 2>qsd-stream.log &
+  qsd_pid=$!
+  pids+=("$qsd_pid")
+  record qsd_stream "$(python3 "$qmp" qmp.sock stream q0)"
+  python3 "$qmp" qmp.sock quit || true
+  stop_pid "$qsd_pid" TERM
+  qemu-img compare -q -f raw -F qcow2 www/template.raw qsd-stream.qcow2 ||
+    fail "qsd: the streamed overlay differs from the template"
+  rm -f qsd-stream.qcow2 qmp.sock
+
+  say "qsd: cold sequential read through its copy-on-read export"
+  qemu-img create -q -f qcow2 -u -b "$url" -F raw qsd-cor.qcow2 "$bytes"
+  touch qsd-export.img
+  mounts+=("$dir/qsd-export.img")
+  settle
+  qemu-storage-daemon --blockdev "$http_node" \
+    --blockdev driver=file,node-name=f0,filename=qsd-cor.qcow2 \
+    --blockdev driver=qcow2,node-name=q0,file=f0,backing=h0 \
+    --blockdev driver=copy-on-read,node-name=top,file=q0 \
+    --export type=fuse,id=e0,node-name=top,mountpoint=qsd-export.img,writable=on \
+    --chardev socket,path=qmp.sock,server=on,wait=off,id=c0 --monitor chardev=c0 2>qsd-cor.log &
+  qsd_pid=$!
+  pids+=("$qsd_pid")
+  wait_mounted "$dir/qsd-export.img" "$qsd_pid"
+  t=$(now); dd if=qsd-export.img of=/dev/null bs=1M iflag=direct status=none; record qsd_cold "$(elapsed "$t")"
+  cmp www/template.raw qsd-export.img || fail "qsd: the export differs from the template"
+  python3 "$qmp" qmp.sock quit || true
+  stop_pid "$qsd_pid" TERM
+  rm -f qsd-cor.qcow2 qmp.sock
+fi
+record load_end "$(cut -d' ' -f1 /proc/loadavg)"
+
+# --- the table and the JSON ----------------------------------------------------
+mkdir -p "$root/bench/results"
+python3 - "$results" "$root/bench/results" "$size" "$cores" "$bytes" <<'PY'
+import json, os, sys, time
+
+values = {}
+for line in open(sys.argv[1]):
+    key, value = line.split()
+    values[key] = float(value)
+out_dir, size, cores, bytes_ = sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+v = values.get
+rows = []
+def row(name, corfs, other, other_name, ratio, target, ok):
+    rows.append(dict(figure=name, unit="s", corfs=corfs, other=other, other_name=other_name,
+                     ratio=ratio, target=target, ok=ok))
+
+# Throughput ratios: corfs's over the other's (time ratio inverted).
+row("http stream vs curl -o (copy limit)", v("corfs_stream"), v("curl_copy"), "curl",
+    v("curl_copy") / v("corfs_stream"), ">= 0.8x its rate", v("curl_copy") / v("corfs_stream") >= 0.8)
+if v("qsd_stream") is not None:
+    row("http stream vs qsd block-stream (http)", v("corfs_stream"), v("qsd_stream"), "qsd",
+        v("qsd_stream") / v("corfs_stream"), ">= 3x faster", v("qsd_stream") / v("corfs_stream") >= 3)
+if v("qsd_cold") is not None:
+    row("http cold seq read (CoR) vs qsd CoR", v("corfs_cold"), v("qsd_cold"), "qsd",
+        v("qsd_cold") / v("corfs_cold"), ">= 2x faster", v("qsd_cold") / v("corfs_cold") >= 2)
+
+title = "figure (%s template over http, %d cores)" % (size, cores)
+print("%-44s %10s %10s %-5s %7s %-17s %s" % (title, "corfs", "other", "", "ratio", "target", "result"))
+for r in rows:
+    result = "-" if r["ok"] is None else ("ok" if r["ok"] else "MISS")
+    print("%-44s %9.2fs %9.2fs %-5s %6.2fx %-17s %s" % (r["figure"], r["corfs"], r["other"], r["other_name"],
+                                                       r["ratio"], r["target"], result))
+print()
+mb = lambda seconds: bytes_ / 1e6 / seconds
+print("rates: curl -o %.0f MB/s, corfs stream %.0f MB/s, corfs cold read %.0f MB/s"
+      % (mb(v("curl_copy")), mb(v("corfs_stream")), mb(v("corfs_cold"))), end="")
+if v("qsd_stream") is not None:
+    print(", qsd stream %.0f MB/s, qsd cold read %.0f MB/s" % (mb(v("qsd_stream")), mb(v("qsd_cold"))), end="")
+print()
+busy = max(v("load_start"), v("load_end"))
+if busy > 0.5 * cores:
+    print("warning: the machine was busy (load average %.1f at start, %.1f at end on %d cores); "
+          "figures are noisy" % (v("load_start"), v("load_end"), cores))
+out = {"size": size, "cores": cores, "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "figures": rows, "values": values}
+path = os.path.join(out_dir, "remote-http-%s-%s.json" % (size, time.strftime("%Y%m%d-%H%M%S")))
+with open(path, "w") as f:
+    json.dump(out, f, indent=2)
+print("\nwritten to bench/results/" + os.path.basename(path))
+PY

@@ -57,7 +57,7 @@ class MemoryProtocol final : public BlockDriver {
   Status Read(uint64_t offset, std::span<char> buf) override {
     reads_->fetch_add(1);
     const std::string& bytes = *resource_.bytes;
-    for (size_t i = 0; i < buf.size(); ++i) buf[i] = offset + i < bytes.size() ? bytes[offset + i] : 0;
+    for (size_t i = 0; i < buf.size(); ++i) buf[i] = offset + i < bytes.size() ? bytes[offset + i] : '\0';
     return Status::Ok();
   }
   Status Write(uint64_t, std::span<const char>) override { return Status::Error(EROFS, name_); }

@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "cli/commands.h"
+#include "cli/remote_access.h"
 #include "overlay/overlay_inspect.h"
 
 namespace corfs::cli {
@@ -20,8 +21,13 @@ void AddCheckCommand(CLI::App& app, int* exit_code) {
                 "Also hash each backing image's whole content and compare it with the hash the overlay records "
                 "(overlays made with `create --verify-backing full`)");
   cmd->callback([=] {
+    overlay::RemoteOptions remote;
+    if (Status env = CommandRemoteOptions(&remote); !env.ok()) {
+      *exit_code = Fail(env.message());
+      return;
+    }
     overlay::CheckReport report;
-    overlay::CheckOverlay(OverlayArgument(*overlay_path), overlay::OpenImage, &report,
+    overlay::CheckOverlay(OverlayArgument(*overlay_path), overlay::RemoteImageOpener(remote), &report,
                           *full ? overlay::VerifyBacking::kFull : overlay::VerifyBacking::kSampled);
     for (const std::string& note : report.notes) std::printf("note: %s\n", note.c_str());
     for (const std::string& problem : report.problems) std::fprintf(stderr, "problem: %s\n", problem.c_str());

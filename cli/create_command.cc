@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "cli/commands.h"
+#include "cli/remote_access.h"
 #include "common/size.h"
 #include "overlay/overlay.h"
 
@@ -93,6 +94,13 @@ int RunCreate(CreateArgs args) {
     return UsageError("create", "--verify-backing: '" + args.verify_backing + "' is neither 'sampled' nor 'full'");
   }
   options.force = args.force;
+  // Credentials in a URI are split off here: the overlay, its messages and
+  // its header only ever see the name without them.
+  overlay::RemoteOptions remote;
+  if (Status env = CommandRemoteOptions(&remote); !env.ok()) return Fail(env.message());
+  if (Status taken = TakeCommandLineCredentials(&options.backing, &remote); !taken.ok()) return Fail(taken.message());
+  options.opener = overlay::RemoteImageOpener(remote);
+  options.protocol = overlay::RemoteProtocolOpener(remote);
   Status created = overlay::Overlay::Create(args.overlay, options);
   if (created.code() == EEXIST) return Fail(created.message() + " (use --force to replace the overlay)");
   if (!created.ok()) return Fail(created.message());

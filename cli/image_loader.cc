@@ -13,12 +13,12 @@ namespace corfs::cli {
 
 namespace {
 
-Status OpenMountedImage(const config::ImageConfig& image, bool allow_other, const overlay::ImageOpener& opener,
-                        const std::shared_ptr<overlay::GuestActivity>& activity,
+Status OpenMountedImage(const config::ImageConfig& image, bool allow_other, const MountResources& resources,
                         std::unique_ptr<mount::MountedImage>* out) {
   overlay::OpenOptions options;
-  options.opener = opener;
-  options.guest_activity = activity;
+  options.opener = resources.opener;
+  options.protocol = overlay::RemoteProtocolOpener(resources.remote);
+  options.guest_activity = resources.activity;
   options.read_only = image.read_only;
   options.copy_on_read = image.copy_on_read;
   options.verify_backing = image.verify_backing;
@@ -76,8 +76,9 @@ void CreatedFiles::MakeFoldersFor(const std::string& overlay_path) {
   }
 }
 
-MountResources MountResources::Make() {
-  return {overlay::SharedImageCache().opener(), std::make_shared<overlay::GuestActivity>()};
+MountResources MountResources::Make(const overlay::RemoteOptions& remote) {
+  return {overlay::SharedImageCache(overlay::RemoteImageOpener(remote)).opener(),
+          std::make_shared<overlay::GuestActivity>(), remote};
 }
 
 namespace {
@@ -104,13 +105,14 @@ Status MayCreate(const config::ImageConfig& image) {
   return CheckOverlayFolder(image);
 }
 
-Status CreateOverlay(const config::ImageConfig& image, const overlay::ImageOpener& opener, CreatedFiles* created) {
+Status CreateOverlay(const config::ImageConfig& image, const MountResources& resources, CreatedFiles* created) {
   overlay::CreateOptions options;
   options.backing = image.backing;
   options.size = image.size;
   options.cluster_size = image.cluster_size;
   options.verify_backing = image.verify_backing;
-  options.opener = opener;
+  options.opener = resources.opener;
+  options.protocol = overlay::RemoteProtocolOpener(resources.remote);
   if (image.create_dirs) created->MakeFoldersFor(image.overlay_path);
   Status made = overlay::Overlay::Create(image.overlay_path, options);
   if (!made.ok()) return made.WithContext("image '" + image.name + "'");
@@ -127,7 +129,7 @@ Status OpenConfiguredImages(const config::MountConfig& cfg, const MountResources
   for (size_t i = 0; i < cfg.images.size(); ++i) {
     const config::ImageConfig& image = cfg.images[i];
     if (std::filesystem::exists(overlay::MetadataPath(image.overlay_path))) {
-      CORFS_RETURN_IF_ERROR(OpenMountedImage(image, cfg.allow_other, resources.opener, resources.activity, &images[i]));
+      CORFS_RETURN_IF_ERROR(OpenMountedImage(image, cfg.allow_other, resources, &images[i]));
     } else {
       CORFS_RETURN_IF_ERROR(MayCreate(image));
       to_create.push_back(i);
@@ -135,8 +137,8 @@ Status OpenConfiguredImages(const config::MountConfig& cfg, const MountResources
   }
   for (size_t i : to_create) {
     const config::ImageConfig& image = cfg.images[i];
-    CORFS_RETURN_IF_ERROR(CreateOverlay(image, resources.opener, created));
-    CORFS_RETURN_IF_ERROR(OpenMountedImage(image, cfg.allow_other, resources.opener, resources.activity, &images[i]));
+    CORFS_RETURN_IF_ERROR(CreateOverlay(image, resources, created));
+    CORFS_RETURN_IF_ERROR(OpenMountedImage(image, cfg.allow_other, resources, &images[i]));
   }
   *out = std::move(images);
   return Status::Ok();
@@ -144,16 +146,16 @@ Status OpenConfiguredImages(const config::MountConfig& cfg, const MountResources
 
 Status OpenConfiguredImages(const config::MountConfig& cfg, CreatedFiles* created,
                             std::vector<std::unique_ptr<mount::MountedImage>>* out) {
-  return OpenConfiguredImages(cfg, MountResources::Make(), created, out);
+  return OpenConfiguredImages(cfg, MountResources::Make(cfg.remote), created, out);
 }
 
 Status OpenOneImage(const config::ImageConfig& image, bool allow_other, const MountResources& resources,
                     CreatedFiles* created, std::unique_ptr<mount::MountedImage>* out) {
   if (!std::filesystem::exists(overlay::MetadataPath(image.overlay_path))) {
     CORFS_RETURN_IF_ERROR(MayCreate(image));
-    CORFS_RETURN_IF_ERROR(CreateOverlay(image, resources.opener, created));
+    CORFS_RETURN_IF_ERROR(CreateOverlay(image, resources, created));
   }
-  return OpenMountedImage(image, allow_other, resources.opener, resources.activity, out);
+  return OpenMountedImage(image, allow_other, resources, out);
 }
 
 }  // namespace corfs::cli

@@ -39,12 +39,14 @@ class CreatedFiles {
 // What the images of one mount share, however late they join it: one driver
 // per template (overlay::SharedImageCache: one open file, one cache) and one
 // count of guest requests in flight (background jobs give way to guest I/O
-// on any image of the mount). Copies share the same state.
+// on any image of the mount). Copies share the same state. Servers are
+// reached with the mount's RemoteOptions (`remote:` of the YAML file).
 struct MountResources {
   overlay::ImageOpener opener;
   std::shared_ptr<overlay::GuestActivity> activity;
+  overlay::RemoteOptions remote;
 
-  static MountResources Make();
+  static MountResources Make(const overlay::RemoteOptions& remote = {});
 };
 
 // Opens every image of `cfg`, creating missing overlays where `create` is

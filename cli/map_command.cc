@@ -10,6 +10,7 @@
 
 #include "cli/commands.h"
 #include "cli/qmp_client.h"
+#include "cli/remote_access.h"
 #include "common/size.h"
 #include "overlay/block_map.h"
 #include "overlay/overlay.h"
@@ -67,7 +68,10 @@ int Print(const MapArgs& args, const nlohmann::json& runs, const std::vector<std
 
 int RunOffline(const MapArgs& args) {
   std::vector<overlay::MapRun> runs;
-  Status mapped = overlay::MapOverlayFile(args.image, overlay::OpenImage, overlay::WarnOnStderr, &runs);
+  overlay::RemoteOptions remote;
+  Status mapped = CommandRemoteOptions(&remote);
+  if (mapped.ok())
+    mapped = overlay::MapOverlayFile(args.image, overlay::RemoteImageOpener(remote), overlay::WarnOnStderr, &runs);
   if (!mapped.ok()) return Fail(mapped.message());
   overlay::OverlayInfo info;
   std::vector<std::string> layers = {"overlay"};

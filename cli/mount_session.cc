@@ -35,7 +35,7 @@ Status MountSession::Start(const config::MountConfig& cfg, const SessionOptions&
   config::MountConfig mounted = cfg;
   mounted.allow_other = options.allow_other || cfg.allow_other;
   std::vector<std::unique_ptr<mount::MountedImage>> images;
-  session->resources_ = MountResources::Make();
+  session->resources_ = MountResources::Make(cfg.remote);
   CORFS_RETURN_IF_ERROR(OpenConfiguredImages(mounted, session->resources_, &created, &images));
   session->table_ = std::make_unique<mount::ImageTable>(std::move(images));
 

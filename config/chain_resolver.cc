@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "config/remote_config.h"
 #include "overlay/image_location.h"
 
 namespace corfs::config {
@@ -93,8 +94,8 @@ bool ChainResolver::ResolveValue(const Field& value, std::vector<std::string>& s
     // The same file twice in one chain. A repeat inside a template was
     // reported with the template, so only links of different entries meet here.
     for (const ResolvedImage& link : entry_links) {
-      auto earlier = std::find_if(links.begin(), links.end(),
-                                  [&](const ResolvedImage& other) { return other.SameImage(link); });
+      auto earlier =
+          std::find_if(links.begin(), links.end(), [&](const ResolvedImage& other) { return other.SameImage(link); });
       if (earlier != links.end()) {
         std::string same = earlier->spec.path == link.spec.path ? "" : " (the same file as " + earlier->spec.path + ")";
         diag_.Error(element.mark, element.what + ": " + link.spec.path + same + " is already in this chain, at " +
@@ -264,7 +265,11 @@ bool ChainResolver::AddUri(const std::string& text, const std::string& format, c
   // open to find out (and to retry), as a missing file is for a standalone
   // overlay's chain.
   ResolvedImage link;
-  link.spec = {text, format};
+  if (Status taken = TakeUriCredentials(text, remote_, &link.spec.path); !taken.ok()) {
+    diag_.Error(field.mark, field.what + ": " + taken.message());
+    return false;
+  }
+  link.spec.format = format;
   link.mark = field.mark;
   out->push_back(std::move(link));
   return true;

@@ -12,7 +12,9 @@
 // holds one file twice (same device and inode, so links and symlinks count
 // as the same file), is refused. A URI (nbd://, http://, ...) is a name, not
 // a path: it is neither made absolute nor stat'ed, and two entries are the
-// same image when their names are the same.
+// same image when their names are the same. A URI's user information
+// (user:password@) is split off into the credentials of RemoteOptions: the
+// chain holds the URI without it.
 
 #include <sys/types.h>
 
@@ -45,7 +47,10 @@ struct ResolvedImage {
 
 class ChainResolver {
  public:
-  ChainResolver(std::string base_dir, Diagnostics& diag) : base_dir_(std::move(base_dir)), diag_(diag) {}
+  // URIs with user information are recorded redacted; their credentials go
+  // to `remote` (RemoteOptions::uri_credentials).
+  ChainResolver(std::string base_dir, Diagnostics& diag, overlay::RemoteOptions* remote)
+      : base_dir_(std::move(base_dir)), diag_(diag), remote_(remote) {}
 
   // Takes the entries of the `templates:` map and expands each one, so that
   // a mistake in a template is reported once, even if no image uses it.
@@ -95,6 +100,7 @@ class ChainResolver {
   std::string base_dir_;
   bool resolving_image_ = false;  // inside Resolve: templates met are used
   Diagnostics& diag_;
+  overlay::RemoteOptions* remote_;
   std::map<std::string, Template> templates_;
   std::map<std::string, StatResult> stat_cache_;
 };

@@ -17,6 +17,7 @@
 #include "common/size.h"
 #include "common/trim.h"
 #include "config/chain_resolver.h"
+#include "config/remote_config.h"
 #include "config/yaml_reader.h"
 #include "overlay/image_location.h"
 
@@ -27,7 +28,7 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr std::string_view kTopKeys[] = {"mountpoint", "control_socket", "allow_other", "defaults",
-                                         "templates",  "images",         "metrics"};
+                                         "templates",  "images",         "metrics",     "remote"};
 constexpr std::string_view kImageKeys[] = {
     "overlay", "backing", "size",   "cluster_size", "copy_on_read",    "read_only", "mode",
     "uid",     "gid",     "create", "create_dirs",  "write_threshold", "stream",    "verify_backing"};
@@ -147,7 +148,7 @@ struct ImageDraft {
 class Loader {
  public:
   Loader(const std::string& source_name, std::string base_dir, const LoadOptions& options)
-      : diag_(source_name), base_dir_(std::move(base_dir)), resolver_(base_dir_, diag_), options_(options) {}
+      : diag_(source_name), base_dir_(std::move(base_dir)), resolver_(base_dir_, diag_, &remote_), options_(options) {}
 
   Status Load(std::string_view text, MountConfig* out);
   // The same on a parsed document (a map, or null for an empty file).
@@ -165,6 +166,9 @@ class Loader {
 
   Diagnostics diag_;
   std::string base_dir_;
+  // The `remote:` settings, and the credentials the resolver splits off
+  // the URIs of chains.
+  overlay::RemoteOptions remote_;
   ChainResolver resolver_;
   const LoadOptions& options_;
   YAML::Mark mountpoint_mark_;
@@ -232,6 +236,8 @@ void Loader::ReadTop(const YAML::Node& root, MountConfig* cfg) {
       ReadBool(value, diag_, &cfg->allow_other);
     } else if (entry.key == "metrics") {
       ReadMetrics(value, base_dir_, diag_, &cfg->metrics);
+    } else if (entry.key == "remote") {
+      ReadRemote(value, base_dir_, diag_, &remote_);
     } else if (entry.key == "defaults") {
       ReadDefaults(value, &defaults);
     } else if (entry.key == "templates") {
@@ -248,6 +254,8 @@ void Loader::ReadTop(const YAML::Node& root, MountConfig* cfg) {
   resolver_.ReportMissingInUnusedTemplates();
   CheckAcrossImages(*cfg, drafts);
   for (ImageDraft& draft : drafts) cfg->images.push_back(std::move(draft.config));
+  if (Status env = ApplyCredentialsEnvironment(&remote_); !env.ok()) diag_.Error(root.Mark(), env.message());
+  cfg->remote = remote_;
 }
 
 void Loader::ReadDefaults(const Field& field, ImageDraft* defaults) {

@@ -116,6 +116,11 @@ struct MountConfig {
   bool allow_other = false;
   std::optional<MetricsConfig> metrics;  // unset: no metrics file
   std::vector<ImageConfig> images;       // in the order of the file
+  // How the servers of backing images are reached (`remote:`), with the
+  // credentials split off the URIs of the file (every name in `images` is
+  // without them) and the credentials file (`remote.credentials`, else
+  // CORFS_CREDENTIALS).
+  overlay::RemoteOptions remote;
 };
 
 }  // namespace corfs::config

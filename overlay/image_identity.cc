@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "common/hex.h"
+#include "overlay/image_location.h"
 
 namespace corfs::overlay {
 
@@ -67,6 +68,26 @@ std::string ModifiedWarning(const std::string& path, const FileStamp& found, con
          "full` verifies the whole content)";
 }
 
+// "etag" of "etag:\"abc\"".
+std::string_view TagKind(std::string_view tag) { return tag.substr(0, tag.find(':')); }
+
+// A server's image whose version tag changed since the overlay was made is
+// another image, as one of another size is. Names are URIs without
+// credentials (the only form corfs keeps).
+Status CheckVersionTag(const std::string& found, const std::string& recorded, const std::string& path,
+                       const std::string& recorded_path, std::string* warning) {
+  if (recorded.empty() || found == recorded) return Status::Ok();
+  if (!found.empty() && TagKind(found) == TagKind(recorded)) {
+    return Status::Invalid("backing image '" + path +
+                           "' changed on its server after the overlay was made: its version is " + found +
+                           ", the overlay recorded " + recorded + " for '" + recorded_path + "'");
+  }
+  *warning = "backing image '" + path + "' no longer has the version tag the overlay recorded (" + recorded +
+             (found.empty() ? ", now none" : ", now " + found) +
+             "): its size and sampled fingerprint match, but corfs cannot tell whether the rest changed";
+  return Status::Ok();
+}
+
 }  // namespace
 
 std::string_view VerifyBackingName(VerifyBacking mode) { return kVerifyBackingNames[static_cast<int>(mode)]; }
@@ -90,8 +111,9 @@ Status ComputeIdentity(BlockDriver& driver, ImageIdentity* out) {
   ImageIdentity identity;
   identity.size = image.size();
   CORFS_RETURN_IF_ERROR(SampledFingerprint(image, &identity.fingerprint));
+  identity.version_tag = image.version_tag();
   struct stat st {};
-  if (::stat(image.path().c_str(), &st) == 0) {
+  if (!IsUri(image.path()) && ::stat(image.path().c_str(), &st) == 0) {
     identity.stamp = FileStamp{static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino),
                                int64_t{st.st_mtim.tv_sec} * 1'000'000'000 + st.st_mtim.tv_nsec};
   }
@@ -109,6 +131,7 @@ Status VerifyIdentity(BlockDriver& image, const std::string& path, const ImageId
                            ") is not the image this overlay was made over: '" + recorded_path + "' (" +
                            recorded.ToString() + ")");
   }
+  CORFS_RETURN_IF_ERROR(CheckVersionTag(found.version_tag, recorded.version_tag, path, recorded_path, warning));
   if (mode == VerifyBacking::kFull && !recorded.content) {
     return Status::Invalid("full verification of backing image '" + path +
                            "' was asked for, but the overlay records no content hash of it (it was made without "

@@ -17,8 +17,15 @@
 //   kept only to say in a message whether the file was replaced.
 // - the content hash (content_hash.h), when the overlay was made with
 //   `--verify-backing full`.
+// - the version tag (header version 4 on) of an image on a server that
+//   gives one (BlockDriver::version_tag: HTTP's ETag or Last-Modified). An
+//   image on a server has no file stamp (a URI is never stat'ed); an NBD
+//   export has no tag either, so its size and sampled fingerprint decide.
 //
-// Verification (VerifyIdentity): a size or fingerprint that differs refuses.
+// Verification (VerifyIdentity): a size or fingerprint that differs refuses,
+// and so does a version tag of the same kind (ETag, Last-Modified) that
+// differs. A tag that is gone, or of another kind, is a warning: the server
+// changed how it names versions, which says nothing of the content.
 // With VerifyBacking::kFull the content hash is computed and must match. A
 // changed mtime re-verifies the content hash when the overlay has one, and
 // is otherwise a warning: the content may have changed where corfs did not
@@ -58,14 +65,16 @@ struct ImageIdentity {
   uint64_t fingerprint = 0;
   std::optional<FileStamp> stamp;      // absent in overlays of header version 1
   std::optional<ContentHash> content;  // present when made with --verify-backing full
+  std::string version_tag;             // header version 4 on; "" when the image has none
 
   bool operator==(const ImageIdentity&) const = default;
   bool SameSamples(const ImageIdentity& other) const { return size == other.size && fingerprint == other.fingerprint; }
   std::string ToString() const;  // "size 1073741824, fingerprint 1234..."
 };
 
-// Size, sampled fingerprint and file stamp of `image` (its identity source);
-// no content hash. The stamp is left out when the file cannot be stat'ed.
+// Size, sampled fingerprint, file stamp and version tag of `image` (its
+// identity source); no content hash. The stamp is left out when the image
+// is not a local file (a URI) or cannot be stat'ed.
 Status ComputeIdentity(BlockDriver& image, ImageIdentity* out);
 
 // Checks `image` (opened from `path`) against the identity `recorded` for

@@ -35,4 +35,13 @@ Status ParseProtocol(std::string_view name, Protocol* out);
 // form that may be recorded and shown. Paths are returned as they are.
 std::string RedactCredentials(std::string_view name);
 
+// The user information of a URI, percent-decoded ("us%40r:p%3Ass@" gives
+// user "us@r", password "p:ss"); `has` is false when the URI has none.
+struct UriUserInfo {
+  bool has = false;
+  std::string user;
+  std::string password;
+};
+UriUserInfo UserInfoOf(std::string_view name);
+
 }  // namespace corfs::overlay

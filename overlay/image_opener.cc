@@ -33,9 +33,13 @@ std::string FormatOfMagic(const std::array<char, 8>& magic) {
 }  // namespace
 
 Status DetectFormat(const std::string& path, std::string* format) {
+  return DetectFormat(path, RemoteProtocolOpener({}), format);
+}
+
+Status DetectFormat(const std::string& path, const ProtocolOpener& protocol, std::string* format) {
   if (IsUri(path)) {
     std::unique_ptr<BlockDriver> bytes;
-    CORFS_RETURN_IF_ERROR(OpenProtocol(path, RemoteOptions{}, &bytes));
+    CORFS_RETURN_IF_ERROR(protocol(path, &bytes));
     return DetectFormat(*bytes, format);
   }
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
@@ -68,43 +72,60 @@ Status OpenProtocol(const std::string& name, const RemoteOptions& remote, std::u
   return Status::Ok();
 }
 
+ProtocolOpener RemoteProtocolOpener(RemoteOptions remote) {
+  return [remote = std::move(remote)](const std::string& name, std::unique_ptr<BlockDriver>* out) {
+    return OpenProtocol(name, remote, out);
+  };
+}
+
 namespace {
 
 // An image on a server: its protocol driver, and the format over it.
-Status OpenRemoteImage(const std::string& name, const std::string& format, const RemoteOptions& remote,
+Status OpenRemoteImage(const std::string& name, const std::string& format, const ProtocolOpener& protocol,
                        std::unique_ptr<BlockDriver>* out) {
   std::unique_ptr<BlockDriver> bytes;
-  CORFS_RETURN_IF_ERROR(OpenProtocol(name, remote, &bytes));
+  CORFS_RETURN_IF_ERROR(protocol(name, &bytes));
   std::string actual = format;
   if (actual.empty() || actual == "auto") CORFS_RETURN_IF_ERROR(DetectFormat(*bytes, &actual));
   if (actual == "raw") {
     *out = std::move(bytes);
     return Status::Ok();
   }
-  return Status::Invalid(RedactCredentials(name) + ": image format '" + actual + "' over a server is not supported yet");
+  if (actual == "qcow2") {
+    std::unique_ptr<Qcow2Driver> qcow2;
+    CORFS_RETURN_IF_ERROR(Qcow2Driver::Open(std::move(bytes), Qcow2Driver::Options{}, &qcow2));
+    *out = std::move(qcow2);
+    return Status::Ok();
+  }
+  if (actual == "corfs") {
+    return Status::Invalid(RedactCredentials(name) + " is a corfs metadata file, which is never a backing image");
+  }
+  return Status::Invalid(RedactCredentials(name) + ": image format '" + actual + "' over a server is not supported");
 }
 
-Status OpenImageWith(const std::string& path, const std::string& format, const RemoteOptions& remote,
+Status OpenImageWith(const std::string& path, const std::string& format, const ProtocolOpener& protocol,
                      std::unique_ptr<BlockDriver>* out);
 
 }  // namespace
 
 Status OpenImage(const std::string& path, const std::string& format, std::unique_ptr<BlockDriver>* out) {
-  return OpenImageWith(path, format, RemoteOptions{}, out);
+  return OpenImageWith(path, format, RemoteProtocolOpener({}), out);
 }
 
-ImageOpener RemoteImageOpener(RemoteOptions remote) {
-  return [remote = std::move(remote)](const std::string& path, const std::string& format,
-                                      std::unique_ptr<BlockDriver>* out) {
-    return OpenImageWith(path, format, remote, out);
+ImageOpener RemoteImageOpener(RemoteOptions remote) { return ImageOpenerOver(RemoteProtocolOpener(std::move(remote))); }
+
+ImageOpener ImageOpenerOver(ProtocolOpener protocol) {
+  return [protocol = std::move(protocol)](const std::string& path, const std::string& format,
+                                          std::unique_ptr<BlockDriver>* out) {
+    return OpenImageWith(path, format, protocol, out);
   };
 }
 
 namespace {
 
-Status OpenImageWith(const std::string& path, const std::string& format, const RemoteOptions& remote,
+Status OpenImageWith(const std::string& path, const std::string& format, const ProtocolOpener& protocol,
                      std::unique_ptr<BlockDriver>* out) {
-  if (IsUri(path)) return OpenRemoteImage(path, format, remote, out);
+  if (IsUri(path)) return OpenRemoteImage(path, format, protocol, out);
   std::string actual = format;
   if (actual.empty() || actual == "auto") CORFS_RETURN_IF_ERROR(DetectFormat(path, &actual));
   if (actual == "raw") {
@@ -119,24 +140,51 @@ Status OpenImageWith(const std::string& path, const std::string& format, const R
     *out = std::move(qcow2);
     return Status::Ok();
   }
-  if (actual == "blkdebug") return FaultInjectionDriver::Open(path, RemoteImageOpener(remote), out);
+  if (actual == "blkdebug") return FaultInjectionDriver::Open(path, ImageOpenerOver(protocol), out);
   if (actual == "corfs") {
     return Status::Invalid(path + " is a corfs metadata file; name the overlay's data file instead");
   }
   return Status::Invalid(path + ": image format '" + actual + "' is not supported yet");
 }
 
-std::optional<FileId> FileIdOf(const std::string& path) {
+// What tells two names of one image apart from two images: a file by its
+// device and inode, a URI by its name (a server's images have no inode
+// here). Empty when the file cannot be stat'ed.
+using ImageKey = std::optional<std::string>;
+
+ImageKey KeyOf(const std::string& name) {
+  if (IsUri(name)) return "uri:" + name;
   FileId id;
-  if (!IdentifyFile(path, &id).ok()) return std::nullopt;
-  return id;
+  if (!IdentifyFile(name, &id).ok()) return std::nullopt;
+  return "file:" + std::to_string(id.device) + ":" + std::to_string(id.inode);
+}
+
+// The format of the image whose bytes `bytes` presents ("" = detect) and,
+// for a qcow2 image, where its backing file is ("" = none).
+Status ReadChainLink(BlockDriver& bytes, const std::string& format, std::string* actual, std::string* backing,
+                     std::string* backing_format) {
+  *actual = format;
+  if (actual->empty()) CORFS_RETURN_IF_ERROR(DetectFormat(bytes, actual));
+  backing->clear();
+  if (*actual != "qcow2") return Status::Ok();
+  Qcow2Header header;
+  CORFS_RETURN_IF_ERROR(ReadQcow2Header(bytes, &header));
+  if (header.backing_file.empty()) return Status::Ok();
+  CORFS_RETURN_IF_ERROR(ResolveQcow2BackingPath(bytes.path(), header.backing_file, backing));
+  *backing_format = header.backing_format;
+  return Status::Ok();
 }
 
 }  // namespace
 
 Status ExpandImageChain(const std::string& path, const std::string& format, std::vector<ImageSpec>* out) {
+  return ExpandImageChain(path, format, RemoteProtocolOpener({}), out);
+}
+
+Status ExpandImageChain(const std::string& path, const std::string& format, const ProtocolOpener& protocol,
+                        std::vector<ImageSpec>* out) {
   std::vector<ImageSpec> chain;
-  std::vector<FileId> seen;
+  std::vector<std::string> seen;
   std::string current = path;
   std::string current_format = format == "auto" ? "" : format;
   while (true) {
@@ -145,48 +193,51 @@ Status ExpandImageChain(const std::string& path, const std::string& format, std:
       return Status::Invalid("the backing chain of " + path + " is deeper than " + std::to_string(kMaxChainLength) +
                              " images (at " + what + ")");
     }
-    FileId id;
-    if (Status found = IdentifyFile(current, &id); !found.ok())
-      return Status::Error(found.code(), what + ": " + std::strerror(found.code()));
+    if (!IsUri(current)) {
+      FileId id;
+      if (Status found = IdentifyFile(current, &id); !found.ok())
+        return Status::Error(found.code(), what + ": " + std::strerror(found.code()));
+    }
+    const std::string key = *KeyOf(current);
     for (size_t i = 0; i < seen.size(); ++i) {
-      if (seen[i] != id) continue;
+      if (seen[i] != key) continue;
       std::string loop;
       for (size_t j = i; j < chain.size(); ++j) loop += chain[j].path + " -> ";
       return Status::Invalid("the backing chain of " + path + " loops: " + loop + current);
     }
-    seen.push_back(id);
-    std::string actual = current_format;
-    if (actual.empty()) {
-      Status detected = DetectFormat(current, &actual);
-      if (!detected.ok()) return detected.WithContext(what);
-    }
+    seen.push_back(key);
+    std::unique_ptr<BlockDriver> bytes;
+    std::string actual, next, next_format;
+    Status read = IsUri(current) ? protocol(current, &bytes) : OpenProtocol(current, RemoteOptions{}, &bytes);
+    if (read.ok()) read = ReadChainLink(*bytes, current_format, &actual, &next, &next_format);
+    if (!read.ok()) return chain.empty() ? read : read.WithContext(what);
     // The image a user named keeps the format as given; backing files get
     // the one they are opened as.
     chain.push_back({current, chain.empty() ? current_format : actual});
-    if (actual != "qcow2") break;
-    Qcow2Header header;
-    CORFS_RETURN_IF_ERROR(ReadQcow2HeaderFromPath(current, &header));
-    if (header.backing_file.empty()) break;
-    std::string next;
-    CORFS_RETURN_IF_ERROR(ResolveQcow2BackingPath(current, header.backing_file, &next));
+    if (next.empty()) break;
     current = std::move(next);
-    current_format = header.backing_format;
+    current_format = std::move(next_format);
   }
   *out = std::move(chain);
   return Status::Ok();
 }
 
 Status ExpandImageList(const std::vector<ImageSpec>& listed, std::vector<ImageSpec>* out) {
+  return ExpandImageList(listed, RemoteProtocolOpener({}), out);
+}
+
+Status ExpandImageList(const std::vector<ImageSpec>& listed, const ProtocolOpener& protocol,
+                       std::vector<ImageSpec>* out) {
   struct Entry {
     ImageSpec image;
     bool listed = false;
-    std::optional<FileId> id;
+    ImageKey id;
     std::string added_by;  // for an added backing file: the image that names it
   };
   std::vector<Entry> result;
   std::vector<Entry> tail;  // backing files of the last qcow2, not placed yet
   for (const ImageSpec& image : listed) {
-    Entry entry{image, true, FileIdOf(image.path), ""};
+    Entry entry{image, true, KeyOf(image.path), ""};
     if (!tail.empty()) {
       size_t keep = tail.size();
       if (entry.id) {
@@ -201,13 +252,13 @@ Status ExpandImageList(const std::vector<ImageSpec>& listed, std::vector<ImageSp
       tail.clear();
     }
     std::string actual = image.format == "auto" ? "" : image.format;
-    if (actual.empty() && !DetectFormat(image.path, &actual).ok()) actual.clear();  // the opener reports it
+    if (actual.empty() && !DetectFormat(image.path, protocol, &actual).ok()) actual.clear();  // the opener reports it
     result.push_back(entry);
     if (actual != "qcow2") continue;
     std::vector<ImageSpec> chain;
-    CORFS_RETURN_IF_ERROR(ExpandImageChain(image.path, image.format, &chain));
+    CORFS_RETURN_IF_ERROR(ExpandImageChain(image.path, image.format, protocol, &chain));
     for (size_t i = 1; i < chain.size(); ++i) {
-      tail.push_back({chain[i], false, FileIdOf(chain[i].path), chain[i - 1].path});
+      tail.push_back({chain[i], false, KeyOf(chain[i].path), chain[i - 1].path});
     }
   }
   result.insert(result.end(), tail.begin(), tail.end());

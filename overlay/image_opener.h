@@ -34,8 +34,17 @@ ImageOpener RemoteImageOpener(RemoteOptions remote);
 // export or an HTTP resource, before any format is applied.
 Status OpenProtocol(const std::string& name, const RemoteOptions& remote, std::unique_ptr<BlockDriver>* out);
 
+// Opens the protocol driver of a URI: OpenProtocol with a mount's
+// RemoteOptions, or, in tests, a fake server (a driver over memory).
+using ProtocolOpener = std::function<Status(const std::string& name, std::unique_ptr<BlockDriver>* out)>;
+ProtocolOpener RemoteProtocolOpener(RemoteOptions remote);
+// The real opener with the URIs' bytes from `protocol` (local files are
+// opened as files); RemoteImageOpener(r) is ImageOpenerOver(RemoteProtocolOpener(r)).
+ImageOpener ImageOpenerOver(ProtocolOpener protocol);
+
 // Reads the first bytes of `path` and names its format ("raw", "qcow2", "corfs").
 Status DetectFormat(const std::string& path, std::string* format);
+Status DetectFormat(const std::string& path, const ProtocolOpener& protocol, std::string* format);
 // The same for bytes a protocol driver presents.
 Status DetectFormat(BlockDriver& bytes, std::string* format);
 
@@ -46,9 +55,16 @@ Status DetectFormat(BlockDriver& bytes, std::string* format);
 // itself, then, if it is a qcow2 image with a backing file, that file
 // (relative names are relative to the image's folder; its format from the
 // backing format extension, else detected), and so on. A loop (the same
-// file, by device and inode, twice) or a chain deeper than kMaxChainLength
-// is refused.
+// file, by device and inode, twice; the same URI, by name) or a chain
+// deeper than kMaxChainLength is refused.
+//
+// Each image's header is read through its protocol driver, so a qcow2 on a
+// server is followed as a local one is (ResolveQcow2BackingPath: a relative
+// backing name is on the same server; an absolute path is refused). URIs
+// are opened with `protocol` (without it: RemoteOptions' defaults).
 Status ExpandImageChain(const std::string& path, const std::string& format, std::vector<ImageSpec>* out);
+Status ExpandImageChain(const std::string& path, const std::string& format, const ProtocolOpener& protocol,
+                        std::vector<ImageSpec>* out);
 
 // A chain as a user lists it (YAML, `corfs create --backing`), with the
 // backing files of its qcow2 images added: each qcow2's own backing images
@@ -58,6 +74,8 @@ Status ExpandImageChain(const std::string& path, const std::string& format, std:
 // read (their opener reports that), are kept as listed. A file that would
 // appear twice because of an added backing file is refused.
 Status ExpandImageList(const std::vector<ImageSpec>& listed, std::vector<ImageSpec>* out);
+Status ExpandImageList(const std::vector<ImageSpec>& listed, const ProtocolOpener& protocol,
+                       std::vector<ImageSpec>* out);
 
 // Opens the chain of `path` (ExpandImageChain) with OpenImage, top first.
 Status OpenImageChain(const std::string& path, const std::string& format,

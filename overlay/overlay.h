@@ -75,6 +75,10 @@ struct CreateOptions {
   // each), which opening with kFull then requires.
   VerifyBacking verify_backing = VerifyBacking::kSampled;
   ImageOpener opener = OpenImage;
+  // How the bytes of an image on a server are reached when the backing
+  // files of qcow2 images are followed (ExpandImageList); the opener has
+  // its own way (for a mount, both from the same RemoteOptions).
+  ProtocolOpener protocol = RemoteProtocolOpener({});
   // Where the overlay's own two files are made (file_system.h).
   std::shared_ptr<FileSystem> file_system = DefaultFileSystem();
 };
@@ -98,6 +102,10 @@ struct OpenOptions {
   VerifyBacking verify_backing = VerifyBacking::kSampled;
   WarningSink warn = WarnOnStderr;
   ImageOpener opener = OpenImage;
+  // How the bytes of an image on a server are reached when the backing
+  // files of qcow2 images are followed (ExpandImageList); the opener has
+  // its own way (for a mount, both from the same RemoteOptions).
+  ProtocolOpener protocol = RemoteProtocolOpener({});
   // Shared by the images of one mount (see guest_activity.h); null: the
   // overlay keeps its own.
   std::shared_ptr<GuestActivity> guest_activity;

@@ -21,6 +21,7 @@ constexpr uint32_t kFileHasStreamWish = 1u << 2;
 constexpr uint32_t kFilePartialData = 1u << 3;
 constexpr uint32_t kFileFlags = kFileHasOwner | kFileHasMode | kFileHasStreamWish | kFilePartialData;
 constexpr size_t kMaxPolicyLength = 16;
+constexpr size_t kMaxVersionTagLength = 1024;
 constexpr uint32_t kModeBits = 07777;
 
 class Writer {
@@ -181,6 +182,15 @@ Status OverlayHeader::Validate() const {
     if (version < 2 && (image.identity.stamp || image.identity.content)) {
       return Status::Invalid("a version 1 header cannot record a backing image's file stamp or content hash");
     }
+    const std::string& tag = image.identity.version_tag;
+    if (version < kVersionTagVersion && !tag.empty()) {
+      return Status::Invalid("a version " + std::to_string(version) +
+                             " header cannot record a backing image's version tag");
+    }
+    if (tag.size() > kMaxVersionTagLength || tag.find('\0') != std::string::npos) {
+      return Status::Invalid("a backing image's version tag is longer than " + std::to_string(kMaxVersionTagLength) +
+                             " bytes or holds a NUL byte");
+    }
   }
   return Status::Ok();
 }
@@ -199,6 +209,7 @@ Status EncodeHeaderSlot(const OverlayHeader& header, std::string* slot) {
     payload.Int<uint64_t>(image.identity.size);
     payload.Int<uint64_t>(image.identity.fingerprint);
     if (header.version >= 2) EncodeVersion2Fields(image.identity, &payload);
+    if (header.version >= kVersionTagVersion) payload.String(image.identity.version_tag);
   }
   if (header.version >= kFileAttributesVersion) EncodeVersion3Fields(header, &payload);
   if (payload.bytes().size() + kPrefixSize > kHeaderSlotSize) {
@@ -256,6 +267,7 @@ Status DecodeHeaderSlot(std::string_view slot, OverlayHeader* out) {
       Status fields = DecodeVersion2Fields(payload, &image.identity);
       if (!fields.ok()) return fields.WithContext("backing image " + std::to_string(i + 1));
     }
+    if (ok && version >= kVersionTagVersion) ok = payload.String(&image.identity.version_tag);
     header.chain.push_back(std::move(image));
   }
   if (ok && version >= kFileAttributesVersion) CORFS_RETURN_IF_ERROR(DecodeVersion3Fields(payload, &header));

@@ -27,6 +27,8 @@
 //   [version 2 on: | u32 image flags (bit 0: file stamp, bit 1: content
 //   hash) | u64 device | u64 inode | i64 mtime ns | u64 content hash low
 //   | u64 content hash high; the fields of an absent part are zero]
+//   [version 4 on: | u16 length, version tag (the server's ETag or
+//   Last-Modified as BlockDriver::version_tag gives it; empty for none)]
 //   [version 3 on, after the chain: u32 file flags (bit 0: owner, bit 1:
 //   mode, bit 2: stream wish, bit 3: partial data file) | u32 uid | u32 gid
 //   | u32 mode | u64 stream wish speed | u16 length, stream wish on-error
@@ -35,7 +37,8 @@
 // Versions: 1 the format above without the version 2 part; 2 adds each
 // backing image's file stamp and optional content hash (image_identity.h);
 // 3 adds the file's owner and mode as set through a mount, the wish for a
-// whole-image stream to resume, and the partial data file name.
+// whole-image stream to resume, and the partial data file name; 4 adds each
+// backing image's version tag (the identity of an image on a server).
 // Every version ever written is read. A header keeps the version it was
 // read with: an overlay made by an older corfs stays readable by it after a
 // newer one has used it, and only `corfs create` writes the latest version,
@@ -62,10 +65,12 @@ inline constexpr uint32_t kMaxClusterBits = 21;      // 2 MiB
 inline constexpr uint32_t kDefaultClusterBits = 16;  // 64 KiB
 inline constexpr uint64_t kDefaultClusterSize = uint64_t{1} << kDefaultClusterBits;
 inline constexpr uint32_t kOldestHeaderVersion = 1;
-inline constexpr uint32_t kLatestHeaderVersion = 3;
+inline constexpr uint32_t kLatestHeaderVersion = 4;
 // The first version with the file's owner and mode, the stream wish and
 // the partial data file.
 inline constexpr uint32_t kFileAttributesVersion = 3;
+// The first version with each backing image's version tag.
+inline constexpr uint32_t kVersionTagVersion = 4;
 
 // One image of the backing chain as the header records it: the image as
 // named, and the identity it had when the overlay was made over it (an

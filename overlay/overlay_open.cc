@@ -27,7 +27,7 @@ Status NewHeader(const std::string& path, const CreateOptions& options, OverlayH
   header.cluster_bits = static_cast<uint32_t>(std::countr_zero(options.cluster_size));
   std::error_code ec;
   std::vector<ImageSpec> backing;
-  CORFS_RETURN_IF_ERROR(ExpandImageList(options.backing, &backing));
+  CORFS_RETURN_IF_ERROR(ExpandImageList(options.backing, options.protocol, &backing));
   for (const ImageSpec& spec : backing) {
     for (const std::string& data_path : {path, PartialDataPath(path)}) {
       if (fs::exists(data_path) && fs::equivalent(spec.path, data_path, ec)) {
@@ -226,7 +226,7 @@ Status OpenBackingChain(const std::string& path, const OverlayHeader& header, co
   if (!header.standalone) {
     std::vector<ImageSpec> specs;
     if (options.expected_backing) {
-      CORFS_RETURN_IF_ERROR(ExpandImageList(*options.expected_backing, &specs));
+      CORFS_RETURN_IF_ERROR(ExpandImageList(*options.expected_backing, options.protocol, &specs));
     } else {
       for (const BackingImage& image : header.chain) {
         specs.push_back({ResolveBackingPath(path, image.spec.path), image.spec.format});

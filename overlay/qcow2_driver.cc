@@ -1,6 +1,5 @@
 #include "overlay/qcow2_driver.h"
 
-#include <fcntl.h>
 #include <zlib.h>
 #include <zstd.h>
 
@@ -15,8 +14,8 @@
 #include <tbb/parallel_for.h>
 #include <tbb/task_arena.h>
 
-#include "common/file_io.h"
 #include "common/hex.h"
+#include "overlay/raw_driver.h"
 
 namespace corfs::overlay {
 
@@ -120,15 +119,22 @@ Status Qcow2Driver::Open(const std::string& path, std::unique_ptr<Qcow2Driver>* 
 }
 
 Status Qcow2Driver::Open(const std::string& path, const Options& options, std::unique_ptr<Qcow2Driver>* out) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd.valid()) return Status::FromErrno("open " + path);
-  return OpenFd(std::move(fd), path, options, out);
+  std::unique_ptr<RawDriver> file;
+  CORFS_RETURN_IF_ERROR(RawDriver::Open(path, /*writable=*/false, &file));
+  return Open(std::move(file), options, out);
 }
 
 Status Qcow2Driver::OpenFd(UniqueFd fd, const std::string& path, const Options& options,
                            std::unique_ptr<Qcow2Driver>* out) {
+  std::unique_ptr<RawDriver> file;
+  CORFS_RETURN_IF_ERROR(RawDriver::Adopt(std::move(fd), path, /*writable=*/false, &file));
+  return Open(std::move(file), options, out);
+}
+
+Status Qcow2Driver::Open(std::unique_ptr<BlockDriver> file, const Options& options, std::unique_ptr<Qcow2Driver>* out) {
+  const std::string& path = file->path();
   Qcow2Header header;
-  CORFS_RETURN_IF_ERROR(ReadQcow2Header(fd.get(), path, &header));
+  CORFS_RETURN_IF_ERROR(ReadQcow2Header(*file, &header));
 
   // The L1 entries the virtual size needs (the header checked that they lie
   // inside the file and take at most 32 MiB). Each one must point to a
@@ -136,8 +142,8 @@ Status Qcow2Driver::OpenFd(UniqueFd fd, const std::string& path, const Options& 
   const uint64_t entries = header.l1_entries_needed();
   std::vector<uint64_t> l1(entries);
   if (entries > 0) {
-    CORFS_RETURN_IF_ERROR(PreadFull(fd.get(), std::span<char>(reinterpret_cast<char*>(l1.data()), entries * 8),
-                                    header.l1_table_offset, path));
+    CORFS_RETURN_IF_ERROR(file->Read(header.l1_table_offset,
+                                     std::span<char>(reinterpret_cast<char*>(l1.data()), entries * 8)));
     ToHostOrder(l1);
   }
   const uint64_t cluster_size = header.cluster_size();
@@ -154,14 +160,14 @@ Status Qcow2Driver::OpenFd(UniqueFd fd, const std::string& path, const Options& 
                              " bytes); the image is truncated or damaged");
     }
   }
-  out->reset(new Qcow2Driver(path, std::move(fd), std::move(header), std::move(l1), options));
+  out->reset(new Qcow2Driver(std::move(file), std::move(header), std::move(l1), options));
   return Status::Ok();
 }
 
-Qcow2Driver::Qcow2Driver(std::string path, UniqueFd fd, Qcow2Header header, std::vector<uint64_t> l1,
+Qcow2Driver::Qcow2Driver(std::unique_ptr<BlockDriver> file, Qcow2Header header, std::vector<uint64_t> l1,
                          const Options& options)
-    : path_(std::move(path)),
-      fd_(std::move(fd)),
+    : file_(std::move(file)),
+      path_(file_->path()),
       header_(std::move(header)),
       l1_(std::move(l1)),
       l2_cache_(header_.cluster_size(), options.l2_cache_bytes) {}
@@ -184,8 +190,8 @@ Status Qcow2Driver::Discard(uint64_t, uint64_t) {
 Status Qcow2Driver::LoadL2(uint64_t offset, Qcow2L2Cache::Table* table) {
   // Offsets were checked with the L1 table: aligned and inside the file.
   table->resize(header_.cluster_size() / 8);
-  CORFS_RETURN_IF_ERROR(PreadFull(fd_.get(), std::span<char>(reinterpret_cast<char*>(table->data()), table->size() * 8),
-                                  offset, path_));
+  CORFS_RETURN_IF_ERROR(file_->Read(offset,
+                                    std::span<char>(reinterpret_cast<char*>(table->data()), table->size() * 8)));
   ToHostOrder(*table);
   return Status::Ok();
 }
@@ -440,7 +446,7 @@ Status Qcow2Driver::InflateJobs(std::span<CompressedJob> jobs) {
   char* in = input.Get(total);
   Status status;
   for (const Run& run : runs) {
-    status = PreadFull(fd_.get(), std::span<char>(in + run.at, run.end - run.start), run.start, path_);
+    status = file_->Read(run.start, std::span<char>(in + run.at, run.end - run.start));
     if (!status.ok()) break;
   }
   if (status.ok()) {
@@ -468,12 +474,12 @@ Status Qcow2Driver::InflateJobs(std::span<CompressedJob> jobs) {
 }
 
 Status Qcow2Driver::Read(uint64_t offset, std::span<char> buf) {
-  // Data extents that follow each other in the file are read with one pread.
+  // Data extents that follow each other in the file are read with one read.
   size_t pending_at = 0, pending_length = 0;
   uint64_t pending_host = 0;
   auto flush = [&]() -> Status {
     if (pending_length == 0) return Status::Ok();
-    Status read = PreadFull(fd_.get(), buf.subspan(pending_at, pending_length), pending_host, path_);
+    Status read = file_->Read(pending_host, buf.subspan(pending_at, pending_length));
     pending_length = 0;
     return read;
   };

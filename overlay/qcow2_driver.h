@@ -17,17 +17,24 @@
 // Without a backing file, unallocated clusters are kZero: as in QEMU, such
 // an image is a whole disk and hides any layer listed below it.
 //
+// Protocol and format: the driver reads its file's bytes through another
+// BlockDriver, its protocol driver (QEMU's bs->file): a RawDriver for a
+// local file, the NBD or HTTP driver for an image on a server. Its
+// identity checks (CheckUnchanged, version_tag) are the file's.
+//
 // The driver does not open its backing file itself: OpenImageChain /
 // ExpandImageChain (image_opener.h) follow backing files and put each image
 // in the chain as a layer of its own.
 //
-// All methods are thread-safe: reads use pread on one descriptor, the L2
-// cache and the cache of decompressed clusters have their own locks.
+// All methods are thread-safe: reads go to the protocol driver (which
+// allows concurrent reads, block_driver.h), the L2 cache and the cache of
+// decompressed clusters have their own locks.
 //
 // Compressed clusters: a Read that covers whole compressed clusters inflates
 // them straight into the caller's buffer, reading compressed clusters that
 // lie back to back in the file (as `qemu-img convert -c` writes them) with
-// one pread, and inflating them on a small shared TBB arena when a request
+// one read of the protocol driver (one pread for a local file, one request
+// for a server), and inflating them on a small shared TBB arena when a request
 // holds several (the calling thread takes part). Each thread keeps its zlib
 // stream, zstd context and input buffer for the next cluster. Only reads of
 // part of a compressed cluster go through the small decompressed-cluster
@@ -59,6 +66,9 @@ class Qcow2Driver final : public BlockDriver {
   // Reads the image open as `fd` (a file, a block device or a memfd);
   // `path` names it in messages and anchors a relative backing file name.
   static Status OpenFd(UniqueFd fd, const std::string& path, const Options& options, std::unique_ptr<Qcow2Driver>* out);
+  // Reads the image whose bytes `file` presents (its protocol driver);
+  // file->path() names it and anchors a relative backing file name.
+  static Status Open(std::unique_ptr<BlockDriver> file, const Options& options, std::unique_ptr<Qcow2Driver>* out);
 
   uint64_t size() const override { return header_.size; }
   const std::string& path() const override { return path_; }
@@ -69,6 +79,8 @@ class Qcow2Driver final : public BlockDriver {
   Status Flush() override { return Status::Ok(); }
   Status Discard(uint64_t offset, uint64_t length) override;
   Status GetBlockStatus(uint64_t offset, uint64_t length, BlockStatus* out) override;
+  Status CheckUnchanged() const override { return file_->CheckUnchanged(); }
+  std::string version_tag() const override { return file_->version_tag(); }
 
   const Qcow2Header& header() const { return header_; }
   bool has_backing() const { return !header_.backing_file.empty(); }
@@ -91,7 +103,7 @@ class Qcow2Driver final : public BlockDriver {
     uint64_t compressed_bytes = 0;
   };
 
-  Qcow2Driver(std::string path, UniqueFd fd, Qcow2Header header, std::vector<uint64_t> l1, const Options& options);
+  Qcow2Driver(std::unique_ptr<BlockDriver> file, Qcow2Header header, std::vector<uint64_t> l1, const Options& options);
 
   Status Map(uint64_t offset, Extent* out);
   // The steps of Map once it has the L2 entry: a compressed cluster, a
@@ -119,8 +131,8 @@ class Qcow2Driver final : public BlockDriver {
   Status Inflate(std::span<const char> in, std::span<char> out, const Extent& extent);
   Allocation Classify(Kind kind) const;
 
-  std::string path_;
-  UniqueFd fd_;
+  std::unique_ptr<BlockDriver> file_;  // the protocol driver
+  const std::string& path_;            // file_->path()
   Qcow2Header header_;
   std::vector<uint64_t> l1_;  // host order; the entries the virtual size needs
   mutable Qcow2L2Cache l2_cache_;

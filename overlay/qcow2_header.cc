@@ -1,19 +1,17 @@
 #include "overlay/qcow2_header.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-
 #include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstdio>
 #include <filesystem>
+#include <memory>
 #include <span>
 #include <vector>
 
-#include "common/file_io.h"
 #include "common/hex.h"
-#include "common/unique_fd.h"
+#include "overlay/image_location.h"
+#include "overlay/raw_driver.h"
 
 namespace corfs::overlay {
 
@@ -108,22 +106,6 @@ Status ParseExtensions(std::span<const unsigned char> area, const std::string& p
   return Status::Ok();
 }
 
-// The size of the image file: for a block device, where reads end.
-Status ImageFileSize(int fd, const std::string& path, uint64_t* out) {
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) return Status::FromErrno("stat " + path);
-  if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
-    return Status::Invalid(path + " is neither a regular file nor a block device");
-  }
-  *out = static_cast<uint64_t>(st.st_size);
-  if (S_ISBLK(st.st_mode)) {
-    off_t end = ::lseek(fd, 0, SEEK_END);
-    if (end < 0) return Status::FromErrno("size of " + path);
-    *out = static_cast<uint64_t>(end);
-  }
-  return Status::Ok();
-}
-
 // The first bytes of the file: the fixed header of either version.
 using RawHeader = std::array<unsigned char, 112>;
 
@@ -173,11 +155,11 @@ Status ReadV3Fields(const RawHeader& raw, const std::string& path, Qcow2Header* 
 
 // The magic, the version and the fields both versions have, then those of
 // version 3. `h->file_size` is known.
-Status ReadFixedFields(int fd, const std::string& path, Qcow2Header* h) {
+Status ReadFixedFields(BlockDriver& file, const std::string& path, Qcow2Header* h) {
   const uint64_t file_size = h->file_size;
   RawHeader raw{};
   if (file_size < 4) return Status::Invalid(path + " is not a qcow2 image (shorter than its magic)");
-  CORFS_RETURN_IF_ERROR(PreadFull(fd, std::span<char>(reinterpret_cast<char*>(raw.data()), raw.size()), 0, path));
+  CORFS_RETURN_IF_ERROR(file.Read(0, std::span<char>(reinterpret_cast<char*>(raw.data()), raw.size())));
   if (Be32(raw.data()) != kQcow2Magic) return Status::Invalid(path + " is not a qcow2 image (wrong magic)");
   if (file_size < 72) {
     return Status::Corrupt(path + ": qcow2 image truncated: the file has " + std::to_string(file_size) +
@@ -219,15 +201,15 @@ Status CheckNotEncrypted(const Qcow2Header& h, const std::string& path) {
 
 // The header extensions: after the header, up to the end of the first
 // cluster or the backing file name, whichever comes first.
-Status ReadExtensions(int fd, const std::string& path, Qcow2Header* h) {
+Status ReadExtensions(BlockDriver& file, const std::string& path, Qcow2Header* h) {
   uint64_t area_end = std::min(h->cluster_size(), h->file_size);
   if (h->backing_file_offset > h->header_length && h->backing_file_offset < area_end) {
     area_end = h->backing_file_offset;
   }
   if (area_end <= h->header_length) return Status::Ok();
   std::vector<unsigned char> area(area_end - h->header_length);
-  CORFS_RETURN_IF_ERROR(PreadFull(fd, std::span<char>(reinterpret_cast<char*>(area.data()), area.size()),
-                                  h->header_length, path));
+  CORFS_RETURN_IF_ERROR(file.Read(h->header_length,
+                                  std::span<char>(reinterpret_cast<char*>(area.data()), area.size())));
   return ParseExtensions(area, path, h);
 }
 
@@ -279,7 +261,7 @@ Status CheckL1Table(const Qcow2Header& h, const std::string& path) {
 
 // The backing file name, when the header gives one: bounded, inside the
 // file, without NUL bytes.
-Status ReadBackingName(int fd, const std::string& path, Qcow2Header* h) {
+Status ReadBackingName(BlockDriver& file, const std::string& path, Qcow2Header* h) {
   if (h->backing_file_offset == 0 || h->backing_file_size == 0) return Status::Ok();
   if (h->backing_file_size > kQcow2MaxBackingNameLength) {
     return Status::Corrupt(path + ": qcow2 backing file name of " + std::to_string(h->backing_file_size) +
@@ -290,7 +272,7 @@ Status ReadBackingName(int fd, const std::string& path, Qcow2Header* h) {
                            " runs past the end of the file");
   }
   std::string name(h->backing_file_size, '\0');
-  CORFS_RETURN_IF_ERROR(PreadFull(fd, name, h->backing_file_offset, path));
+  CORFS_RETURN_IF_ERROR(file.Read(h->backing_file_offset, name));
   if (name.find('\0') != std::string::npos) {
     return Status::Corrupt(path + ": qcow2 backing file name '" + Printable(name) + "' holds a NUL byte");
   }
@@ -305,39 +287,77 @@ uint64_t Qcow2Header::l1_entries_needed() const {
   return (size >> shift) + ((size & ((uint64_t{1} << shift) - 1)) != 0 ? 1 : 0);
 }
 
-Status ReadQcow2Header(int fd, const std::string& path, Qcow2Header* out) {
+Status ReadQcow2Header(BlockDriver& file, Qcow2Header* out) {
+  const std::string& path = file.path();
   Qcow2Header h;
-  CORFS_RETURN_IF_ERROR(ImageFileSize(fd, path, &h.file_size));
-  CORFS_RETURN_IF_ERROR(ReadFixedFields(fd, path, &h));
+  h.file_size = file.size();
+  CORFS_RETURN_IF_ERROR(ReadFixedFields(file, path, &h));
   CORFS_RETURN_IF_ERROR(CheckNotEncrypted(h, path));
-  CORFS_RETURN_IF_ERROR(ReadExtensions(fd, path, &h));
+  CORFS_RETURN_IF_ERROR(ReadExtensions(file, path, &h));
   CORFS_RETURN_IF_ERROR(CheckFeatures(h, path));
   CORFS_RETURN_IF_ERROR(CheckL1Table(h, path));
-  CORFS_RETURN_IF_ERROR(ReadBackingName(fd, path, &h));
+  CORFS_RETURN_IF_ERROR(ReadBackingName(file, path, &h));
   *out = std::move(h);
   return Status::Ok();
 }
 
 Status ReadQcow2HeaderFromPath(const std::string& path, Qcow2Header* out) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd.valid()) return Status::FromErrno("open " + path);
-  return ReadQcow2Header(fd.get(), path, out);
+  std::unique_ptr<RawDriver> file;
+  CORFS_RETURN_IF_ERROR(RawDriver::Open(path, /*writable=*/false, &file));
+  return ReadQcow2Header(*file, out);
 }
+
+namespace {
+
+// `relative` resolved against the folder of the URI `base` (see the header).
+Status ResolveAgainstUri(const std::string& base, const std::string& relative, std::string* out) {
+  const size_t authority = base.find("://") + 3;
+  const size_t path_start = std::min(base.find_first_of("/?#", authority), base.size());
+  const size_t path_end = std::min(base.find_first_of("?#", path_start), base.size());
+  const std::string path = base.substr(path_start, path_end - path_start);
+  Protocol protocol = Protocol::kFile;
+  CORFS_RETURN_IF_ERROR(ParseProtocol(base, &protocol));
+  const std::string query = protocol == Protocol::kNbd ? base.substr(path_end) : "";
+  const size_t slash = path.rfind('/');
+  const std::string folder = slash == std::string::npos ? "/" : path.substr(0, slash + 1);
+  std::string joined = std::filesystem::path(folder + relative).lexically_normal().generic_string();
+  if (joined.empty() || joined[0] != '/') joined.insert(0, "/");
+  *out = base.substr(0, path_start) + joined + query;
+  return Status::Ok();
+}
+
+}  // namespace
 
 Status ResolveQcow2BackingPath(const std::string& image_path, const std::string& stored, std::string* out) {
   std::string name = stored;
+  if (IsUri(name)) {
+    Protocol protocol = Protocol::kFile;
+    Status parsed = ParseProtocol(name, &protocol);
+    if (!parsed.ok()) return parsed.WithContext(image_path + ": backing file");
+    *out = RedactCredentials(name);
+    return Status::Ok();
+  }
   // "proto:rest" with no '/' before the ':' names a protocol in QEMU.
   const size_t colon = name.find(':');
   if (colon != std::string::npos && name.find('/') > colon) {
     const std::string protocol = name.substr(0, colon);
     if (protocol != "file") {
-      return Status::Error(EOPNOTSUPP, image_path + ": backing file '" + Printable(stored) + "' uses protocol '" +
-                                           Printable(protocol) + "', which is not supported (only local files)");
+      return Status::Error(EOPNOTSUPP, image_path + ": backing file '" + Printable(RedactCredentials(stored)) +
+                                           "' uses protocol '" + Printable(protocol) +
+                                           "', which is not supported (local files, nbd, http and https URIs)");
     }
     name = name.substr(colon + 1);
   }
   if (name.empty()) return Status::Corrupt(image_path + ": the backing file name is empty");
   std::filesystem::path p(name);
+  if (IsUri(image_path)) {
+    if (p.is_absolute()) {
+      return Status::Error(EPERM, image_path + ": backing file '" + Printable(name) +
+                                      "' is an absolute path; an image on a server may name a backing file on the "
+                                      "same server (a relative name) or a URI, never a file of this host");
+    }
+    return ResolveAgainstUri(image_path, name, out);
+  }
   if (p.is_absolute()) {
     *out = p.lexically_normal().string();
   } else {

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "overlay/block_driver.h"
 
 namespace corfs::overlay {
 
@@ -91,18 +92,27 @@ struct Qcow2Header {
   uint64_t l1_entries_needed() const;
 };
 
-// Reads and validates the header of the qcow2 image open as `fd`; `path`
-// names it in messages. Fails with EUCLEAN for a damaged image, EOPNOTSUPP
-// for features this reader does not support, EINVAL when the file is not a
-// qcow2 image at all.
-Status ReadQcow2Header(int fd, const std::string& path, Qcow2Header* out);
+// Reads and validates the header of the qcow2 image whose bytes `file` (its
+// protocol driver: a local file, an NBD export, an HTTP resource) presents;
+// file.path() names it in messages and file.size() is the file's size. Fails with EUCLEAN for a damaged image,
+// EOPNOTSUPP for features this reader does not support, EINVAL when the file is not a qcow2 image at all.
+Status ReadQcow2Header(BlockDriver& file, Qcow2Header* out);
 
-// Opens `path` and reads its header.
+// Opens the local file `path` and reads its header.
 Status ReadQcow2HeaderFromPath(const std::string& path, Qcow2Header* out);
 
 // Where the backing file named in the header of the image at `image_path`
 // is: names are relative to the image's folder; "file:" prefixes are
-// dropped; other protocols (json:, nbd:, ...) are refused.
+// dropped; a URI of a supported protocol (image_location.h) is the name as
+// it is (without any user information); other protocols (json:, ...) are
+// refused.
+//
+// When `image_path` is itself a URI (a qcow2 on a server), a relative name
+// resolves against the URI's folder (RFC 3986 style: its path up to the
+// last '/', with "." and ".." segments removed; NBD URIs keep their query,
+// which says how to reach the server, HTTP URIs drop theirs, which belongs
+// to the one resource). An absolute path is refused: a server's image has
+// no say over the files of the host that mounts it.
 Status ResolveQcow2BackingPath(const std::string& image_path, const std::string& stored, std::string* out);
 
 }  // namespace corfs::overlay

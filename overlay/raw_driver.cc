@@ -17,6 +17,10 @@ namespace corfs::overlay {
 Status RawDriver::Open(const std::string& path, bool writable, std::unique_ptr<RawDriver>* out) {
   UniqueFd fd(::open(path.c_str(), (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC));
   if (!fd.valid()) return Status::FromErrno("open " + path);
+  return Adopt(std::move(fd), path, writable, out);
+}
+
+Status RawDriver::Adopt(UniqueFd fd, const std::string& path, bool writable, std::unique_ptr<RawDriver>* out) {
   struct stat st {};
   if (::fstat(fd.get(), &st) != 0) return Status::FromErrno("stat " + path);
   uint64_t size = 0;

@@ -1,5 +1,6 @@
 #pragma once
-// RawDriver: a raw image file (or block device). Holes of a sparse file are
+// RawDriver: a raw image file (or block device). It is also the protocol
+// driver of a local file: the qcow2 driver reads its file through one. Holes of a sparse file are
 // reported as kUnallocated, found with SEEK_DATA / SEEK_HOLE, so a chain of
 // sparse raw layers works like a chain of thin images.
 //
@@ -20,6 +21,8 @@ namespace corfs::overlay {
 class RawDriver final : public BlockDriver {
  public:
   static Status Open(const std::string& path, bool writable, std::unique_ptr<RawDriver>* out);
+  // The same for a file already open as `fd` (a memfd, say); `path` names it.
+  static Status Adopt(UniqueFd fd, const std::string& path, bool writable, std::unique_ptr<RawDriver>* out);
 
   uint64_t size() const override { return size_; }
   const std::string& path() const override { return path_; }

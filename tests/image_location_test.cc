@@ -23,7 +23,8 @@ TEST(ImageLocation, ProtocolsByScheme) {
   Protocol protocol = Protocol::kFile;
   ASSERT_TRUE(ParseProtocol("/base.raw", &protocol).ok());
   EXPECT_EQ(protocol, Protocol::kFile);
-  for (const char* name : {"nbd://h/e", "NBD://h/e", "nbds://h/e", "nbd+unix:///e?socket=s", "nbds+unix:///e?socket=s"}) {
+  for (const char* name :
+       {"nbd://h/e", "NBD://h/e", "nbds://h/e", "nbd+unix:///e?socket=s", "nbds+unix:///e?socket=s"}) {
     ASSERT_TRUE(ParseProtocol(name, &protocol).ok()) << name;
     EXPECT_EQ(protocol, Protocol::kNbd) << name;
   }
@@ -47,6 +48,19 @@ TEST(ImageLocation, RedactingDropsTheUserInformationOnly) {
   EXPECT_EQ(RedactCredentials("http://h/x@y"), "http://h/x@y");  // an @ in the path is no user information
   EXPECT_EQ(RedactCredentials("nbd+unix:///e?socket=/s"), "nbd+unix:///e?socket=/s");
   EXPECT_EQ(RedactCredentials("/a@b/c.raw"), "/a@b/c.raw");
+}
+
+TEST(ImageLocation, UserInformationIsPercentDecoded) {
+  UriUserInfo info = UserInfoOf("https://us%40r:p%3Ass%25@h:8443/a?x=1");
+  EXPECT_TRUE(info.has);
+  EXPECT_EQ(info.user, "us@r");
+  EXPECT_EQ(info.password, "p:ss%");
+  info = UserInfoOf("http://user@h/x");
+  EXPECT_TRUE(info.has);
+  EXPECT_EQ(info.user, "user");
+  EXPECT_EQ(info.password, "");
+  EXPECT_FALSE(UserInfoOf("http://h/x@y").has);
+  EXPECT_FALSE(UserInfoOf("/a@b/c.raw").has);
 }
 
 }  // namespace

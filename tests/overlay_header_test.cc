@@ -17,10 +17,10 @@ OverlayHeader SampleHeader() {
   header.virtual_size = (uint64_t{10} << 30) + 12345;
   header.cluster_bits = 16;
   header.standalone = false;
-  ImageIdentity top{123456789, 0x0123456789abcdefULL, std::nullopt, std::nullopt};
+  ImageIdentity top{123456789, 0x0123456789abcdefULL, std::nullopt, std::nullopt, ""};
   top.stamp = FileStamp{0xfd01, 1234567, 1'700'000'000'123'456'789};
   top.content = ContentHash{0x1111222233334444ULL, 0x5555666677778888ULL};
-  ImageIdentity base{uint64_t{10} << 30, 0xfedcba9876543210ULL, std::nullopt, std::nullopt};
+  ImageIdentity base{uint64_t{10} << 30, 0xfedcba9876543210ULL, std::nullopt, std::nullopt, ""};
   base.stamp = FileStamp{0x802, 99, -5};  // before the epoch: a signed field
   header.chain.push_back({{"../templates/top.raw", "raw"}, top});
   header.chain.push_back({{"/var/lib/images/base image.qcow2", "qcow2"}, base});
@@ -77,7 +77,7 @@ TEST(OverlayHeader, RoundTrip) {
   ASSERT_TRUE(status.ok()) << status.message();
   ExpectSameHeader(decoded, header);
   EXPECT_EQ(decoded.version, kLatestHeaderVersion);
-  EXPECT_EQ(slot[8], 3);  // overlays are made in the latest version
+  EXPECT_EQ(slot[8], 4);  // overlays are made in the latest version
   ASSERT_TRUE(decoded.chain[0].identity.stamp && decoded.chain[0].identity.content);
   EXPECT_EQ(decoded.chain[1].identity.stamp->mtime_ns, -5);
   EXPECT_FALSE(decoded.chain[1].identity.content);
@@ -135,7 +135,7 @@ TEST(OverlayHeader, ValidateRefusesOutOfRangeFields) {
   // Paths each valid but too long to fit a slot together: encoding refuses.
   OverlayHeader header = SampleHeader();
   header.chain.assign(kMaxChainLength,
-                      BackingImage{{std::string(4000, 'p'), "raw"}, {1, 2, std::nullopt, std::nullopt}});
+                      BackingImage{{std::string(4000, 'p'), "raw"}, {1, 2, std::nullopt, std::nullopt, ""}});
   EXPECT_TRUE(header.Validate().ok());
   std::string slot;
   Status encoded = EncodeHeaderSlot(header, &slot);
@@ -382,6 +382,33 @@ TEST(OverlayHeader, DecodeRefusesDamagedVersion3Fields) {
   std::memcpy(bad.data() + 12, &length, 4);
   Reseal(&bad);
   EXPECT_NE(refused(bad).find("do not match their length"), std::string::npos);
+}
+
+TEST(OverlayHeader, Version4RecordsVersionTags) {
+  OverlayHeader header = SampleHeader();
+  ASSERT_EQ(header.version, 4u);
+  header.chain[0].spec.path = "https://templates.example/t/top.qcow2";
+  header.chain[0].identity.stamp.reset();  // a URI has no file stamp
+  header.chain[0].identity.version_tag = "etag:\"5f3a-1c\"";
+  std::string slot;
+  ASSERT_TRUE(EncodeHeaderSlot(header, &slot).ok());
+  OverlayHeader decoded;
+  ASSERT_TRUE(DecodeHeaderSlot(slot, &decoded).ok());
+  EXPECT_EQ(decoded, header);
+  EXPECT_EQ(decoded.chain[0].identity.version_tag, "etag:\"5f3a-1c\"");
+  EXPECT_EQ(decoded.chain[1].identity.version_tag, "");
+
+  // Version 3 has no room for a tag: recording one is refused, not dropped.
+  header.version = 3;
+  Status older = EncodeHeaderSlot(header, &slot);
+  EXPECT_EQ(older.code(), EINVAL);
+  EXPECT_NE(older.message().find("version tag"), std::string::npos) << older.message();
+  // Without tags, version 3 encodes as before and decodes with none.
+  header.chain[0].identity.version_tag.clear();
+  ASSERT_TRUE(EncodeHeaderSlot(header, &slot).ok());
+  ASSERT_TRUE(DecodeHeaderSlot(slot, &decoded).ok());
+  EXPECT_EQ(decoded.version, 3u);
+  EXPECT_EQ(decoded, header);
 }
 
 }  // namespace

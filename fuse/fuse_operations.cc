@@ -275,6 +275,7 @@ class GuestRequest {
 };
 
 Status ServeRead(GuestRequest& request, MountedImage& image, uint64_t off, size_t length) {
+  image.NoteGuestRead(off, length);  // a boot profile's record or replay; every read, local or not
   const bool splice = length >= kMinSplice && length <= SpliceLimit();
   if (int fd = splice ? image.overlay->LocalDataFd(off, length) : -1; fd >= 0) {
     // All local: libfuse splices the file range into the reply.

@@ -23,6 +23,7 @@ void AddImageCommands(CLI::App& app, int* exit_code);
 void AddResizeCommand(CLI::App& app, int* exit_code);
 void AddMapCommand(CLI::App& app, int* exit_code);
 void AddStatsCommand(CLI::App& app, int* exit_code);
+void AddProfileCommand(CLI::App& app, int* exit_code);
 
 // `corfs help [CMD]`: the text of `corfs --help` or `corfs CMD --help`.
 void AddHelpCommand(CLI::App& app, int* exit_code);

@@ -15,7 +15,9 @@ namespace {
 // `stream.auto` says: the user started it and did not end it. Else
 // `stream.auto` starts the YAML's stream. When both apply and the YAML's is
 // a whole-image stream too, the YAML's settings win (they may have been
-// changed since), and the job is still reported as resumed.
+// changed since), and the job is still reported as resumed. A boot profile
+// to replay (MountedImage::profile_cursor) starts the stream as `stream.auto`
+// does, and every stream started here copies the profile's ranges first.
 Status StartStreamAtMount(const mount::MountedImage& image, jobs::JobManager& jobs) {
   const config::ImageConfig& config = image.config;
   if (config.read_only) return Status::Ok();  // nothing may be written; a wish waits
@@ -26,7 +28,9 @@ Status StartStreamAtMount(const mount::MountedImage& image, jobs::JobManager& jo
     return header.stream_wish ? overlay.SetStreamWish(std::nullopt) : Status::Ok();
   }
   jobs::StreamOptions options = config.stream.JobDefaults();
-  const bool auto_whole_image = config.stream.auto_start && !options.base;
+  options.profile = image.profile_cursor;
+  const bool auto_start = config.stream.auto_start || image.profile_cursor != nullptr;
+  const bool auto_whole_image = auto_start && !options.base;
   if (header.stream_wish && !auto_whole_image) {
     options.base.reset();
     // The YAML's chunk size follows its cluster size, which need not be the
@@ -34,7 +38,7 @@ Status StartStreamAtMount(const mount::MountedImage& image, jobs::JobManager& jo
     options.chunk_size = std::max(options.chunk_size, overlay.cluster_size());
     options.speed = header.stream_wish->speed;
     if (!jobs::ParseOnError(header.stream_wish->on_error, &options.on_error)) options.on_error = jobs::OnError::kReport;
-  } else if (!config.stream.auto_start) {
+  } else if (!auto_start) {
     return Status::Ok();
   }
   options.resumed = header.stream_wish.has_value();

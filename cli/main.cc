@@ -27,6 +27,7 @@ int Run(int argc, char** argv) {
   corfs::cli::AddHelpCommand(app, &exit_code);
   corfs::cli::AddMapCommand(app, &exit_code);
   corfs::cli::AddStatsCommand(app, &exit_code);
+  corfs::cli::AddProfileCommand(app, &exit_code);
   // Last: it names every command added above.
   if (std::optional<int> refused = corfs::cli::RefuseUnknownCommand(app, argc, argv)) return *refused;
   try {

@@ -29,9 +29,10 @@ namespace {
 
 constexpr std::string_view kTopKeys[] = {"mountpoint", "control_socket", "allow_other", "defaults",
                                          "templates",  "images",         "metrics",     "remote"};
-constexpr std::string_view kImageKeys[] = {
-    "overlay", "backing", "size",   "cluster_size", "copy_on_read",    "read_only", "mode",
-    "uid",     "gid",     "create", "create_dirs",  "write_threshold", "stream",    "verify_backing"};
+constexpr std::string_view kImageKeys[] = {"overlay",      "backing",        "size",         "cluster_size",
+                                           "copy_on_read", "read_only",      "mode",         "uid",
+                                           "gid",          "create",         "create_dirs",  "write_threshold",
+                                           "stream",       "verify_backing", "boot_profile", "boot_profile_idle"};
 constexpr std::string_view kMetricsKeys[] = {"textfile", "interval"};
 constexpr std::string_view kStreamKeys[] = {"auto", "speed", "workers", "chunk_size", "base", "on_error"};
 
@@ -372,6 +373,16 @@ void Loader::ApplyImageKey(const MapEntry& entry, ImageDraft* draft) {
       diag_.Error(value.mark,
                   value.what + ": expected " + ListWords(overlay::kVerifyBackingNames) + ", got '" + word + "'");
     }
+  } else if (key == "boot_profile") {
+    std::string path;
+    if (!ReadPath(value, base_dir_, diag_, &path)) return;
+    if (!fs::path(path).has_filename()) {
+      diag_.Error(value.mark, value.what + ": '" + path + "' names a folder; give the profile's file");
+      return;
+    }
+    image.boot_profile = path;
+  } else if (key == "boot_profile_idle") {
+    ReadDuration(value, std::chrono::milliseconds(100), std::chrono::hours(24), diag_, &image.boot_profile_idle);
   } else if (key == "stream") {
     std::vector<MapEntry> keys;
     if (!ReadMap(value, kStreamKeys, diag_, &keys)) return;

@@ -20,6 +20,8 @@ std::vector<std::string> ChangedKeys(const ImageConfig& a, const ImageConfig& b)
   check(a.create_dirs == b.create_dirs, "create_dirs");
   check(a.write_threshold == b.write_threshold, "write_threshold");
   check(a.verify_backing == b.verify_backing, "verify_backing");
+  check(a.boot_profile == b.boot_profile, "boot_profile");
+  check(a.boot_profile_idle == b.boot_profile_idle, "boot_profile_idle");
   const StreamPolicy& s = a.stream;
   const StreamPolicy& t = b.stream;
   check(s.auto_start == t.auto_start, "stream.auto");

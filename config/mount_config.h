@@ -89,6 +89,12 @@ struct ImageConfig {
   uint32_t gid = 0;
   WriteThreshold write_threshold;
   StreamPolicy stream;
+  // A boot profile (overlay/boot_profile.h), absolute: replayed by the
+  // image's stream, which then starts at mount, when the file exists;
+  // recorded otherwise, and written once the guest read nothing new for
+  // `boot_profile_idle` or the image closes.
+  std::optional<std::string> boot_profile;
+  std::chrono::milliseconds boot_profile_idle{10000};
 };
 
 // The keys whose settings differ between two readings of one image, as the

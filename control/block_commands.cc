@@ -83,7 +83,9 @@ const char* IoStatusName(jobs::IoStatus status) {
 // holes or held already, and the estimate of what is still to copy
 // ("remaining", absent while unknown), which "rate" (bytes copied per
 // second) and "eta-seconds" are about; and "resumed" when the mount started
-// the job again from the wish an earlier one left in the overlay.
+// the job again from the wish an earlier one left in the overlay; "profile"
+// when it replays a boot profile first, with "profile-offset" (the
+// profile's bytes it is past) of "profile-len".
 nlohmann::json JobJson(const jobs::JobInfo& info) {
   nlohmann::json job = {{"type", info.type},
                         {"device", info.id},
@@ -102,7 +104,12 @@ nlohmann::json JobJson(const jobs::JobInfo& info) {
                         {"busy", info.state == jobs::JobState::kRunning},
                         {"ready", info.state == jobs::JobState::kReady},
                         {"io-status", IoStatusName(info.io_status)},
-                        {"resumed", info.resumed}};
+                        {"resumed", info.resumed},
+                        {"profile", info.profile}};
+  if (info.profile) {
+    job["profile-offset"] = info.profile_offset;
+    job["profile-len"] = info.profile_len;
+  }
   if (info.remaining) job["remaining"] = *info.remaining;
   if (!info.error.empty()) job["error"] = info.error;
   return job;

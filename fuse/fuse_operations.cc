@@ -294,6 +294,7 @@ void ReplySpliced(GuestRequest& request, int fd, uint64_t off, size_t length) {
 }
 
 Status ServeRead(GuestRequest& request, MountedImage& image, uint64_t off, size_t length) {
+  image.NoteGuestRead(off, length);  // a boot profile's record or replay; every read, local or not
   if (length >= kMinSplice && length <= SpliceLimit()) {
     int fd = image.overlay->LocalDataFd(off, length);
     // Not all local: copy-on-read first, inside the kernel where it can

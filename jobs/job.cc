@@ -170,6 +170,7 @@ JobInfo Job::InfoLocked() const {
   info.error = error_;
   info.cancelled = cancelled_;
   info.resumed = resumed_;
+  driver_->Describe(info);
   return info;
 }
 

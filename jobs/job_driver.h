@@ -14,6 +14,7 @@
 //       Clean    releases what Run took, last, in every case.
 //     Run may fan work out to the shared worker pool; the context is for the
 //     job's thread only, never for pool workers.
+//   - Describe is called from any thread (query-block-jobs, events).
 //   - SpeedChanged is called on the thread that changes the speed (the
 //     control socket's), at any time before the driver goes.
 //   - Complete is called on the thread that asks for it (the control
@@ -30,6 +31,7 @@
 
 #include "common/status.h"
 #include "jobs/job_event.h"
+#include "jobs/job_info.h"
 
 namespace corfs::jobs {
 
@@ -120,6 +122,9 @@ class JobDriver {
   // The job's speed limit is now `bytes_per_second`. Called on the thread
   // that changed it (the control socket's), after the job took it.
   virtual void SpeedChanged(uint64_t /*bytes_per_second*/) {}
+  // Adds what only the driver knows to the job's info (a stream's profile
+  // progress). Called from any thread, under the job's lock: it only loads.
+  virtual void Describe(JobInfo& /*info*/) const {}
 };
 
 }  // namespace corfs::jobs

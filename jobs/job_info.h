@@ -38,6 +38,12 @@ struct JobInfo {
   std::string error;  // why it failed, once concluded; while stopped on an error, that error
   bool cancelled = false;
   bool resumed = false;  // started again at mount (JobOptions::resumed)
+  // A stream replaying a boot profile (overlay/boot_profile.h) copies the
+  // profile's ranges first: how many of the profile's bytes it is past
+  // (copied, or behind the guest), of how many.
+  bool profile = false;
+  uint64_t profile_offset = 0;
+  uint64_t profile_len = 0;
 
   // Bytes copied per second over the job's whole run so far, pauses
   // included: the summary's average.

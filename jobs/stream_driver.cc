@@ -4,6 +4,8 @@
 #include <thread>
 #include <vector>
 
+#include <spdlog/spdlog.h>
+
 #include "jobs/stream_plan.h"
 
 namespace corfs::jobs {
@@ -40,6 +42,17 @@ constexpr uint64_t kMaxSurveyRuns = 1ull << 20;
 // ...and it takes the job's checkpoint (pause, cancel) every this many runs.
 constexpr uint64_t kSurveyCheckpointRuns = 4096;
 
+// A replayed profile stays at most this far (in the profile's bytes) in
+// front of the guest's reads while the guest reads: far enough that the
+// next clusters the guest asks for are there, near enough that the stream
+// does not fill the link with what the guest needs only later.
+constexpr uint64_t kProfileWindow = 8ull << 20;
+// ...and the guest reads while its last read of the profile is this recent;
+// a guest that stopped (booted, or not started yet) holds nothing back.
+constexpr std::chrono::milliseconds kGuestPause{1000};
+// How long a stream in front of the guest waits before it looks again.
+constexpr std::chrono::milliseconds kGuestWait{5};
+
 // Planning asks the chain what it holds: a read.
 IoOperation Read(const Status&) { return IoOperation::kRead; }
 
@@ -72,12 +85,12 @@ Status StreamDriver::Make(overlay::Overlay& overlay, const std::string& image, c
                    (start + length + overlay.cluster_size() - 1) / overlay.cluster_size() * overlay.cluster_size());
     start = start / overlay.cluster_size() * overlay.cluster_size();
   }
-  out->reset(new StreamDriver(overlay, options, pool, end_layer, start, end));
+  out->reset(new StreamDriver(overlay, image, options, pool, end_layer, start, end));
   return Status::Ok();
 }
 
-StreamDriver::StreamDriver(overlay::Overlay& overlay, const StreamOptions& options, WorkerPool& pool, size_t end_layer,
-                           uint64_t start, uint64_t end)
+StreamDriver::StreamDriver(overlay::Overlay& overlay, std::string image, const StreamOptions& options, WorkerPool& pool,
+                           size_t end_layer, uint64_t start, uint64_t end)
     : overlay_(overlay),
       pool_(pool),
       chunk_size_(options.chunk_size),
@@ -85,11 +98,17 @@ StreamDriver::StreamDriver(overlay::Overlay& overlay, const StreamOptions& optio
       base_mode_(options.base.has_value()),
       whole_image_(!options.base && !options.range_offset && !options.range_length),
       start_(start),
-      end_(end) {}
+      end_(end),
+      image_(std::move(image)),
+      profile_(options.profile) {}
 
 Status StreamDriver::Run(JobContext& job) {
   write_behind_ = overlay_.OpenWriteBehind(kWriteBehindBatch, kWriteBehindWindow);
   Survey(job);
+  if (profile_) {
+    CORFS_RETURN_IF_ERROR(ProfilePass(job));
+    if (job.cancel_requested()) return Status::Ok();
+  }
   CORFS_RETURN_IF_ERROR(Pass(job, /*wait_for_busy=*/false));
   if (job.cancel_requested()) return Status::Ok();
   // What is left is what the pass skipped after errors (or guest I/O held,
@@ -196,6 +215,96 @@ Status StreamDriver::Pass(JobContext& job, bool wait_for_busy) {
     }
   }
   return Status::Ok();
+}
+
+bool StreamDriver::AheadOfGuest(size_t index) const {
+  const size_t guest = profile_->guest_index();
+  if (profile_->BytesBefore(index) < profile_->BytesBefore(guest) + kProfileWindow) return false;
+  const auto idle = profile_->IdleFor(overlay::BootProfileCursor::Clock::now());
+  return idle && *idle < kGuestPause;
+}
+
+Status StreamDriver::ProfilePass(JobContext& job) {
+  const std::vector<overlay::ProfileRange>& ranges = profile_->profile().ranges;
+  size_t next = 0;
+  uint64_t pos = 0;  // inside ranges[next], once begun
+  bool begun = false;
+  std::vector<Chunk> chunks;
+  while (next < ranges.size()) {
+    if (!job.Checkpoint()) return Status::Ok();
+    if (profile_->guest_index() > next) {  // the guest read up to there: it is local
+      next = profile_->guest_index();
+      begun = false;
+      continue;
+    }
+    profile_offset_.store(profile_->BytesBefore(next), std::memory_order_relaxed);
+    if (AheadOfGuest(next)) {
+      if (!job.Delay(kGuestWait)) return Status::Ok();
+      continue;
+    }
+    if (overlay_.guest_io_in_flight() > 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    chunks.clear();
+    uint64_t to_copy = 0;
+    uint64_t holes = 0;
+    const uint64_t batch_bytes = BatchBytes(job);
+    while (next < ranges.size() && chunks.size() < pool_.workers() * 2 && to_copy < batch_bytes) {
+      const overlay::ProfileRange& range = ranges[next];
+      const uint64_t range_end = std::min(end_, range.offset + std::min(range.length, UINT64_MAX - range.offset));
+      if (!begun) {
+        pos = std::max(start_, range.offset / overlay_.cluster_size() * overlay_.cluster_size());
+        begun = true;
+        spdlog::debug("stream of '{}': profile range {}: {}+{}", image_, next, range.offset, range.length);
+      }
+      if (pos < range_end) {
+        CORFS_RETURN_IF_ERROR(PlanProfileRange(job, range_end, batch_bytes, &pos, &chunks, &to_copy, &holes));
+      }
+      if (pos < range_end) break;  // the batch is full: this range goes on in the next one
+      ++next;
+      begun = false;
+    }
+    if (!job.Throttle(to_copy)) return Status::Ok();
+    CORFS_RETURN_IF_ERROR(CopyBatch(job, chunks, /*wait_for_busy=*/false));
+    if (write_behind_) {
+      for (const Chunk& chunk : chunks) {
+        if (chunk.copy) write_behind_->Written(chunk.offset, chunk.length);
+      }
+    }
+    job.Advance({0, to_copy, holes});
+  }
+  profile_offset_.store(profile_->bytes(), std::memory_order_relaxed);
+  return Status::Ok();
+}
+
+Status StreamDriver::PlanProfileRange(JobContext& job, uint64_t range_end, uint64_t batch_bytes, uint64_t* pos,
+                                      std::vector<Chunk>* chunks, uint64_t* to_copy, uint64_t* holes) {
+  while (*pos < range_end && *to_copy < batch_bytes && chunks->size() < pool_.workers() * 2) {
+    StreamRun run;
+    auto plan = [&] { return PlanStream(overlay_, *pos, range_end - *pos, end_layer_, &run); };
+    bool skipped = false;
+    CORFS_RETURN_IF_ERROR(job.RunStep(plan(), plan, Read, &skipped));
+    // The disk-order pass meets it again, under the same policy.
+    if (skipped) run = {StreamWork::kLocal, std::min<uint64_t>(range_end - *pos, overlay_.cluster_size())};
+    uint64_t length = run.length;
+    if (run.work == StreamWork::kCopy) {
+      const uint64_t room = (batch_bytes - *to_copy) / overlay_.cluster_size() * overlay_.cluster_size();
+      length = std::min({length, chunk_size_, std::max(room, overlay_.cluster_size())});
+      chunks->push_back({*pos, length, /*copy=*/true});
+      *to_copy += length;
+    } else if (run.work == StreamWork::kZero) {
+      length = std::min(length, kMaxZeroChunk);
+      chunks->push_back({*pos, length, /*copy=*/false});
+      *holes += length;
+    }
+    *pos += length;
+  }
+  return Status::Ok();
+}
+
+void StreamDriver::Describe(JobInfo& info) const {
+  if (!profile_) return;
+  info.profile = true;
+  info.profile_offset = profile_offset_.load(std::memory_order_relaxed);
+  info.profile_len = profile_->bytes();
 }
 
 Status StreamDriver::CopyBatch(JobContext& job, const std::vector<Chunk>& chunks, bool wait_for_busy) {

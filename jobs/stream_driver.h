@@ -30,7 +30,20 @@
 // nothing copied) for an estimate of the bytes to copy (CopyEstimate); it
 // reports the estimate from where it is after every batch, so the job's ETA
 // counts only bytes still to copy, not holes still to walk.
+//
+// With a boot profile (StreamOptions::profile, overlay/boot_profile.h) the
+// first pass is the profile's: its ranges in their recorded order, through
+// the same plan and claims, skipping those the guest has read already (it
+// is at the furthest range of the profile it read, BootProfileCursor), and
+// while the guest reads, no further than kProfileWindow in front of it, so
+// the stream fetches what the guest will ask for next and leaves the rest
+// of the link to the guest's own faults. The disk-order pass follows; what
+// the profile brought in is local there. Guest reads keep their priority
+// (they copy on their own threads). The bytes the profile pass copies are
+// counted `copied` when copied, and `local` when the disk-order walk passes
+// them.
 
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -42,6 +55,7 @@
 #include "jobs/job_driver.h"
 #include "jobs/stream_options.h"
 #include "jobs/worker_pool.h"
+#include "overlay/boot_profile_cursor.h"
 #include "overlay/overlay.h"
 
 namespace corfs::jobs {
@@ -69,10 +83,11 @@ class StreamDriver final : public JobDriver {
   Status Prepare(JobContext& job) override;
   void Clean(JobContext& job) override;
   void SpeedChanged(uint64_t bytes_per_second) override;
+  void Describe(JobInfo& info) const override;
 
  private:
-  StreamDriver(overlay::Overlay& overlay, const StreamOptions& options, WorkerPool& pool, size_t end_layer,
-               uint64_t start, uint64_t end);
+  StreamDriver(overlay::Overlay& overlay, std::string image, const StreamOptions& options, WorkerPool& pool,
+               size_t end_layer, uint64_t start, uint64_t end);
 
   // One step of the job: a run to copy from the chain, or one to record
   // as zeros.
@@ -89,6 +104,15 @@ class StreamDriver final : public JobDriver {
   // One pass over [start_, end_): copies every run the overlay needs.
   Status Pass(JobContext& job, bool wait_for_busy);
   Status CopyBatch(JobContext& job, const std::vector<Chunk>& chunks, bool wait_for_busy);
+  // The profile's ranges, in its order, ahead of the guest (see above).
+  Status ProfilePass(JobContext& job);
+  // Plans [*pos, range_end) into `chunks` until `*to_copy` reaches
+  // `batch_bytes`; *pos is where it stopped.
+  Status PlanProfileRange(JobContext& job, uint64_t range_end, uint64_t batch_bytes, uint64_t* pos,
+                          std::vector<Chunk>* chunks, uint64_t* to_copy, uint64_t* holes);
+  // Whether range `index` of the profile is a window or more in front of
+  // the guest while the guest reads.
+  bool AheadOfGuest(size_t index) const;
   // The most a batch copies: about a slice of the speed limit, whole
   // clusters, at least one.
   uint64_t BatchBytes(const JobContext& job) const;
@@ -105,6 +129,9 @@ class StreamDriver final : public JobDriver {
   bool skipped_ = false;                                // the pass skipped a step after an error (on-error "ignore")
   uint64_t skipped_bytes_ = 0;                          // how many bytes it skipped so
   CopyEstimate estimate_;
+  const std::string image_;                                    // names the image in the log
+  const std::shared_ptr<overlay::BootProfileCursor> profile_;  // null: no profile
+  std::atomic<uint64_t> profile_offset_{0};                    // bytes of the profile passed (Describe)
 
   // The wish recorded in the header, while it is: Clean on the job's thread
   // and SpeedChanged on the control socket's must not re-record one the

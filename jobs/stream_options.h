@@ -4,10 +4,15 @@
 // config layer can use the chunk default without linking jobs.
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 
 #include "jobs/job_options.h"
+
+namespace corfs::overlay {
+class BootProfileCursor;
+}
 
 namespace corfs::jobs {
 
@@ -20,6 +25,9 @@ struct StreamOptions : JobOptions {
   std::optional<uint64_t> range_offset;
   std::optional<uint64_t> range_length;
   uint64_t chunk_size = kDefaultChunkSize;
+  // A boot profile to copy first, in its order, ahead of the guest
+  // (StreamDriver); null: disk order only.
+  std::shared_ptr<overlay::BootProfileCursor> profile;
 };
 
 }  // namespace corfs::jobs

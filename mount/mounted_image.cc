@@ -1,5 +1,7 @@
 #include "mount/mounted_image.h"
 
+#include <cerrno>
+
 namespace corfs::mount {
 
 namespace {
@@ -10,6 +12,25 @@ void MountedImage::LoadFileAttributes(bool allow_other) {
   const overlay::OverlayHeader header = overlay->header();
   owner.store(Pack(header.owner.value_or(overlay::FileOwner{config.uid, config.gid})));
   mode.store(header.mode.value_or(config::DefaultMode(config, allow_other)));
+}
+
+Status MountedImage::OpenBootProfile() {
+  if (!config.boot_profile) return Status::Ok();
+  const std::string& path = *config.boot_profile;
+  const overlay::OverlayHeader header = overlay->header();
+  if (header.standalone || header.chain.empty()) return Status::Ok();  // nothing comes from a template
+  const std::vector<overlay::ProfileLayer> layers = overlay::TemplateOf(header);
+  overlay::BootProfile profile;
+  Status loaded = overlay::LoadBootProfile(path, &profile);
+  if (loaded.ok()) {
+    CORFS_RETURN_IF_ERROR(overlay::CheckTemplate(profile, layers, path));
+    profile_cursor = std::make_shared<overlay::BootProfileCursor>(std::move(profile));
+    return Status::Ok();
+  }
+  if (loaded.code() != ENOENT) return loaded;
+  profile_recorder = std::make_shared<overlay::BootProfileRecorder>(overlay->size(), overlay->cluster_size(), layers);
+  profile_writer = std::make_unique<BootProfileWriter>(path, config.boot_profile_idle, profile_recorder, config.name);
+  return Status::Ok();
 }
 
 Status MountedImage::SetOwner(std::optional<uint32_t> uid, std::optional<uint32_t> gid) {

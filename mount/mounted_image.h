@@ -29,7 +29,10 @@
 #include <string>
 
 #include "config/mount_config.h"
+#include "mount/boot_profile_writer.h"
 #include "mount/io_stats.h"
+#include "overlay/boot_profile_cursor.h"
+#include "overlay/boot_profile_recorder.h"
 #include "overlay/overlay.h"
 
 namespace corfs::mount {
@@ -45,6 +48,13 @@ struct MountedImage {
   // the table's lock, so that removing an open image can be refused.
   std::atomic<uint32_t> open_files{0};
   IoStats io_stats;  // guest I/O served by the FUSE server
+  // The image's boot profile (`boot_profile:`, overlay/boot_profile.h): a
+  // recording when the file did not exist at mount, or the cursor of its
+  // replay when it did; at most one is set, by OpenBootProfile, before the
+  // image is shared. The writer goes first, writing what was recorded.
+  std::shared_ptr<overlay::BootProfileRecorder> profile_recorder;
+  std::shared_ptr<overlay::BootProfileCursor> profile_cursor;
+  std::unique_ptr<BootProfileWriter> profile_writer;
 
   const std::string& name() const { return config.name; }
   overlay::FileOwner Owner() const {
@@ -56,6 +66,15 @@ struct MountedImage {
   void LoadFileAttributes(bool allow_other);
   // A chown: an id not given keeps its value.
   Status SetOwner(std::optional<uint32_t> uid, std::optional<uint32_t> gid);
+  // Sets up the boot profile, as above: loads it (refused when it was made
+  // for another template) or starts recording one. Nothing for an image
+  // without `boot_profile:` or without a backing chain.
+  Status OpenBootProfile();
+  // Every guest read, before it is served (FUSE request threads; no lock).
+  void NoteGuestRead(uint64_t offset, uint64_t length) {
+    if (profile_recorder) profile_recorder->NoteRead(offset, length);
+    if (profile_cursor) profile_cursor->NoteRead(offset, length);
+  }
   // A chmod: the permission bits (07777).
   Status SetMode(uint32_t mode);
 

@@ -275,6 +275,24 @@ images:
   ExpectError("defaults:\n  verify_backing: [full]\n", 2, "[full]", {"defaults.verify_backing: expected a string"});
 }
 
+TEST_F(ConfigTest, BootProfilePerImageAndInDefaults) {
+  MountConfig cfg = ParseOk(Yaml(R"(
+defaults:
+  boot_profile: profiles/base.profile
+images:
+  a: {overlay: a.img, size: 1G}
+  b: {overlay: b.img, size: 1G, boot_profile: b.profile, boot_profile_idle: 30}
+)"));
+  ASSERT_EQ(cfg.images.size(), 2u);
+  EXPECT_EQ(cfg.images[0].boot_profile, Path("profiles/base.profile")) << "relative to the YAML file's folder";
+  EXPECT_EQ(cfg.images[0].boot_profile_idle, std::chrono::seconds(10));
+  EXPECT_EQ(cfg.images[1].boot_profile, Path("b.profile"));
+  EXPECT_EQ(cfg.images[1].boot_profile_idle, std::chrono::seconds(30));
+  EXPECT_FALSE(ParseOk("images:\n  a: {overlay: a.img, size: 1G}\n").images[0].boot_profile.has_value());
+  ExpectError("images:\n  vm1: {overlay: a.img, size: 1G, boot_profile_idle: 10ms}\n", 2, "10ms",
+              {"images.vm1.boot_profile_idle"});
+}
+
 TEST_F(ConfigTest, WriteThresholdBytesDoesNotOverflow) {
   WriteThreshold t{WriteThreshold::Kind::kPercent, 0, 99999};
   const uint64_t huge = UINT64_MAX - 5;

@@ -89,11 +89,21 @@ Status StreamDriver::Make(overlay::Overlay& overlay, const std::string& image, c
   return Status::Ok();
 }
 
+namespace {
+
+// The chunk a stream copies as one step: as asked, except that the default
+// grows for a chain with a layer read through a buffer (kBufferedChunkSize).
+uint64_t StepSize(const overlay::Overlay& overlay, uint64_t asked) {
+  return asked == kDefaultChunkSize && overlay.chain_reads_through_buffer() ? kBufferedChunkSize : asked;
+}
+
+}  // namespace
+
 StreamDriver::StreamDriver(overlay::Overlay& overlay, std::string image, const StreamOptions& options, WorkerPool& pool,
                            size_t end_layer, uint64_t start, uint64_t end)
     : overlay_(overlay),
       pool_(pool),
-      chunk_size_(options.chunk_size),
+      chunk_size_(StepSize(overlay, options.chunk_size)),
       end_layer_(end_layer),
       base_mode_(options.base.has_value()),
       whole_image_(!options.base && !options.range_offset && !options.range_length),

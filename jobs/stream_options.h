@@ -19,6 +19,11 @@ namespace corfs::jobs {
 // The largest run a stream copies as one step, unless told otherwise. It is
 // at least a cluster; the config layer raises it to the cluster size.
 inline constexpr uint64_t kDefaultChunkSize = 512 * 1024;
+// The default instead when a layer of the chain cannot be copied inside the
+// kernel (an image on a server, a qcow2 image): its bytes pass through a
+// buffer, and each read costs a round trip or an inflate, so a step copies
+// more at once to keep the link (or the cores) busy.
+inline constexpr uint64_t kBufferedChunkSize = 4 * 1024 * 1024;
 
 struct StreamOptions : JobOptions {
   std::optional<std::string> base;  // path of an image of the chain

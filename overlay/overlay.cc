@@ -114,6 +114,15 @@ Status Overlay::GetBlockStatus(uint64_t offset, uint64_t length, BlockStatus* ou
   return chain()->GetBlockStatus(offset, run, out);
 }
 
+bool Overlay::chain_reads_through_buffer() const {
+  std::shared_ptr<BackingChain> backing = chain();
+  if (!backing) return false;
+  for (size_t i = 0; i < backing->depth(); ++i) {
+    if (backing->layer(i).data_fd() < 0) return true;
+  }
+  return false;
+}
+
 Status Overlay::FindBackingLayer(const std::string& path, size_t* index) const {
   OverlayHeader current = header();
   std::string names;

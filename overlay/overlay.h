@@ -211,6 +211,10 @@ class Overlay {
 
   // The index in the chain of the image at `path`.
   Status FindBackingLayer(const std::string& path, size_t* index) const;
+  // True when an image of the chain has no file to copy from inside the
+  // kernel (an image on a server, a qcow2 image): its bytes pass through a
+  // buffer, and each read costs a round trip or an inflate.
+  bool chain_reads_through_buffer() const;
 
   // Once every cluster is local: data and bitmap durable, then the header
   // says standalone (atomically), then the backing files are closed, then

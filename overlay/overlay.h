@@ -61,6 +61,7 @@
 #include "overlay/image_opener.h"
 #include "overlay/overlay_files.h"
 #include "overlay/overlay_header.h"
+#include "overlay/read_ahead.h"
 #include "overlay/write_behind.h"
 #include "overlay/write_threshold.h"
 
@@ -103,6 +104,9 @@ struct OpenOptions {
   std::shared_ptr<GuestActivity> guest_activity;
   // Where the overlay's own two files live (file_system.h).
   std::shared_ptr<FileSystem> file_system = DefaultFileSystem();
+  // Fill the clusters ahead of sequential cold reads in the background
+  // (read_ahead.h); off for tests that need clusters to stay cold.
+  bool read_ahead = true;
 };
 
 // Checks a cluster size given by a user: a power of two in [4 KiB, 2 MiB].
@@ -139,6 +143,14 @@ class Overlay {
 
   // Guest I/O (overlay_io.cc).
   Status Read(uint64_t offset, std::span<char> buf);
+  // Like Read, but calls `ready` as soon as `buf` holds the data. When the
+  // whole request lacks its clusters, that is before they are written into
+  // the overlay: they are filled after `ready` returns, under their claims
+  // (a guest write to them waits), and their bits set only once their data
+  // is written. An error before `ready` is returned without calling it; an
+  // error after it (the overlay could not keep the copy: those clusters stay
+  // the chain's) is returned once it was called.
+  Status ReadEarly(uint64_t offset, std::span<char> buf, const std::function<void()>& ready);
   Status Write(uint64_t offset, std::span<const char> data);
   // Makes the range read as zeros (discard and write-zeroes alike).
   Status Discard(uint64_t offset, uint64_t length);
@@ -162,6 +174,12 @@ class Overlay {
   // descriptor. *fd is -1, with nothing done, when the overlay does not copy
   // on read (a thin clone, or read-only): the caller uses Read.
   Status FaultIn(uint64_t offset, uint64_t length, int* fd);
+
+  // Waits until the read-ahead (read_ahead.h) of sequential cold reads has
+  // nothing queued or under way.
+  void WaitForReadAhead() {
+    if (read_ahead_) read_ahead_->WaitIdle();
+  }
 
   // Allocation of the disk as a whole (overlay, then chain): kData, kZero, or
   // kUnallocated where no image holds the range (it reads as zeros).
@@ -361,7 +379,10 @@ class Overlay {
   std::shared_ptr<GuestActivity> guest_activity_ = std::make_shared<GuestActivity>();
   WriteThreshold write_threshold_;
 
-  std::unique_ptr<CommitThread> committer_;  // last member: stopped before the others go
+  std::unique_ptr<CommitThread> committer_;  // stopped before the others go
+  // Copies ahead of sequential cold reads (Populate without waiting); null
+  // when the overlay does not copy on read. Last member: stopped first.
+  std::unique_ptr<ReadAhead> read_ahead_;
 };
 
 }  // namespace corfs::overlay

@@ -47,7 +47,6 @@ class CorRaceTest : public ::testing::Test {
     OpenOptions open;
     open.copy_on_read = copy_on_read;
     open.commit_interval = 0ms;
-    open.read_ahead = false;  // each fill must find its cluster cold
     open.opener = testing::TestOpener(control_);
     std::unique_ptr<Overlay> image;
     Status status = Overlay::Open(path_, open, &image);

@@ -37,6 +37,7 @@ class ReadAheadTest : public ::testing::Test {
     OpenOptions open;
     open.copy_on_read = copy_on_read;
     open.commit_interval = 0ms;
+    open.read_ahead = true;
     open.opener = testing::TestOpener(control_);
     std::unique_ptr<Overlay> image;
     Status status = Overlay::Open(path_, open, &image);

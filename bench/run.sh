@@ -460,14 +460,14 @@ cold_figures() {  # who round format
     files+=("$(printf "$3" "$(round_name "$2" "$name")")")
   done
   set -- "${files[@]}"
-  say "$who: cold sequential read, 1 MiB O_DIRECT (copy-on-read; round $2 of $rounds)"
+  say "$who: cold sequential read, 1 MiB O_DIRECT (copy-on-read; round ${r#@} of $rounds)"
   settle
-  t=$(now); dd if="$2" of=/dev/null bs=1M iflag=direct status=none; record "${who}_cold$r" "$(elapsed "$t")"
-  cmp template.raw "$2" || fail "$who: $2 differs from the template"
+  t=$(now); dd if="$1" of=/dev/null bs=1M iflag=direct status=none; record "${who}_cold$r" "$(elapsed "$t")"
+  cmp template.raw "$1" || fail "$who: $1 differs from the template"
   say "$who: cold sequential read, buffered cat"
   settle
-  t=$(now); cat "$3" > /dev/null; record "${who}_cold_cat$r" "$(elapsed "$t")"
-  cmp template.raw "$3" || fail "$who: $3 differs from the template"
+  t=$(now); cat "$2" > /dev/null; record "${who}_cold_cat$r" "$(elapsed "$t")"
+  cmp template.raw "$2" || fail "$who: $2 differs from the template"
   if [ "$random" = 1 ]; then
     for qd in 1 16; do
       say "$who: cold 4 KiB random reads, libaio QD$qd"

@@ -310,10 +310,22 @@ Status ServeRead(GuestRequest& request, MountedImage& image, uint64_t off, size_
   }
   thread_local std::vector<char> buf;
   if (buf.size() < length) buf.resize(std::max<size_t>(length, kMaxIo));
-  CORFS_RETURN_IF_ERROR(image.overlay->Read(off, std::span(buf.data(), length)));
-  request.Succeeded();
-  fuse_reply_buf(request.req(), buf.data(), length);
-  return Status::Ok();
+  // The reply goes as soon as the bytes are read: a cold read's clusters
+  // are written into the overlay after it (ReadEarly), so the guest does
+  // not wait for that copy.
+  bool replied = false;
+  Status status = image.overlay->ReadEarly(off, std::span(buf.data(), length), [&] {
+    request.Succeeded();
+    fuse_reply_buf(request.req(), buf.data(), length);
+    replied = true;
+  });
+  if (replied && !status.ok()) {
+    // The guest has its data; only the overlay's copy of it was lost.
+    spdlog::warn("image {}: keeping the clusters of a guest read of {} bytes at {} failed: {}", image.name(), length,
+                 off, status.message());
+    return Status::Ok();
+  }
+  return status;
 }
 
 void OnRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset, fuse_file_info*) {

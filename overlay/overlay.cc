@@ -15,7 +15,8 @@ namespace fs = std::filesystem;
 Overlay::~Overlay() { (void)Close(); }
 
 Status Overlay::Close() {
-  committer_.reset();  // waits for a commit under way
+  read_ahead_.reset();  // waits for a fill under way
+  committer_.reset();   // waits for a commit under way
   if (closed_) return Status::Ok();
   // An Open that failed half way leaves an overlay without files: nothing to commit.
   Status status = read_only_ || !meta_ ? Status::Ok() : Commit();

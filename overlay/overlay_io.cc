@@ -51,6 +51,7 @@ int Overlay::LocalDataFd(uint64_t offset, uint64_t length) const {
   const uint64_t clusters = ClustersUpTo(offset, offset + length);
   if (bitmap_.RunLength(offset >> cluster_bits_, clusters, true) != clusters) return -1;
   guest_activity_->Note();  // the caller serves a guest read with it
+  if (read_ahead_) read_ahead_->NoteRead(offset, length, /*cold=*/false);
   return data_.fd();
 }
 
@@ -58,6 +59,7 @@ Status Overlay::Read(uint64_t offset, std::span<char> buf) {
   CORFS_RETURN_IF_ERROR(RangeCheck(offset, buf.size(), size(), "read"));
   InFlightGuestRequest request(guest_requests_in_flight_, *guest_activity_);
   const uint64_t end = offset + buf.size();
+  bool cold = false;
   uint64_t pos = offset;
   while (pos < end) {
     const uint64_t cluster = pos >> cluster_bits_;
@@ -97,8 +99,36 @@ Status Overlay::Read(uint64_t offset, std::span<char> buf) {
     }
     cor_faults_.fetch_add(1, std::memory_order_relaxed);
     cor_bytes_.fetch_add(run_end - run_start, std::memory_order_relaxed);
+    cold = true;
     pos = copy_end;
   }
+  if (read_ahead_ && !buf.empty()) read_ahead_->NoteRead(offset, buf.size(), cold);
+  return Status::Ok();
+}
+
+Status Overlay::ReadEarly(uint64_t offset, std::span<char> buf, const std::function<void()>& ready) {
+  CORFS_RETURN_IF_ERROR(RangeCheck(offset, buf.size(), size(), "read"));
+  const uint64_t first = offset >> cluster_bits_;
+  const uint64_t clusters = buf.empty() ? 0 : ClustersUpTo(offset, offset + buf.size());
+  if (copy_on_read_ && clusters > 0 && bitmap_.RunLength(first, clusters, false) == clusters) {
+    // The whole request is the chain's: answer from the chain, then copy the
+    // clusters (as a stream does: in the kernel from a raw layer) while the
+    // guest goes on. The claims stay held until the bits are set.
+    InFlightGuestRequest request(guest_requests_in_flight_, *guest_activity_);
+    ClaimedRun run(claims_, first, clusters, /*wait=*/true);
+    if (run.count() == clusters) {
+      CORFS_RETURN_IF_ERROR(chain()->Read(offset, buf));
+      ready();
+      if (read_ahead_) read_ahead_->NoteRead(offset, buf.size(), /*cold=*/true);
+      CORFS_RETURN_IF_ERROR(FillClaimed(run, {}));
+      cor_faults_.fetch_add(1, std::memory_order_relaxed);
+      cor_bytes_.fetch_add(ClusterEnd(first + clusters - 1) - ClusterStart(first), std::memory_order_relaxed);
+      return Status::Ok();
+    }
+  }
+  // Partly local, or filled by someone else meanwhile: an ordinary read.
+  CORFS_RETURN_IF_ERROR(Read(offset, buf));
+  ready();
   return Status::Ok();
 }
 
@@ -186,6 +216,7 @@ Status Overlay::FaultIn(uint64_t offset, uint64_t length, int* fd) {
   CORFS_RETURN_IF_ERROR(RangeCheck(offset, length, size(), "read"));
   InFlightGuestRequest request(guest_requests_in_flight_, *guest_activity_);
   CORFS_RETURN_IF_ERROR(FillMissing(offset, length, /*wait=*/true, /*count_faults=*/true));
+  if (read_ahead_) read_ahead_->NoteRead(offset, length, /*cold=*/true);
   *fd = data_.fd();
   return Status::Ok();
 }

@@ -314,6 +314,13 @@ Status Overlay::Open(const std::string& path, const OpenOptions& options, std::u
       if (self->bitmap_.HasDirtyPages()) (void)self->Commit();
     });
   }
+  if (overlay->copy_on_read_ && options.read_ahead) {
+    Overlay* self = overlay.get();
+    overlay->read_ahead_ = std::make_unique<ReadAhead>(
+        // A failed fill leaves the clusters to the guest's own read, which reports it.
+        [self](uint64_t offset, uint64_t length) { (void)self->Populate(offset, length, /*wait=*/false); },
+        [self] { return self->size(); });
+  }
   *out = std::move(overlay);
   return Status::Ok();
 }

@@ -1,5 +1,6 @@
 #include "cli/image_loader.h"
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <string>
@@ -7,6 +8,7 @@
 
 #include "common/clock.h"
 #include "common/size.h"
+#include "overlay/image_location.h"
 #include "overlay/shared_image_cache.h"
 
 namespace corfs::cli {
@@ -23,6 +25,10 @@ Status OpenMountedImage(const config::ImageConfig& image, bool allow_other, cons
   options.copy_on_read = image.copy_on_read;
   options.verify_backing = image.verify_backing;
   if (!image.backing.empty()) options.expected_backing = image.backing;
+  // Over a server each cold read waits a round trip; a sequential guest is
+  // then served ahead of its reads (read_ahead.h).
+  options.read_ahead = std::any_of(image.backing.begin(), image.backing.end(),
+                                   [](const overlay::ImageSpec& spec) { return overlay::IsUri(spec.path); });
   auto mounted = std::make_unique<mount::MountedImage>();
   Status opened = overlay::Overlay::Open(image.overlay_path, options, &mounted->overlay);
   if (!opened.ok()) return opened.WithContext("image '" + image.name + "'");

@@ -116,7 +116,8 @@ struct OpenOptions {
   // (read_ahead.h). Off by default: over a local template it measured no
   // gain (the fill is CPU-bound on the same cores) and it makes an image
   // hold more than its guest read; it is meant for remote templates, where
-  // each fill waits a round trip.
+  // each fill waits a round trip (the mount turns it on for chains with a
+  // URI).
   bool read_ahead = false;
 };
 

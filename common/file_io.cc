@@ -79,6 +79,20 @@ Status SyncParentDirectory(const std::string& path) {
   return Status::Ok();
 }
 
+Status ReplaceFileAtomically(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp";
+  UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  if (!fd.valid()) return Status::FromErrno("create " + tmp);
+  Status status = PwriteFull(fd.get(), text, 0, tmp);
+  if (status.ok()) status = SyncData(fd.get(), tmp);
+  if (status.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) status = Status::FromErrno("rename " + tmp);
+  if (!status.ok()) {
+    ::unlink(tmp.c_str());
+    return status;
+  }
+  return SyncParentDirectory(path);
+}
+
 bool IsAllZero(std::span<const char> data) {
   // Check the first 16 bytes by hand, then compare the buffer with itself
   // shifted by 16: memcmp is vectorised, a byte loop is not.

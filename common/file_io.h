@@ -31,6 +31,11 @@ Status SyncData(int fd, const std::string& what);
 // Makes the directory entry of `path` durable (fsync of its parent folder).
 Status SyncParentDirectory(const std::string& path);
 
+// Writes `text` to `path` whole and atomically: PATH.tmp, fdatasync, rename,
+// fsync of the folder. Readers see the old file or the new one, never a part;
+// on failure the temporary file is removed and `path` is as it was.
+Status ReplaceFileAtomically(const std::string& path, const std::string& text);
+
 // True when every byte of `data` is zero.
 bool IsAllZero(std::span<const char> data);
 

@@ -10,17 +10,6 @@
 
 namespace corfs::mount {
 
-Status ReplaceFileAtomically(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-  if (!fd.valid()) return Status::FromErrno("create " + tmp);
-  Status status = PwriteFull(fd.get(), text, 0, tmp);
-  if (status.ok()) status = SyncData(fd.get(), tmp);
-  if (status.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) status = Status::FromErrno("rename " + tmp);
-  if (!status.ok()) ::unlink(tmp.c_str());
-  return status;
-}
-
 MetricsWriter::MetricsWriter(std::string path, std::chrono::milliseconds interval, Collect collect,
                              std::shared_ptr<spdlog::logger> log)
     : path_(std::move(path)), interval_(interval), collect_(std::move(collect)), log_(std::move(log)) {}

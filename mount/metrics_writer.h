@@ -60,7 +60,4 @@ class MetricsWriter {
   std::thread thread_;     // last: started once the rest is set
 };
 
-// Writes `text` to `path` whole and atomically: PATH.tmp, fsync, rename.
-Status ReplaceFileAtomically(const std::string& path, const std::string& text);
-
 }  // namespace corfs::mount

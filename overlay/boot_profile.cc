@@ -169,18 +169,7 @@ Status LoadBootProfile(const std::string& path, BootProfile* out) {
 }
 
 Status SaveBootProfile(const std::string& path, const BootProfile& profile) {
-  const std::string text = FormatBootProfile(profile);
-  const std::string tmp = path + ".tmp";
-  UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-  if (!fd.valid()) return Status::FromErrno("create " + tmp);
-  Status status = PwriteFull(fd.get(), text, 0, tmp);
-  if (status.ok()) status = SyncData(fd.get(), tmp);
-  if (status.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) status = Status::FromErrno("rename " + tmp);
-  if (!status.ok()) {
-    ::unlink(tmp.c_str());
-    return status;
-  }
-  return SyncParentDirectory(path);
+  return ReplaceFileAtomically(path, FormatBootProfile(profile));
 }
 
 Status MergeBootProfiles(const std::vector<BootProfile>& profiles, const std::vector<std::string>& paths,

@@ -47,69 +47,16 @@ bytes=$(numfmt --from=iec "$size") || usage
 if [ $((bytes % MiB)) -ne 0 ] || [ "$bytes" -lt $((64 * MiB)) ]; then
   echo "bench: --size must be a multiple of 1M and at least 64M" >&2; exit 2
 fi
-if [ -z "$corfs" ]; then
-  bash scripts/install-deps.sh >/dev/null
-  bash scripts/build.sh >/dev/null
-  corfs="$root/build/cli/corfs"
-fi
-qmp="$root/bench/qmp.py"
-for tool in "$corfs" nginx curl qemu-img qemu-storage-daemon python3 fusermount3; do
-  command -v "$tool" >/dev/null || { echo "bench: $tool is missing (scripts/install-deps.sh installs it)" >&2; exit 1; }
-done
+# shellcheck source=bench/lib.sh
+source "$root/bench/lib.sh"   # build_unless_corfs, the work folder and its cleanup, say/fail/record...
+build_unless_corfs
+require_tools "$corfs" nginx curl qemu-img qemu-storage-daemon python3 fusermount3
 
-mkdir -p "$parent"
-dir=$(mktemp -d "$(realpath "$parent")/corfs-bench-http.XXXXXX")
-cd "$dir"
-results="$dir/results.txt"   # "key value" lines, turned into the table at the end
-: > "$results"
+make_work_folder corfs-bench-http
 
-# --- cleanup: everything this script starts is stopped by pid --------------
-pids=()
-mounts=()
-stop_pid() {  # pid signal: signal, wait up to 30 s, then SIGKILL
-  local pid=$1 sig=$2
-  kill -"$sig" "$pid" 2>/dev/null || true
-  for _ in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-  local rest=()
-  for p in "${pids[@]}"; do [ "$p" = "$pid" ] || rest+=("$p"); done
-  pids=("${rest[@]}")
-}
-is_mounted() { grep -q " $1 " /proc/self/mountinfo; }
-cleanup() {
-  local status=$?
-  trap - EXIT INT TERM
-  for pid in "${pids[@]}"; do stop_pid "$pid" TERM; done
-  local left=0
-  for m in "${mounts[@]}"; do
-    if is_mounted "$m"; then fusermount3 -u "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true; fi
-    is_mounted "$m" && left=1
-  done
-  if [ "$keep" = 1 ] || [ $left = 1 ]; then echo "bench: work folder kept: $dir" >&2; else rm -rf "$dir"; fi
-  [ $status -eq 0 ] || echo "bench: FAILED (exit $status); logs were in $dir" >&2
-  exit $status
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-now() { date +%s%N; }
-elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.3f", (b - a) / 1e9 }'; }
-record() { echo "$1 $2" >> "$results"; }
-say() { echo "bench: $*" >&2; }
-fail() { echo "bench: $*" >&2; exit 1; }
 # Before every figure: dirty data out, then the template back in the page
 # cache (nginx serves it from there), as bench/run.sh does.
 settle() { sync; sleep 3; cat www/template.raw > /dev/null; }
-wait_mounted() {  # path pid
-  for _ in $(seq 1 400); do
-    is_mounted "$1" && return 0
-    kill -0 "$2" 2>/dev/null || fail "the daemon serving $1 exited early (see its log in $dir)"
-    sleep 0.05
-  done
-  fail "$1 did not appear"
-}
 
 cores=$(nproc)
 record load_start "$(cut -d' ' -f1 /proc/loadavg)"

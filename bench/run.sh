@@ -97,15 +97,10 @@ if [ "$sparse" = 1 ] && [ "$sparse_bytes" -lt $((2 * bytes)) ]; then
   echo "bench: --sparse-size must be at least twice --size" >&2; exit 2
 fi
 
-if [ -z "$corfs" ]; then
-  bash scripts/install-deps.sh >/dev/null
-  bash scripts/build.sh >/dev/null
-  corfs="$root/build/cli/corfs"
-fi
-qmp="$root/bench/qmp.py"
-for tool in "$corfs" qemu-img qemu-storage-daemon fio python3 fusermount3 mkfs.ext4; do
-  command -v "$tool" >/dev/null || { echo "bench: $tool is missing (scripts/install-deps.sh installs it)" >&2; exit 1; }
-done
+# shellcheck source=bench/lib.sh
+source "$root/bench/lib.sh"   # build_unless_corfs, the work folder and its cleanup, say/fail/record...
+build_unless_corfs
+require_tools "$corfs" qemu-img qemu-storage-daemon fio python3 fusermount3 mkfs.ext4
 if [ "$boot" = 1 ]; then
   # guest_lib.sh's helpers report through these.
   step() { say "$*"; }
@@ -114,58 +109,15 @@ if [ "$boot" = 1 ]; then
   source "$root/tests/integration/guest_lib.sh"
 fi
 
-mkdir -p "$parent"
-dir=$(mktemp -d "$(realpath "$parent")/corfs-bench.XXXXXX")
-cd "$dir"
+make_work_folder corfs-bench
 WORK=$dir   # guest_lib.sh's scratch folder
-results="$dir/results.txt"   # "key value" lines, turned into the table at the end
-: > "$results"
 
-# --- cleanup: everything this script starts is stopped by pid --------------
-pids=()      # daemons and helper loops still running
-mounts=()    # mountpoints this script made
-stop_pid() {  # pid signal: signal, wait up to 30 s, then SIGKILL
-  local pid=$1 sig=$2
-  kill -"$sig" "$pid" 2>/dev/null || true
-  for _ in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-  local rest=()
-  for p in "${pids[@]}"; do [ "$p" = "$pid" ] || rest+=("$p"); done
-  pids=("${rest[@]}")
-}
-is_mounted() { grep -q " $1 " /proc/self/mountinfo; }
-cleanup() {
-  local status=$?
-  trap - EXIT INT TERM
-  [ -n "${bg_loop_pid:-}" ] && touch "$dir/bg.stop" 2>/dev/null
-  for pid in "${pids[@]}"; do stop_pid "$pid" TERM; done
-  local left=0
-  for m in "${mounts[@]}"; do
-    if is_mounted "$m"; then
-      fusermount3 -u "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
-    fi
-    is_mounted "$m" && left=1
-  done
+# More for cleanup (bench/lib.sh) to undo: the background streams' loop, told
+# to stop before its pid is, and the new-memory figure's file.
+bench_cleanup_hook() {
+  if [ -n "${bg_loop_pid:-}" ]; then touch "$dir/bg.stop" 2>/dev/null || true; fi
   rm -f /dev/shm/corfs-bench-$$ 2>/dev/null || true
-  if [ "$keep" = 1 ] || [ $left = 1 ]; then
-    echo "bench: work folder kept: $dir" >&2
-  else
-    rm -rf "$dir"
-  fi
-  [ $status -eq 0 ] || echo "bench: FAILED (exit $status); logs were in $dir" >&2
-  exit $status
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# --- helpers -----------------------------------------------------------------
-now() { date +%s%N; }
-elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.3f", (b - a) / 1e9 }'; }
-record() { echo "$1 $2" >> "$results"; }
-say() { echo "bench: $*" >&2; }
-fail() { echo "bench: $*" >&2; exit 1; }
 
 # Before every figure that writes new page-cache pages: push out dirty data,
 # then wait. On a VM with free-page reporting (virtio-balloon, as on the
@@ -191,15 +143,6 @@ while pos < size:
     while data < pos:
         data += len(os.pread(fd, min(8 << 20, pos - data), data))
 PY
-}
-
-wait_mounted() {  # path pid
-  for _ in $(seq 1 400); do
-    is_mounted "$1" && return 0
-    kill -0 "$2" 2>/dev/null || fail "the daemon serving $1 exited early (see its log in $dir)"
-    sleep 0.05
-  done
-  fail "$1 did not appear"
 }
 
 fio_run() {  # file name extra-args...: prints fio's JSON

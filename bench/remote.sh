@@ -16,7 +16,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
-args=("$@")
 
 usage() {
   cat >&2 <<'USAGE'
@@ -320,5 +319,9 @@ PY
 # --- HTTP (bench/remote_http.sh, when there is one) ------------------------------------
 if [ -x "$root/bench/remote_http.sh" ] || [ -f "$root/bench/remote_http.sh" ]; then
   say "bench/remote_http.sh"
-  bash "$root/bench/remote_http.sh" "${args[@]}"
+  # It takes only the options both scripts share.
+  http_args=(--size "$size" --dir "$parent")
+  [ "$keep" = 1 ] && http_args+=(--keep)
+  [ -n "$corfs" ] && http_args+=(--corfs "$corfs")
+  bash "$root/bench/remote_http.sh" "${http_args[@]}"
 fi

@@ -240,4 +240,33 @@ Status Overlay::ShortenChain(size_t new_top) {
   return UpdateHeader(std::move(next), chain()->Suffix(new_top, size()));
 }
 
+void Overlay::AddWriteHook(std::shared_ptr<GuestWriteHook> hook) {
+  std::lock_guard lock(write_hooks_mutex_);
+  auto next = write_hooks_ ? std::make_shared<WriteHooks>(*write_hooks_) : std::make_shared<WriteHooks>();
+  next->push_back(std::move(hook));
+  write_hooks_ = std::move(next);
+  has_write_hooks_.store(true, std::memory_order_release);
+}
+
+void Overlay::RemoveWriteHook(const GuestWriteHook* hook) {
+  std::lock_guard lock(write_hooks_mutex_);
+  if (!write_hooks_) return;
+  auto next = std::make_shared<WriteHooks>();
+  for (const auto& installed : *write_hooks_) {
+    if (installed.get() != hook) next->push_back(installed);
+  }
+  if (next->empty()) {
+    write_hooks_.reset();
+    has_write_hooks_.store(false, std::memory_order_release);
+  } else {
+    write_hooks_ = std::move(next);
+  }
+}
+
+std::shared_ptr<const Overlay::WriteHooks> Overlay::write_hooks() const {
+  if (!has_write_hooks_.load(std::memory_order_acquire)) return nullptr;
+  std::lock_guard lock(write_hooks_mutex_);
+  return write_hooks_;
+}
+
 }  // namespace corfs::overlay

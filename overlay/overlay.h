@@ -63,6 +63,7 @@
 #include "overlay/overlay_header.h"
 #include "overlay/read_ahead.h"
 #include "overlay/write_behind.h"
+#include "overlay/write_hook.h"
 #include "overlay/write_threshold.h"
 
 namespace corfs::overlay {
@@ -284,6 +285,17 @@ class Overlay {
   }
   uint64_t write_threshold() const { return write_threshold_.bytes(); }
 
+  // Jobs that must see every guest write before the guest is answered
+  // (write_hook.h: mirror, backup, active commit). Guest writes and
+  // discards call BeforeWrite before they change anything and AfterWrite
+  // once the overlay holds the change, for every hook installed when the
+  // request started. While a hook is in, Resize is refused (EBUSY): the
+  // jobs copy a disk of a fixed size. Remove takes the hook out for later
+  // requests; one under way may still call it (it stays alive by its
+  // shared_ptr).
+  void AddWriteHook(std::shared_ptr<GuestWriteHook> hook);
+  void RemoveWriteHook(const GuestWriteHook* hook);
+
   // Guest requests on this image being served right now; background jobs
   // wait while there are any.
   int64_t guest_io_in_flight() const { return guest_requests_in_flight_.load(std::memory_order_relaxed); }
@@ -335,9 +347,14 @@ class Overlay {
   Status MergeIntoCluster(uint64_t cluster, uint64_t offset, std::span<const char> data, uint64_t zero_length,
                           bool* done);
   // A write of `data` at `offset`, or (`data` empty) a discard of `length`
-  // bytes: the one walk over allocated, whole and partial clusters that both
-  // take.
+  // bytes: the write hooks around the change (StoreGuestChange).
   Status WriteOrDiscard(uint64_t offset, uint64_t length, std::span<const char> data);
+  // The one walk over allocated, whole and partial clusters that a write
+  // and a discard both take.
+  Status StoreGuestChange(uint64_t offset, uint64_t length, std::span<const char> data, uint64_t disk_size);
+  using WriteHooks = std::vector<std::shared_ptr<GuestWriteHook>>;
+  // The hooks installed now (null when none): one atomic load when none.
+  std::shared_ptr<const WriteHooks> write_hooks() const;
 
   std::string path_;
   std::string meta_path_;
@@ -369,7 +386,7 @@ class Overlay {
   //                         cluster_claims.h for why they cannot deadlock.
   //   header_mutex_         guards header_ and chain_; held only to copy or
   //                         swap them: a leaf.
-  //   leaves of the parts:  the write threshold's, the commit thread's and
+  //   leaves of the parts:  write_hooks_mutex_, the write threshold's, the commit thread's and
   //                         the claim shards' mutexes, and the drivers' own
   //                         locks, each held only inside its class.
   //
@@ -394,6 +411,12 @@ class Overlay {
   std::atomic<uint64_t> cor_bytes_{0};
   std::shared_ptr<GuestActivity> guest_activity_ = std::make_shared<GuestActivity>();
   WriteThreshold write_threshold_;
+  // Write hooks: replaced as a whole under write_hooks_mutex_ (a leaf),
+  // read as a snapshot; has_write_hooks_ spares a guest write the lock
+  // when there are none.
+  mutable std::mutex write_hooks_mutex_;
+  std::shared_ptr<const WriteHooks> write_hooks_;
+  std::atomic<bool> has_write_hooks_{false};
 
   std::unique_ptr<CommitThread> committer_;  // stopped before the others go
   // Copies ahead of sequential cold reads (Populate without waiting); null

@@ -143,6 +143,19 @@ Status Overlay::WriteOrDiscard(uint64_t offset, uint64_t length, std::span<const
   const uint64_t disk_size = size();
   CORFS_RETURN_IF_ERROR(RangeCheck(offset, length, disk_size, discard ? "discard" : "write"));
   InFlightGuestRequest request(guest_requests_in_flight_, *guest_activity_);
+  const std::shared_ptr<const WriteHooks> hooks = write_hooks();
+  if (hooks) {
+    for (const auto& hook : *hooks) CORFS_RETURN_IF_ERROR(hook->BeforeWrite(offset, length));
+  }
+  CORFS_RETURN_IF_ERROR(StoreGuestChange(offset, length, data, disk_size));
+  if (hooks) {
+    for (const auto& hook : *hooks) CORFS_RETURN_IF_ERROR(hook->AfterWrite(offset, length, data));
+  }
+  return Status::Ok();
+}
+
+Status Overlay::StoreGuestChange(uint64_t offset, uint64_t length, std::span<const char> data, uint64_t disk_size) {
+  const bool discard = data.empty();
   const uint64_t end = offset + length;
   // Writes the data of [pos, pos+n) to the data file, or punches it out.
   auto store = [&](uint64_t pos, uint64_t n) {

@@ -27,6 +27,9 @@ namespace corfs::overlay {
 
 Status Overlay::Resize(uint64_t new_size) {
   if (read_only_) return Status::Error(EROFS, path_ + " is read-only");
+  if (has_write_hooks_.load(std::memory_order_acquire)) {
+    return Status::Error(EBUSY, "cannot resize " + path_ + " while a job copies its writes (mirror, backup, commit)");
+  }
   std::lock_guard lock(header_update_mutex_);
   const uint64_t old_size = size();
   if (new_size < old_size) {

@@ -447,9 +447,12 @@ void AddJobControlCommands(CLI::App& app, int* exit_code) {
     const char* help;
     const char* done;
   };
-  for (const JobVerb& verb : {JobVerb{"pause", "block-job-pause", "Pause a job", "paused"},
-                              JobVerb{"resume", "block-job-resume", "Resume a paused job", "resumed"},
-                              JobVerb{"cancel", "block-job-cancel", "Cancel a job", "cancel requested"}}) {
+  for (const JobVerb& verb :
+       {JobVerb{"pause", "block-job-pause", "Pause a job", "paused"},
+        JobVerb{"resume", "block-job-resume", "Resume a paused job", "resumed"},
+        JobVerb{"cancel", "block-job-cancel", "Cancel a job", "cancel requested"},
+        JobVerb{"complete", "block-job-complete", "Finish a job that is ready (a mirror, an active commit)",
+                "completion requested"}}) {
     auto target = std::make_shared<Target>();
     auto job = std::make_shared<std::string>();
     CLI::App* cmd = app.add_subcommand(verb.name, verb.help);

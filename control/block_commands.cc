@@ -131,6 +131,14 @@ QmpResult PauseJob(jobs::Job& job) {
   return QmpResult::Ok();
 }
 
+// Tells a READY job (a mirror, an active commit) to finish; QEMU refuses
+// any other state the same way.
+QmpResult CompleteJob(jobs::Job& job) {
+  Status status = job.Complete();
+  if (!status.ok()) return QmpResult::Generic(status.message());
+  return QmpResult::Ok();
+}
+
 // The optional "force" argument of the commands that set a speed: a speed
 // under jobs::kMinSpeed is refused without it. The refusal, if any.
 std::optional<QmpResult> RefuseSpeed(const Arguments& a, uint64_t speed) {
@@ -257,6 +265,7 @@ void AddGenericJobCommands(CommandTable& table, ControlContext* ctx) {
       return QmpResult::Ok();
     });
   });
+  table.Add("job-complete", [ctx](const nlohmann::json& args) { return WithGenericJob(*ctx, args, CompleteJob); });
   table.Add("job-dismiss", [ctx](const nlohmann::json& args) { return WithGenericJob(*ctx, args, DismissJob); });
   table.Add("quit", [ctx](const nlohmann::json& args) { return Quit(*ctx, args); });
 }
@@ -387,6 +396,8 @@ CommandTable MakeBlockCommands(ControlContext& context) {
       return QmpResult::Ok();
     });
   });
+  table.Add("block-job-complete",
+            [ctx](const nlohmann::json& args) { return WithJob(*ctx, args, {"device"}, CompleteJob); });
   table.Add("block-set-write-threshold", [ctx](const nlohmann::json& args) { return SetWriteThreshold(*ctx, args); });
   AddGenericJobCommands(table, ctx);
   AddImageCommands(table, ctx);

@@ -52,6 +52,17 @@ Status JobManager::StartStream(overlay::Overlay& overlay, const std::string& ima
   return Status::Ok();
 }
 
+Status JobManager::StartJob(const std::string& image_name, const JobOptions& options, std::unique_ptr<JobDriver> driver,
+                            std::string* job_id) {
+  std::lock_guard lock(mutex_);
+  Reap();
+  const std::string id = options.IdFor(image_name);
+  CORFS_RETURN_IF_ERROR(CheckFree(id, image_name));
+  Launch(std::make_unique<Job>(image_name, options, std::move(driver), events_));
+  *job_id = id;
+  return Status::Ok();
+}
+
 std::shared_ptr<Job> JobManager::Find(const std::string& id) {
   std::lock_guard lock(mutex_);
   Reap();

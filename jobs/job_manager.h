@@ -40,6 +40,12 @@ class JobManager {
   Status StartStream(overlay::Overlay& overlay, const std::string& image_name, const StreamOptions& options,
                      StartedStream* out);
 
+  // Starts a job of any kind (mirror, commit, backup) on the image the
+  // mount names `image_name`, with `driver` doing its work: refused while
+  // another job works on the image or has the id. *job_id is its id.
+  Status StartJob(const std::string& image_name, const JobOptions& options, std::unique_ptr<JobDriver> driver,
+                  std::string* job_id);
+
   // The job with this id, or nullptr.
   std::shared_ptr<Job> Find(const std::string& id);
   std::vector<JobInfo> List();

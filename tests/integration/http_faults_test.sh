@@ -106,11 +106,17 @@ read_block lie.img 98 || fail "the server is back but the read fails: $(cat dd.e
 block_is 98 || fail "block 98"
 
 step "nginx stops in the middle of two streams and starts again"
-"$CORFS" stream stop.img -m mnt --speed 8M > /dev/null
-"$CORFS" stream report.img -m mnt --speed 8M > /dev/null
+"$CORFS" stream stop.img -m mnt --speed 2M > /dev/null
+"$CORFS" stream report.img -m mnt --speed 2M > /dev/null
 wait_for 30 job_offset_above mnt stop.img $((4 << 20))
 wait_for 30 job_offset_above mnt report.img $((4 << 20))
+# Paused while nginx goes, so that neither job can finish in between on a
+# loaded machine (a stream takes 4 MiB steps from a server).
+"$CORFS" pause stop.img -m mnt > /dev/null
+"$CORFS" pause report.img -m mnt > /dev/null
 stop_nginx
+"$CORFS" resume stop.img -m mnt > /dev/null
+"$CORFS" resume report.img -m mnt > /dev/null
 wait_for 60 job_is mnt stop.img paused
 [ "$(job_field mnt stop.img io-status)" = failed ] || fail "stop.img: io-status $(job_field mnt stop.img io-status)"
 wait_for 60 job_gone mnt report.img

@@ -102,11 +102,14 @@ info_field() {
   "$CORFS" info --json "$1" | python3 -c "import json,sys; v=json.load(sys.stdin)[sys.argv[1]]; print(json.dumps(v) if isinstance(v,(list,dict)) else v)" "$2"
 }
 
-# wait_for TIMEOUT_SECONDS COMMAND...: polls until COMMAND succeeds.
+# wait_for TIMEOUT_SECONDS COMMAND...: polls until COMMAND succeeds. The
+# limit is wall time, not a count of tries: on a loaded machine each try
+# (a corfs call and a python parse) may take longer than the pause between.
 wait_for() {
-  local limit=$1
+  local deadline=$((SECONDS + $1))
   shift
-  for _ in $(seq 1 $((limit * 10))); do "$@" && return 0; sleep 0.1; done
+  while [ "$SECONDS" -lt "$deadline" ]; do "$@" && return 0; sleep 0.1; done
+  "$@" && return 0
   fail "timed out waiting for: $*"
 }
 

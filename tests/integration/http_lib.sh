@@ -2,7 +2,6 @@
 # test starts and stops (by pid, through lib.sh's start_bg/stop_bg). Source
 # it after lib.sh.
 #
-#   free_port                      a TCP port free on 127.0.0.1 now
 #   start_nginx ROOT PORT [tls]    nginx serving ROOT with Range (HTTPS with
 #                                  tls: the certificate make_certificate made);
 #                                  ROOT/private/ needs the htpasswd user.
@@ -20,10 +19,6 @@
 
 SKIP=77
 HTTP_TEST_SERVER="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/http_test_server.py"
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 
 make_certificate() {
   mkdir -p "$WORK/tls"

@@ -2,24 +2,6 @@
 # 127.0.0.1 (a free port) or a Unix socket in $WORK, stopped by pid. Source
 # it after lib.sh.
 
-# free_port: a TCP port on 127.0.0.1 that nothing uses just now, below the
-# ephemeral range: while a server is down, a client retrying to connect to
-# a port in that range can be given the port itself as its own, connect to
-# itself, and hold the port the restarted server needs.
-free_port() {
-  python3 -c '
-import random, socket
-low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
-while True:
-    port = random.randrange(10000, low)
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", port))
-    except OSError:
-        continue
-    print(port)
-    break'
-}
 
 # start_nbdkit NAME ARGS...: `nbdkit -f -P NAME.pid ARGS...` (its output in
 # nbdkit.log); returns once it accepts connections. Sets SERVER_PID.

@@ -21,8 +21,8 @@
 #   nbdfuse  nbdkit serving the file with --filter=delay --filter=rate
 #            (delay-read, rate in bits per second), seen by corfs through
 #            nbdfuse as a local file, by qsd as an nbd blockdev;
-#   nbd      the same server, named by corfs as nbd+unix:// (needs corfs'
-#            NBD protocol driver).
+#   nbd      the same server, named by corfs as nbd+unix:// (corfs's own
+#            NBD client; qsd as with nbdfuse).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 

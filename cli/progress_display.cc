@@ -77,9 +77,13 @@ std::string ProgressBar(const nlohmann::json& job, int width) {
   const std::string eta = "ETA " + FormatEta(job.value("eta-seconds", -1.0));
   const std::string flags =
       std::string(job.value("resumed", false) ? "  (resumed)" : "") + (job.value("paused", false) ? "  (paused)" : "");
+  // A stream replaying a boot profile: how far into the profile it is.
+  const std::string profile = job.value("profile", false) ? "  profile " + FormatSize(Field(job, "profile-offset")) +
+                                                                " / " + FormatSize(Field(job, "profile-len"))
+                                                          : "";
   // What follows the bar, from the most to the least said.
   const std::vector<std::string> tails = {
-      " " + name + "  " + number + "  " + bytes + "  " + rate + "  " + eta + flags,
+      " " + name + "  " + number + "  " + bytes + "  " + rate + "  " + eta + profile + flags,
       " " + name + "  " + number + "  " + rate + "  " + eta + flags,
       " " + name + "  " + number + "  " + eta + flags,
       " " + name + " " + number,
@@ -106,7 +110,14 @@ std::string ProgressLine(const nlohmann::json& job) {
                 job.value("status", std::string()).c_str(), Field(job, "offset"), Field(job, "len"),
                 ProgressPercent(job), job.value("rate", 0.0), job.value("eta-seconds", -1.0), Field(job, "speed"),
                 Field(job, "copied"), remaining.c_str(), job.value("resumed", false) ? 1 : 0);
-  return text;
+  std::string line = text;
+  // A stream replaying a boot profile (query-block-jobs' "profile"): how far
+  // into it; only then, so the lines of other jobs are as they were.
+  if (job.value("profile", false)) {
+    line += " profile=1 profile-offset=" + std::to_string(Field(job, "profile-offset")) +
+            " profile-len=" + std::to_string(Field(job, "profile-len"));
+  }
+  return line;
 }
 
 std::string JobSummary(const std::string& event, const nlohmann::json& data) {

@@ -2,7 +2,8 @@
 // How the CLI shows a job's progress: on a terminal, a bar redrawn in place
 // with percent, bytes, rate and ETA, fitted to the terminal's width; otherwise
 // one plain line per update that a script can split on spaces and '='; and
-// a summary line when a job ends.
+// a summary line when a job ends. A stream that replays a boot profile
+// also says how far into the profile it is (profile-offset of profile-len).
 //
 // Progress is counted in bytes to copy where the job says how many remain
 // ("copied" and "remaining" of query-block-jobs), so that holes walked in a

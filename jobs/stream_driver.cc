@@ -227,15 +227,15 @@ Status StreamDriver::Pass(JobContext& job, bool wait_for_busy) {
   return Status::Ok();
 }
 
-bool StreamDriver::AheadOfGuest(size_t index) const {
-  const size_t guest = profile_->guest_index();
-  if (profile_->BytesBefore(index) < profile_->BytesBefore(guest) + kProfileWindow) return false;
-  const auto idle = profile_->IdleFor(overlay::BootProfileCursor::Clock::now());
-  return idle && *idle < kGuestPause;
+std::optional<uint64_t> StreamDriver::WindowEnd() const {
+  const auto idle = profile_->IdleFor(profile_->Now());
+  if (!idle || *idle >= kGuestPause) return std::nullopt;
+  return profile_->BytesBefore(profile_->guest_index()) + kProfileWindow;
 }
 
 Status StreamDriver::ProfilePass(JobContext& job) {
   const std::vector<overlay::ProfileRange>& ranges = profile_->profile().ranges;
+  const uint64_t cluster = overlay_.cluster_size();
   size_t next = 0;
   uint64_t pos = 0;  // inside ranges[next], once begun
   bool begun = false;
@@ -247,8 +247,14 @@ Status StreamDriver::ProfilePass(JobContext& job) {
       begun = false;
       continue;
     }
-    profile_offset_.store(profile_->BytesBefore(next), std::memory_order_relaxed);
-    if (AheadOfGuest(next)) {
+    // Where the pass is, in the profile's bytes.
+    const uint64_t at =
+        profile_->BytesBefore(next) + (begun && pos > ranges[next].offset ? pos - ranges[next].offset : 0);
+    profile_offset_.store(at, std::memory_order_relaxed);
+    // The window is checked here and again for every range the batch takes,
+    // so that no batch (up to workers x 2 steps) runs past it.
+    const std::optional<uint64_t> window = WindowEnd();
+    if (window && at + cluster > *window) {  // not a cluster of room in front of the guest
       if (!job.Delay(kGuestWait)) return Status::Ok();
       continue;
     }
@@ -261,14 +267,26 @@ Status StreamDriver::ProfilePass(JobContext& job) {
       const overlay::ProfileRange& range = ranges[next];
       const uint64_t range_end = std::min(end_, range.offset + std::min(range.length, UINT64_MAX - range.offset));
       if (!begun) {
-        pos = std::max(start_, range.offset / overlay_.cluster_size() * overlay_.cluster_size());
+        pos = std::max(start_, range.offset / cluster * cluster);
         begun = true;
         spdlog::debug("stream of '{}': profile range {}: {}+{}", image_, next, range.offset, range.length);
       }
-      if (pos < range_end) {
-        CORFS_RETURN_IF_ERROR(PlanProfileRange(job, range_end, batch_bytes, &pos, &chunks, &to_copy, &holes));
+      // What of this range is inside the window: whole clusters up to it.
+      uint64_t plan_end = range_end;
+      if (window) {
+        const uint64_t before = profile_->BytesBefore(next);
+        if (before >= *window) break;
+        const uint64_t room = *window - before;
+        if (range_end > range.offset && room < range_end - range.offset) {
+          plan_end = (range.offset + room) / cluster * cluster;
+        }
       }
-      if (pos < range_end) break;  // the batch is full: this range goes on in the next one
+      if (pos < plan_end) {
+        CORFS_RETURN_IF_ERROR(PlanProfileRange(job, plan_end, batch_bytes, &pos, &chunks, &to_copy, &holes));
+      }
+      // The batch is full, or the window ends in this range: it goes on in
+      // the next batch.
+      if (pos < range_end) break;
       ++next;
       begun = false;
     }

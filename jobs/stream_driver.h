@@ -110,9 +110,10 @@ class StreamDriver final : public JobDriver {
   // `batch_bytes`; *pos is where it stopped.
   Status PlanProfileRange(JobContext& job, uint64_t range_end, uint64_t batch_bytes, uint64_t* pos,
                           std::vector<Chunk>* chunks, uint64_t* to_copy, uint64_t* holes);
-  // Whether range `index` of the profile is a window or more in front of
-  // the guest while the guest reads.
-  bool AheadOfGuest(size_t index) const;
+  // While the guest reads, how far into the profile (its bytes) the pass
+  // may copy: kProfileWindow past the guest's place; nullopt when the guest
+  // does not read (not yet, or no more), which holds nothing back.
+  std::optional<uint64_t> WindowEnd() const;
   // The most a batch copies: about a slice of the speed limit, whole
   // clusters, at least one.
   uint64_t BatchBytes(const JobContext& job) const;

@@ -4,7 +4,8 @@
 
 namespace corfs::overlay {
 
-BootProfileCursor::BootProfileCursor(BootProfile profile) : profile_(std::move(profile)) {
+BootProfileCursor::BootProfileCursor(BootProfile profile, NowFunction now)
+    : profile_(std::move(profile)), now_(std::move(now)) {
   prefix_.reserve(profile_.ranges.size() + 1);
   prefix_.push_back(0);
   for (size_t i = 0; i < profile_.ranges.size(); ++i) {
@@ -28,7 +29,7 @@ void BootProfileCursor::NoteAt(uint64_t offset) {
   if (it == by_offset_.begin()) return;
   --it;
   if (offset >= it->end) return;
-  last_read_.store(std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count(),
+  last_read_.store(std::chrono::duration_cast<std::chrono::nanoseconds>(now_().time_since_epoch()).count(),
                    std::memory_order_relaxed);
   size_t seen = guest_index_.load(std::memory_order_relaxed);
   while (it->index + 1 > seen && !guest_index_.compare_exchange_weak(seen, it->index + 1, std::memory_order_relaxed)) {

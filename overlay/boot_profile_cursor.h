@@ -6,12 +6,18 @@
 // keeps a window in front of it.
 //
 // Threading: NoteRead may be called from any number of threads at once (a
-// binary search and, when the guest moved on, a compare-and-swap; no lock);
-// the rest from any thread. The profile itself never changes.
+// binary search, a clock read and, when the guest moved on, a
+// compare-and-swap; no lock); the rest from any thread. The profile itself
+// never changes.
+//
+// The clock is the steady clock unless the cursor is given another (a test
+// that holds the time still, so that "the guest reads" does not depend on
+// how fast the machine runs it).
 
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <vector>
 
@@ -22,8 +28,9 @@ namespace corfs::overlay {
 class BootProfileCursor {
  public:
   using Clock = std::chrono::steady_clock;
+  using NowFunction = std::function<Clock::time_point()>;
 
-  explicit BootProfileCursor(BootProfile profile);
+  explicit BootProfileCursor(BootProfile profile, NowFunction now = &Clock::now);
 
   const BootProfile& profile() const { return profile_; }
   size_t ranges() const { return profile_.ranges.size(); }
@@ -38,6 +45,8 @@ class BootProfileCursor {
   // How long since the guest last read a range of the profile; nullopt
   // before it read one.
   std::optional<Clock::duration> IdleFor(Clock::time_point now) const;
+  // The cursor's clock: the time NoteRead stamps and IdleFor is asked at.
+  Clock::time_point Now() const { return now_(); }
 
  private:
   void NoteAt(uint64_t offset);
@@ -49,6 +58,7 @@ class BootProfileCursor {
   };
 
   const BootProfile profile_;
+  const NowFunction now_;
   std::vector<uint64_t> prefix_;  // ranges() + 1 entries
   std::vector<Span> by_offset_;   // the ranges sorted by offset
   std::atomic<size_t> guest_index_{0};

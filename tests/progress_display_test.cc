@@ -47,6 +47,20 @@ TEST(ProgressDisplay, TheBarNeverExceedsTheWidth) {
   EXPECT_NE(ProgressLine(resumed).find(" resumed=1"), std::string::npos) << ProgressLine(resumed);
 }
 
+TEST(ProgressDisplay, AStreamReplayingABootProfileSaysHowFarIntoItItIs) {
+  nlohmann::json job = Running("disk.img");
+  EXPECT_EQ(ProgressLine(job).find("profile"), std::string::npos) << "no profile: the line as it was";
+  EXPECT_EQ(ProgressBar(job, 200).find("profile"), std::string::npos);
+  job["profile"] = true;
+  job["profile-offset"] = 12ull << 20;
+  job["profile-len"] = 18ull << 20;
+  const std::string line = ProgressLine(job);
+  EXPECT_NE(line.find(" resumed=0 profile=1 profile-offset=12582912 profile-len=18874368"), std::string::npos)
+      << "new keys at the end: " << line;
+  EXPECT_NE(ProgressBar(job, 200).find("profile 12 MiB / 18 MiB"), std::string::npos) << ProgressBar(job, 200);
+  for (int width : {200, 80, 40, 5}) EXPECT_LE(ProgressBar(job, width).size(), static_cast<size_t>(width));
+}
+
 TEST(ProgressDisplay, PercentCountsBytesToCopyWhenTheJobSaysWhatRemains) {
   nlohmann::json job = Running("disk.img");
   EXPECT_DOUBLE_EQ(ProgressPercent(job), 25.0) << "1 GiB copied of 4 GiB, not 52 GiB walked of 100";

@@ -5,8 +5,9 @@
 # profile show` lists those blocks first to last. A fresh overlay mounted
 # with the profile streams from mount, copying the profile's ranges first in
 # its order (the stream's debug log of profile ranges; no timing), and
-# query-block-jobs says `profile: true` with how far it is. A profile made
-# for another template is refused, at mount and by `corfs profile merge`.
+# query-block-jobs (and `corfs jobs`) says `profile: true` with how far it
+# is. A profile made for another template is refused, at mount and by
+# `corfs profile merge`.
 source "$(dirname "$0")/lib.sh"
 
 random_file template.raw 64M
@@ -46,6 +47,11 @@ wait_for 10 job_is mnt disk.img running
 [ "$(job_field mnt disk.img profile-len)" = 327680 ] || fail "profile-len $(job_field mnt disk.img profile-len)"
 profile_done() { [ "$(job_field mnt disk.img profile-offset)" = 327680 ]; }
 wait_for 60 profile_done
+# `corfs jobs` (text: one line per job, piped) says it too; the stream at
+# 1M/s is still on the rest of the disk.
+"$CORFS" jobs -m mnt > jobs.txt
+grep -q "^job=disk.img .* profile=1 profile-offset=327680 profile-len=327680$" jobs.txt ||
+  { cat jobs.txt; fail "corfs jobs does not show the profile's fields"; }
 copied=$(grep -o "stream of 'disk.img': profile range [0-9]*: [0-9]*" "$WORK/corfs.log" | awk '{print $NF}' | xargs)
 [ "$copied" = "$EXPECTED" ] || fail "the stream's profile ranges: '$copied', expected '$EXPECTED'"
 # Each of the profile's blocks is in the overlay now (depth 0 in the map).

@@ -182,6 +182,11 @@ Status CommitDriver::Run(JobContext& job) {
   CORFS_RETURN_IF_ERROR(ComputeIdentity(chain_->layer(base_), &intent.old_identity));
   intent.overlays.push_back(Absolute(overlay_.path()));
   for (const CommitSibling& sibling : siblings_) intent.overlays.push_back(Absolute(sibling.overlay->path()));
+  // A commit cut short before: its overlays may still record the base as
+  // it was before that one, and must keep opening if this one is cut short too.
+  if (std::optional<overlay::CommitIntent> unfinished = overlay::ReadCommitIntent(base_path_)) {
+    intent.MergeUnfinished(*unfinished);
+  }
   CORFS_RETURN_IF_ERROR(overlay::WriteCommitIntent(base_path_, intent));
   intent_written_ = true;
   MaybeExit(2);

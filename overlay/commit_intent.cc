@@ -24,13 +24,33 @@ nlohmann::json IdentityJson(const ImageIdentity& identity) {
   return {{"size", identity.size}, {"fingerprint", identity.fingerprint}};
 }
 
+nlohmann::json Identities(const std::vector<ImageIdentity>& identities) {
+  nlohmann::json list = nlohmann::json::array();
+  for (const ImageIdentity& identity : identities) list.push_back(IdentityJson(identity));
+  return list;
+}
+
+ImageIdentity IdentityFromJson(const nlohmann::json& j) {
+  ImageIdentity identity;
+  identity.size = j.at("size").get<uint64_t>();
+  identity.fingerprint = j.at("fingerprint").get<uint64_t>();
+  return identity;
+}
+
 std::string Checksum(const std::string& body) { return std::to_string(XXH3_64bits(body.data(), body.size())); }
 
 }  // namespace
 
 bool CommitIntent::Covers(const std::string& overlay_path, const ImageIdentity& recorded) const {
-  return recorded.SameSamples(old_identity) &&
-         std::find(overlays.begin(), overlays.end(), overlay_path) != overlays.end();
+  const bool known = recorded.SameSamples(old_identity) ||
+                     std::any_of(earlier_identities.begin(), earlier_identities.end(),
+                                 [&](const ImageIdentity& earlier) { return recorded.SameSamples(earlier); });
+  return known && std::find(overlays.begin(), overlays.end(), overlay_path) != overlays.end();
+}
+
+void CommitIntent::MergeUnfinished(const CommitIntent& unfinished) {
+  for (const ImageIdentity& identity : unfinished.earlier_identities) earlier_identities.push_back(identity);
+  earlier_identities.push_back(unfinished.old_identity);
 }
 
 std::string CommitIntentPath(const std::string& base_path) { return base_path + ".corfs-commit"; }
@@ -39,6 +59,7 @@ Status WriteCommitIntent(const std::string& base_path, const CommitIntent& inten
   const std::string body = nlohmann::json({{"format", kFormat},
                                            {"version", kVersion},
                                            {"old", IdentityJson(intent.old_identity)},
+                                           {"earlier", Identities(intent.earlier_identities)},
                                            {"overlays", intent.overlays}})
                                .dump();
   const std::string text = nlohmann::json({{"body", body}, {"checksum", Checksum(body)}}).dump() + "\n";
@@ -62,8 +83,9 @@ std::optional<CommitIntent> ReadCommitIntent(const std::string& base_path) {
   }
   CommitIntent intent;
   try {
-    intent.old_identity.size = j.at("old").at("size").get<uint64_t>();
-    intent.old_identity.fingerprint = j.at("old").at("fingerprint").get<uint64_t>();
+    intent.old_identity = IdentityFromJson(j.at("old"));
+    for (const nlohmann::json& earlier : j.at("earlier"))
+      intent.earlier_identities.push_back(IdentityFromJson(earlier));
     intent.overlays = j.at("overlays").get<std::vector<std::string>>();
   } catch (const nlohmann::json::exception&) {
     return std::nullopt;

@@ -32,8 +32,18 @@
 namespace corfs::overlay {
 
 struct CommitIntent {
-  ImageIdentity old_identity;         // the base before the commit (size, fingerprint, stamp)
+  ImageIdentity old_identity;         // the base before the commit (size, sampled fingerprint)
   std::vector<std::string> overlays;  // absolute paths (NAME) of the overlays prepared for it
+  // The base's identities before earlier commits that did not finish: a
+  // commit run again keeps them (MergeUnfinished), since an overlay it
+  // prepared may still record one of them (it opened through the earlier
+  // record, and holds what that commit changed as well).
+  std::vector<ImageIdentity> earlier_identities;
+
+  // Takes over the identities `unfinished` (the record a commit cut short
+  // left) vouches for. Only this commit's overlays are named: one that
+  // only the earlier commit prepared lacks what this one changes.
+  void MergeUnfinished(const CommitIntent& unfinished);
 
   // Whether an overlay at `overlay_path` that records `recorded` for the
   // base may open over it while this record stands.

@@ -128,9 +128,10 @@ TEST_F(CommitJobTest, CommitsIntoTheBaseAndSiblingsReadAsBefore) {
   for (const char* name : {"vm.img", "sib1.img", "sib2.img"}) {
     auto again = Open(name);
     ASSERT_NE(again, nullptr) << name;
-    if (std::string(name) == "sib1.img") EXPECT_EQ(testing::FirstDifference(Disk(*again), sib1_before), "");
-    if (std::string(name) == "sib2.img") EXPECT_EQ(testing::FirstDifference(Disk(*again), base_content_), "");
-    if (std::string(name) == "vm.img") EXPECT_EQ(testing::FirstDifference(Disk(*again), vm_before), "");
+    const std::string& expected = std::string(name) == "sib1.img"   ? sib1_before
+                                  : std::string(name) == "sib2.img" ? base_content_
+                                                                    : vm_before;
+    EXPECT_EQ(testing::FirstDifference(Disk(*again), expected), "") << name;
   }
   EXPECT_TRUE(warnings_.empty()) << warnings_.front();
 }
@@ -176,7 +177,9 @@ TEST_F(CommitJobTest, AnIntentLetsOnlyThePreparedOverlaysOpenOverAChangedBase) {
     ASSERT_TRUE(overlay::OpenImage(base(), "raw", &driver).ok());
     ASSERT_TRUE(overlay::ComputeIdentity(*driver, &old_identity).ok());
   }
-  overlay::CommitIntent intent{old_identity, {dir_.File("prepared.img")}};
+  overlay::CommitIntent intent;
+  intent.old_identity = old_identity;
+  intent.overlays = {dir_.File("prepared.img")};
   ASSERT_TRUE(overlay::WriteCommitIntent(base(), intent).ok());
   // The first 64 KiB are always sampled: the fingerprint changes.
   testing::PatchFile(base(), 0, std::string(4096, 'x'));

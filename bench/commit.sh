@@ -41,8 +41,7 @@ while [ $# -gt 0 ]; do
     *) echo "bench: unknown option $1" >&2; usage ;;
   esac
 done
-MiB=$((1 << 20))
-data_mib=$(($(numfmt --from=iec "$data") / MiB))
+numfmt --from=iec "$data" > /dev/null || usage
 # shellcheck source=bench/lib.sh
 source "$root/bench/lib.sh"
 build_unless_corfs
@@ -69,7 +68,7 @@ mount_images() {  # siblings
   wait_mounted "$dir/mnt" "$mount_pid"
 }
 
-# Times the active commit of $data_mib MiB written into vm.img; sets took.
+# Times the active commit of $data written into vm.img; sets took.
 time_commit() {  # siblings
   rm -f overlays/*
   cp base.orig base.raw

@@ -25,6 +25,13 @@ void AddMapCommand(CLI::App& app, int* exit_code);
 void AddStatsCommand(CLI::App& app, int* exit_code);
 void AddProfileCommand(CLI::App& app, int* exit_code);
 
+void AddCommitCommand(CLI::App& app, int* exit_code);
+
+class QmpClient;
+// Follows job `id` on `client`'s mount until it ends (a bar or lines, then
+// a summary, as `corfs stream --wait`); 0 when it completed without error.
+int FollowJob(QmpClient& client, const std::string& id, bool json);
+
 // `corfs help [CMD]`: the text of `corfs --help` or `corfs CMD --help`.
 void AddHelpCommand(CLI::App& app, int* exit_code);
 

@@ -415,6 +415,12 @@ int RunStatus(const Target& target) {
   return 0;
 }
 
+}  // namespace
+
+int FollowJob(QmpClient& client, const std::string& id, bool json) { return WaitForJob(client, id, json); }
+
+namespace {
+
 // corfs stream IMAGE [--speed ...] [--wait]
 void AddStreamCommand(CLI::App& app, int* exit_code) {
   auto a = std::make_shared<StreamArgs>();

@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "control/commit_commands.h"
 #include "control/image_commands.h"
 #include "control/observability_commands.h"
 #include "control/version.h"
@@ -400,6 +401,7 @@ CommandTable MakeBlockCommands(ControlContext& context) {
             [ctx](const nlohmann::json& args) { return WithJob(*ctx, args, {"device"}, CompleteJob); });
   table.Add("block-set-write-threshold", [ctx](const nlohmann::json& args) { return SetWriteThreshold(*ctx, args); });
   AddGenericJobCommands(table, ctx);
+  AddCommitCommands(table, ctx);
   AddImageCommands(table, ctx);
   AddResizeCommand(table, context);
   AddObservabilityCommands(table, ctx);

@@ -4,7 +4,7 @@
 // query-block-jobs, block-job-set-speed, block-job-pause, block-job-resume,
 // block-job-cancel, block-set-write-threshold, block_resize, QEMU's generic
 // job commands query-jobs, job-pause, job-resume, job-cancel, job-dismiss,
-// and quit; query-blockstats and query-block-map come from
+// and quit; block-commit from control/commit_commands.h; query-blockstats and query-block-map come from
 // observability_commands.h; corfs's own image-add and image-remove from
 // control/image_commands.h.
 // QMP's spellings (a block job's id is "device", a job's "id") stay here;

@@ -61,6 +61,27 @@ void AllocationBitmap::SetRange(uint64_t first, uint64_t count) {
   if (dirtied) any_dirty_.store(true, std::memory_order_seq_cst);
 }
 
+void AllocationBitmap::ClearRange(uint64_t first, uint64_t count) {
+  uint64_t end = first + count;
+  bool dirtied = false;
+  while (first < end) {
+    uint64_t word = first >> 6;
+    uint64_t bit = first & 63;
+    uint64_t bits = std::min<uint64_t>(64 - bit, end - first);
+    uint64_t mask = MaskOfRun(bit, bits);
+    uint64_t old = Word(word).fetch_and(~mask, std::memory_order_acq_rel);
+    uint64_t removed = std::popcount(mask & old);
+    if (removed != 0) {
+      set_count_.fetch_sub(removed, std::memory_order_relaxed);
+      unset_count_.fetch_add(removed, std::memory_order_acq_rel);
+      DirtyMark(word / kWordsPerPage).store(true, std::memory_order_seq_cst);
+      dirtied = true;
+    }
+    first += bits;
+  }
+  if (dirtied) any_dirty_.store(true, std::memory_order_seq_cst);
+}
+
 uint64_t AllocationBitmap::RunLength(uint64_t first, uint64_t max, bool value) const {
   uint64_t end = std::min(clusters(), first + max);
   uint64_t pos = first;

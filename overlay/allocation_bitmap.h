@@ -55,6 +55,12 @@ class AllocationBitmap {
   // Sets clusters [first, first+count) and marks their pages dirty. The
   // range lies inside clusters().
   void SetRange(uint64_t first, uint64_t count);
+  // Clears clusters [first, first+count) and marks their pages dirty. The
+  // one way a bit goes from 1 to 0, for an active commit only: the caller
+  // vouches that each cluster reads the same with its bit set or cleared
+  // (docs/design.md, "The commit driver"), so readers that saw it set, and
+  // any mix of old and new pages on disk, stay right.
+  void ClearRange(uint64_t first, uint64_t count);
   // Length of the run from `first`, at most `max` clusters, whose bits all
   // equal `value`.
   uint64_t RunLength(uint64_t first, uint64_t max, bool value) const;

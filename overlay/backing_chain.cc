@@ -25,6 +25,14 @@ std::shared_ptr<BackingChain> BackingChain::Suffix(size_t first, uint64_t disk_s
   return std::make_shared<BackingChain>(std::move(rest), disk_size);
 }
 
+std::shared_ptr<BackingChain> BackingChain::Without(size_t first, size_t end, uint64_t disk_size) const {
+  std::vector<std::shared_ptr<BlockDriver>> rest;
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    if (i < first || i >= end) rest.push_back(layers_[i].driver);
+  }
+  return std::make_shared<BackingChain>(std::move(rest), disk_size);
+}
+
 Status BackingChain::Read(uint64_t offset, std::span<char> buf, size_t end_layer) {
   return ReadFrom(0, std::min(end_layer, depth()), offset, buf);
 }

@@ -44,6 +44,10 @@ class BackingChain {
   // (what is left when the layers above `first` are streamed into the overlay).
   std::shared_ptr<BackingChain> Suffix(size_t first, uint64_t disk_size) const;
 
+  // The chain without layers [first, end) (what is left when a commit wrote
+  // them into layer `end`), as the chain of a disk of `disk_size`.
+  std::shared_ptr<BackingChain> Without(size_t first, size_t end, uint64_t disk_size) const;
+
   size_t depth() const { return layers_.size(); }
   BlockDriver& layer(size_t i) const { return *layers_[i].driver; }
   // Bytes of layer i that show: its size, cut at the size of every layer above.

@@ -240,12 +240,48 @@ Status Overlay::ShortenChain(size_t new_top) {
   return UpdateHeader(std::move(next), chain()->Suffix(new_top, size()));
 }
 
+Status Overlay::RemoveLayers(size_t first, size_t end, const ImageIdentity& base_identity) {
+  if (read_only_) return Status::Error(EROFS, path_ + " is read-only");
+  std::lock_guard lock(header_update_mutex_);
+  OverlayHeader next = header();
+  if (next.standalone || first > end || end >= next.chain.size()) {
+    return Status::Invalid("cannot remove layers " + std::to_string(first) + ".." + std::to_string(end) +
+                           " from a chain of " + std::to_string(next.chain.size()));
+  }
+  CORFS_RETURN_IF_ERROR(chain()->CheckUnchanged());
+  CORFS_RETURN_IF_ERROR(Commit());
+  ImageIdentity& recorded = next.chain[end].identity;
+  // The content hash is kept only where one was recorded (an overlay made
+  // with --verify-backing full), and the version tag is a server's: a
+  // commit's base is a local file, which has none.
+  std::optional<ContentHash> content = recorded.content ? base_identity.content : std::nullopt;
+  std::optional<FileStamp> stamp = recorded.stamp ? base_identity.stamp : std::nullopt;
+  recorded = base_identity;
+  recorded.content = content;
+  recorded.stamp = stamp;
+  next.chain.erase(next.chain.begin() + static_cast<long>(first), next.chain.begin() + static_cast<long>(end));
+  std::shared_ptr<BackingChain> new_chain = first == end ? chain() : chain()->Without(first, end, size());
+  return UpdateHeader(std::move(next), std::move(new_chain));
+}
+
+Status Overlay::ForgetLocalClusters() {
+  if (read_only_) return Status::Error(EROFS, path_ + " is read-only");
+  std::lock_guard lock(commit_mutex_);
+  bitmap_.ClearRange(0, bitmap_.clusters());
+  return CommitLocked({}, {});
+}
+
 void Overlay::AddWriteHook(std::shared_ptr<GuestWriteHook> hook) {
-  std::lock_guard lock(write_hooks_mutex_);
-  auto next = write_hooks_ ? std::make_shared<WriteHooks>(*write_hooks_) : std::make_shared<WriteHooks>();
-  next->push_back(std::move(hook));
-  write_hooks_ = std::move(next);
-  has_write_hooks_.store(true, std::memory_order_release);
+  {
+    std::lock_guard lock(write_hooks_mutex_);
+    auto next = write_hooks_ ? std::make_shared<WriteHooks>(*write_hooks_) : std::make_shared<WriteHooks>();
+    next->push_back(std::move(hook));
+    write_hooks_ = std::move(next);
+    has_write_hooks_.store(true, std::memory_order_release);
+  }
+  // Writes that took their snapshot of the hooks before are still going:
+  // wait for them (later ones call the hook).
+  std::unique_lock gate(write_gate_);
 }
 
 void Overlay::RemoveWriteHook(const GuestWriteHook* hook) {

@@ -44,6 +44,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <shared_mutex>
 #include <span>
 #include <string>
 #include <vector>
@@ -255,6 +256,28 @@ class Overlay {
   // `new_top` (the base of a stream), committed the same way.
   Status ShortenChain(size_t new_top);
 
+  // A commit job (jobs/commit_driver.h) wrote layers [first, end) of the
+  // chain into layer `end` (its base), whose identity is now `base_identity`:
+  // the chain loses those layers and records the new identity, in one header
+  // update (so a crash leaves the old chain or the new one), committed as
+  // ShortenChain is. `first` == `end` only records the identity.
+  Status RemoveLayers(size_t first, size_t end, const ImageIdentity& base_identity);
+  // Records `identity` for layer `layer` of the chain (another image's commit
+  // changed that image; this overlay holds every cluster it changed).
+  Status RecordBackingIdentity(size_t layer, const ImageIdentity& identity) {
+    return RemoveLayers(layer, layer, identity);
+  }
+  // Forgets every cluster the overlay holds (their bits cleared, durably;
+  // the data file keeps their bytes, since a read that saw a bit set may
+  // still be reading them). For an active commit only, once the chain holds
+  // the same bytes for every one of them and no guest write can land
+  // (its write hook holds them back): each cluster then reads the same
+  // whether its bit is set or not, so a crash half way is harmless.
+  Status ForgetLocalClusters();
+  // A snapshot of the chain, for a job that reads its layers directly (a
+  // commit reads what it writes into its base from there).
+  std::shared_ptr<BackingChain> backing_chain() const { return chain(); }
+
   // Grows the disk to `new_size` bytes (overlay_resize.cc); a smaller size
   // is refused (EINVAL), the same size does nothing. The new part reads as
   // zeros whatever the backing images hold there, and is the overlay's at
@@ -292,7 +315,9 @@ class Overlay {
   // request started. While a hook is in, Resize is refused (EBUSY): the
   // jobs copy a disk of a fixed size. Remove takes the hook out for later
   // requests; one under way may still call it (it stays alive by its
-  // shared_ptr).
+  // shared_ptr). Add returns once every write that started before it has
+  // ended (write_gate_), so from then on no change to the disk escapes the
+  // hook: an active commit copies what it did not see before the hook.
   void AddWriteHook(std::shared_ptr<GuestWriteHook> hook);
   void RemoveWriteHook(const GuestWriteHook* hook);
 
@@ -370,6 +395,10 @@ class Overlay {
   // Lock order: a thread holding one of these may take only those listed
   // after it.
   //
+  //   write_gate_           held shared by each guest write and discard,
+  //                         hooks included; taken exclusive, holding
+  //                         nothing else, by AddWriteHook to wait for the
+  //                         writes that started before the hook was in.
   //   header_update_mutex_  one header update (DropBacking, ShortenChain,
   //                         Resize) at a time, from reading the header to
   //                         publishing the next one; it commits on the way,
@@ -390,8 +419,9 @@ class Overlay {
   //                         the claim shards' mutexes, and the drivers' own
   //                         locks, each held only inside its class.
   //
-  // The bitmap takes no lock (atomic words; bits only go from 0 to 1), which
-  // is why reads of allocated clusters take none either.
+  // The bitmap takes no lock (atomic words; bits only go from 0 to 1, but
+  // for ForgetLocalClusters, which keeps the bytes), which is why reads of
+  // allocated clusters take none either.
   std::mutex header_update_mutex_;
   std::mutex commit_mutex_;
   // The failed sync of the data file after which no commit may succeed;
@@ -414,6 +444,7 @@ class Overlay {
   // Write hooks: replaced as a whole under write_hooks_mutex_ (a leaf),
   // read as a snapshot; has_write_hooks_ spares a guest write the lock
   // when there are none.
+  std::shared_mutex write_gate_;
   mutable std::mutex write_hooks_mutex_;
   std::shared_ptr<const WriteHooks> write_hooks_;
   std::atomic<bool> has_write_hooks_{false};

@@ -143,15 +143,27 @@ Status Overlay::WriteOrDiscard(uint64_t offset, uint64_t length, std::span<const
   const uint64_t disk_size = size();
   CORFS_RETURN_IF_ERROR(RangeCheck(offset, length, disk_size, discard ? "discard" : "write"));
   InFlightGuestRequest request(guest_requests_in_flight_, *guest_activity_);
+  std::shared_lock gate(write_gate_);  // AddWriteHook waits for this write (overlay.h)
   const std::shared_ptr<const WriteHooks> hooks = write_hooks();
+  size_t passed = 0;  // hooks whose BeforeWrite succeeded: each hears AfterWrite or WriteFailed
+  Status status;
   if (hooks) {
-    for (const auto& hook : *hooks) CORFS_RETURN_IF_ERROR(hook->BeforeWrite(offset, length));
+    for (; passed < hooks->size() && status.ok(); ++passed) status = (*hooks)[passed]->BeforeWrite(offset, length);
+    if (!status.ok()) --passed;
   }
-  CORFS_RETURN_IF_ERROR(StoreGuestChange(offset, length, data, disk_size));
-  if (hooks) {
-    for (const auto& hook : *hooks) CORFS_RETURN_IF_ERROR(hook->AfterWrite(offset, length, data));
+  if (status.ok()) status = StoreGuestChange(offset, length, data, disk_size);
+  for (size_t i = 0; i < passed; ++i) {
+    if (!status.ok()) {
+      (*hooks)[i]->WriteFailed(offset, length);
+      continue;
+    }
+    Status after = (*hooks)[i]->AfterWrite(offset, length, data);
+    if (!after.ok()) {
+      status = after;
+      // The hooks after it hear of the failure instead.
+    }
   }
-  return Status::Ok();
+  return status;
 }
 
 Status Overlay::StoreGuestChange(uint64_t offset, uint64_t length, std::span<const char> data, uint64_t disk_size) {

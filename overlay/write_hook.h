@@ -41,6 +41,11 @@ class GuestWriteHook {
   virtual Status AfterWrite(uint64_t /*offset*/, uint64_t /*length*/, std::span<const char> /*data*/) {
     return Status::Ok();
   }
+  // Instead of AfterWrite, when the request failed after this hook's
+  // BeforeWrite succeeded (the change may be partly there): a hook that
+  // counts requests between the two (an active commit holding writes back
+  // at its end) hears of every one that it let through.
+  virtual void WriteFailed(uint64_t /*offset*/, uint64_t /*length*/) {}
 };
 
 }  // namespace corfs::overlay

@@ -76,7 +76,12 @@ void ReadAhead::QueueNext(int index) {
   const uint64_t start = std::max(s.ahead, s.next);
   const uint64_t end = std::min(disk_size_(), start + s.window);
   if (start >= end) {
-    Drop(s);  // the stream reached the end of the disk
+    // The stream reached the end of the disk: its slot is freed, but its
+    // windows still queued stay current (same generation) and are filled.
+    if (s.ahead != 0) active_.fetch_sub(1, std::memory_order_relaxed);
+    const uint64_t generation = s.generation;
+    s = Stream{};
+    s.generation = generation;
     return;
   }
   queue_.push_back({index, s.generation, start, end - start});

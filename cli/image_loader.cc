@@ -29,6 +29,9 @@ Status OpenMountedImage(const config::ImageConfig& image, bool allow_other, cons
   // then served ahead of its reads (read_ahead.h).
   options.read_ahead = std::any_of(image.backing.begin(), image.backing.end(),
                                    [](const overlay::ImageSpec& spec) { return overlay::IsUri(spec.path); });
+  // Its fills in flight at once leave one connection free for the guest's
+  // own cold reads, which must never wait behind the read-ahead.
+  options.read_ahead_fillers = std::max(resources.remote.connections, 2u) - 1;
   auto mounted = std::make_unique<mount::MountedImage>();
   Status opened = overlay::Overlay::Open(image.overlay_path, options, &mounted->overlay);
   if (!opened.ok()) return opened.WithContext("image '" + image.name + "'");

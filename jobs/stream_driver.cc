@@ -97,6 +97,11 @@ uint64_t StepSize(const overlay::Overlay& overlay, uint64_t asked) {
   return asked == kDefaultChunkSize && overlay.chain_reads_through_buffer() ? kBufferedChunkSize : asked;
 }
 
+// Steps of such a chain copied at once: a step over a server mostly waits
+// for its reply, so this many (the default connections to a server,
+// RemoteOptions::connections) keep the link busy whatever the cores.
+constexpr unsigned kBufferedStepsInFlight = 4;
+
 }  // namespace
 
 StreamDriver::StreamDriver(overlay::Overlay& overlay, std::string image, const StreamOptions& options, WorkerPool& pool,
@@ -104,6 +109,8 @@ StreamDriver::StreamDriver(overlay::Overlay& overlay, std::string image, const S
     : overlay_(overlay),
       pool_(pool),
       chunk_size_(StepSize(overlay, options.chunk_size)),
+      in_flight_(overlay.chain_reads_through_buffer() ? std::max(pool.workers(), kBufferedStepsInFlight)
+                                                      : pool.workers()),
       end_layer_(end_layer),
       base_mode_(options.base.has_value()),
       whole_image_(!options.base && !options.range_offset && !options.range_length),
@@ -177,7 +184,7 @@ Status StreamDriver::Pass(JobContext& job, bool wait_for_busy) {
     // overlay/guest_activity.h).
     if (overlay_.guest_io_in_flight() > 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
     const uint64_t requests_now = overlay_.guest_activity().Sample();
-    const size_t max_chunks = requests_now != guest_requests ? 1 : pool_.workers() * 2;
+    const size_t max_chunks = requests_now != guest_requests ? 1 : size_t{in_flight_} * 2;
     guest_requests = requests_now;
 
     chunks.clear();
@@ -263,7 +270,7 @@ Status StreamDriver::ProfilePass(JobContext& job) {
     uint64_t to_copy = 0;
     uint64_t holes = 0;
     const uint64_t batch_bytes = BatchBytes(job);
-    while (next < ranges.size() && chunks.size() < pool_.workers() * 2 && to_copy < batch_bytes) {
+    while (next < ranges.size() && chunks.size() < size_t{in_flight_} * 2 && to_copy < batch_bytes) {
       const overlay::ProfileRange& range = ranges[next];
       const uint64_t range_end = std::min(end_, range.offset + std::min(range.length, UINT64_MAX - range.offset));
       if (!begun) {
@@ -305,7 +312,7 @@ Status StreamDriver::ProfilePass(JobContext& job) {
 
 Status StreamDriver::PlanProfileRange(JobContext& job, uint64_t range_end, uint64_t batch_bytes, uint64_t* pos,
                                       std::vector<Chunk>* chunks, uint64_t* to_copy, uint64_t* holes) {
-  while (*pos < range_end && *to_copy < batch_bytes && chunks->size() < pool_.workers() * 2) {
+  while (*pos < range_end && *to_copy < batch_bytes && chunks->size() < size_t{in_flight_} * 2) {
     StreamRun run;
     auto plan = [&] { return PlanStream(overlay_, *pos, range_end - *pos, end_layer_, &run); };
     bool skipped = false;
@@ -337,9 +344,26 @@ void StreamDriver::Describe(JobInfo& info) const {
 
 Status StreamDriver::CopyBatch(JobContext& job, const std::vector<Chunk>& chunks, bool wait_for_busy) {
   std::vector<Status> results(chunks.size());
-  pool_.ParallelFor(chunks.size(), [&](size_t i) {
-    results[i] = overlay_.Populate(chunks[i].offset, chunks[i].length, wait_for_busy);
-  });
+  auto copy = [&](size_t i) { results[i] = overlay_.Populate(chunks[i].offset, chunks[i].length, wait_for_busy); };
+  if (in_flight_ > pool_.workers() && chunks.size() > 1) {
+    // A chain read through a buffer (a server): the steps mostly wait for
+    // replies, so they run on threads of their own, in_flight_ at once,
+    // rather than on the pool's workers, which are one per core. One step
+    // (guests busy) stays on this thread, as in ParallelFor.
+    std::atomic<size_t> next{0};
+    {
+      std::vector<std::jthread> threads;
+      const size_t count = std::min<size_t>(in_flight_, chunks.size());
+      threads.reserve(count);
+      for (size_t t = 0; t < count; ++t) {
+        threads.emplace_back([&] {
+          for (size_t i = next.fetch_add(1); i < chunks.size(); i = next.fetch_add(1)) copy(i);
+        });
+      }
+    }  // joined
+  } else {
+    pool_.ParallelFor(chunks.size(), copy);
+  }
   for (size_t i = 0; i < chunks.size(); ++i) {
     auto populate = [&] { return overlay_.Populate(chunks[i].offset, chunks[i].length, wait_for_busy); };
     bool skipped = false;

@@ -121,6 +121,9 @@ class StreamDriver final : public JobDriver {
   overlay::Overlay& overlay_;
   WorkerPool& pool_;
   const uint64_t chunk_size_;
+  // Steps copied at once: the pool's workers, or for a chain read through
+  // a buffer kBufferedStepsInFlight, on threads of the batch's own.
+  const unsigned in_flight_;
   const size_t end_layer_;  // layers above the base (all layers without one)
   const bool base_mode_;
   const bool whole_image_;  // neither a base nor a range: resumable

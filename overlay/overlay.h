@@ -121,6 +121,10 @@ struct OpenOptions {
   // each fill waits a round trip (the mount turns it on for chains with a
   // URI).
   bool read_ahead = false;
+  // Pieces the read-ahead fills at once (ReadAhead's `fillers`): over a
+  // server, requests in flight at once. The mount gives one fewer than the
+  // image's connections to its server (RemoteOptions::connections).
+  unsigned read_ahead_fillers = 1;
 };
 
 // Checks a cluster size given by a user: a power of two in [4 KiB, 2 MiB].

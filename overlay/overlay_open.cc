@@ -332,7 +332,7 @@ Status Overlay::Open(const std::string& path, const OpenOptions& options, std::u
     overlay->read_ahead_ = std::make_unique<ReadAhead>(
         // A failed fill leaves the clusters to the guest's own read, which reports it.
         [self](uint64_t offset, uint64_t length) { (void)self->Populate(offset, length, /*wait=*/false); },
-        [self] { return self->size(); });
+        [self] { return self->size(); }, options.read_ahead_fillers);
   }
   *out = std::move(overlay);
   return Status::Ok();

@@ -5,14 +5,17 @@
 namespace corfs::overlay {
 
 ReadAhead::~ReadAhead() {
-  if (!thread_.joinable()) return;
-  thread_.request_stop();
-  thread_.join();
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  queued_.notify_all();
+  threads_.clear();  // joins each after its piece under way
 }
 
 void ReadAhead::WaitIdle() {
   std::unique_lock lock(mutex_);
-  idle_.wait(lock, [&] { return queue_.empty() && !filling_; });
+  idle_.wait(lock, [&] { return queue_.empty() && filling_ == 0; });
 }
 
 int ReadAhead::FindStream(uint64_t offset) const {
@@ -73,39 +76,50 @@ void ReadAhead::QueueNext(int index) {
   const uint64_t start = std::max(s.ahead, s.next);
   const uint64_t end = std::min(disk_size_(), start + s.window);
   if (start >= end) {
-    Drop(s);  // the stream reached the end of the disk
+    // The stream reached the end of the disk: its slot is freed, but its
+    // windows still queued stay current (same generation) and are filled.
+    if (s.ahead != 0) active_.fetch_sub(1, std::memory_order_relaxed);
+    const uint64_t generation = s.generation;
+    s = Stream{};
+    s.generation = generation;
     return;
   }
   queue_.push_back({index, s.generation, start, end - start});
   s.ahead = end;
   s.window = std::min(s.window * 2, kMaxWindow);
-  if (!thread_.joinable()) {
-    thread_ = std::jthread([this](const std::stop_token& stop) { Run(stop); });
+  if (threads_.empty()) {
+    threads_.reserve(fillers_);
+    for (unsigned i = 0; i < fillers_; ++i) threads_.emplace_back([this] { Run(); });
   }
-  queued_.notify_one();
+  queued_.notify_all();  // a window is several pieces: for every filler
 }
 
-void ReadAhead::Run(const std::stop_token& stop) {
+void ReadAhead::Run() {
   std::unique_lock lock(mutex_);
   while (true) {
-    queued_.wait(lock, stop, [&] { return !queue_.empty(); });
-    if (stop.stop_requested()) break;
-    Window window = queue_.front();
-    queue_.pop_front();
-    filling_ = true;
-    while (window.length > 0 && Current(window) && !stop.stop_requested()) {
-      const uint64_t piece = std::min(window.length, kPiece);
-      lock.unlock();
-      fill_(window.offset, piece);
-      lock.lock();
-      window.offset += piece;
-      window.length -= piece;
+    queued_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+    if (stopping_) break;
+    // The next piece of the nearest window still current: the fillers
+    // take the pieces in order, so the clusters the guest needs first are
+    // the first in flight.
+    Window& front = queue_.front();
+    if (!Current(front)) {
+      queue_.pop_front();
+      if (queue_.empty() && filling_ == 0) idle_.notify_all();
+      continue;
     }
-    filling_ = false;
-    if (queue_.empty()) idle_.notify_all();
+    const Window piece{front.stream, front.generation, front.offset, std::min(front.length, kPiece)};
+    front.offset += piece.length;
+    front.length -= piece.length;
+    if (front.length == 0) queue_.pop_front();
+    ++filling_;
+    lock.unlock();
+    fill_(piece.offset, piece.length);
+    lock.lock();
+    --filling_;
+    if (queue_.empty() && filling_ == 0) idle_.notify_all();
   }
   queue_.clear();
-  filling_ = false;
   idle_.notify_all();
 }
 

@@ -12,22 +12,37 @@
 // its third cold read (random reads rarely land near one stream's end
 // twice in a row, so they start nothing):
 // then the window after it is queued for `fill`, 2 MiB first, doubling up
-// to 8 MiB at each next window. Each later read of the stream that leaves
-// less than half a window queued ahead of it queues the next window. A
-// window never reaches past `disk_size` (the stream ends there); what is
-// already local or claimed is `fill`'s to skip (Overlay::Populate without
-// waiting), so guest writes are never overwritten.
+// to kMaxWindow at each next window. Each later read of the stream that
+// leaves less than half a window queued ahead of it queues the next
+// window. kMaxWindow covers a link's delay x bandwidth product with room
+// to spare (32 MiB: 1 GB/s for 30 ms), so a guest that reads as fast as
+// the link finds its clusters local. A window never reaches past
+// `disk_size` (the stream ends there); what is already local or claimed is
+// `fill`'s to skip (Overlay::Populate without waiting), so guest writes are
+// never overwritten, and a guest read that gets to a cluster first fills
+// it itself and is never queued behind the read-ahead.
 //
 // The pattern breaking stops it: a read that matches no stream takes the
 // place of the least recently used one, whose queued windows are dropped;
 // after kMaxMisses warm reads in a row that match no stream, every stream
 // is dropped. With no stream active, a warm read costs one atomic load.
 //
+// Fills in flight: over a server each fill waits a round trip, so one
+// filler at a time would bound the read-ahead at one piece per round trip
+// (1 MiB / 2 ms is 500 MB/s, less the time to store it), about the pace
+// of the guest it should be ahead of. `fillers` threads each take the next
+// piece (kPiece bytes, nearest first) of the queued windows, so that many
+// requests are in flight at once. The mount gives one filler fewer than
+// the image's connections to its server, so a guest's own read always
+// finds a connection free.
+//
 // Threading: NoteRead and WaitIdle may be called from several threads at
-// once. `fill` runs on the one thread this starts on the first window, with
-// no lock of this class held, a piece of at most kPiece bytes at a time.
-// The destructor stops the thread, after the piece under way.
+// once. `fill` runs on the `fillers` threads this starts on the first
+// window, with no lock of this class held, a piece of at most kPiece bytes
+// at a time, several pieces at once. The destructor stops the threads,
+// after the pieces under way.
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -35,6 +50,7 @@
 #include <functional>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 namespace corfs::overlay {
 
@@ -44,15 +60,18 @@ class ReadAhead {
   using DiskSize = std::function<uint64_t()>;
 
   static constexpr uint64_t kMinWindow = 2 << 20;
-  static constexpr uint64_t kMaxWindow = 8 << 20;
+  static constexpr uint64_t kMaxWindow = 32 << 20;
   static constexpr uint64_t kBehind = 1 << 20;
   static constexpr uint64_t kGap = 256 << 10;
   static constexpr int kColdReadsToStart = 3;
   static constexpr uint64_t kPiece = 1 << 20;
   static constexpr int kStreams = 4;
   static constexpr int kMaxMisses = 64;
+  static constexpr unsigned kMaxFillers = 16;
 
-  ReadAhead(Fill fill, DiskSize disk_size) : fill_(std::move(fill)), disk_size_(std::move(disk_size)) {}
+  // `fillers`: pieces filled at once (1 to kMaxFillers).
+  ReadAhead(Fill fill, DiskSize disk_size, unsigned fillers = 1)
+      : fill_(std::move(fill)), disk_size_(std::move(disk_size)), fillers_(std::clamp(fillers, 1u, kMaxFillers)) {}
   ReadAhead(const ReadAhead&) = delete;
   ReadAhead& operator=(const ReadAhead&) = delete;
   ~ReadAhead();
@@ -87,21 +106,23 @@ class ReadAhead {
   void QueueNext(int index);
   void Drop(Stream& stream);
   bool Current(const Window& window) const { return streams_[window.stream].generation == window.generation; }
-  void Run(const std::stop_token& stop);
+  void Run();
 
   const Fill fill_;
   const DiskSize disk_size_;
+  const unsigned fillers_;
   // Streams whose `ahead` is set: the warm reads' fast path. Changed under mutex_.
   std::atomic<int> active_{0};
   std::mutex mutex_;
-  std::condition_variable_any queued_;  // a window queued, or a stop
-  std::condition_variable idle_;        // the queue ran empty
+  std::condition_variable queued_;  // a window queued, or stopping_
+  std::condition_variable idle_;    // the queue ran empty and no piece is under way
   Stream streams_[kStreams];
   std::deque<Window> queue_;
-  bool filling_ = false;
+  unsigned filling_ = 0;  // pieces under way
+  bool stopping_ = false;
   uint64_t clock_ = 0;
   int misses_ = 0;
-  std::jthread thread_;  // started with the first window
+  std::vector<std::jthread> threads_;  // the fillers, started with the first window
 };
 
 }  // namespace corfs::overlay

@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "control/export_commands.h"
 #include "control/image_commands.h"
 #include "control/observability_commands.h"
 #include "control/version.h"
@@ -63,6 +64,7 @@ nlohmann::json ImageJson(const mount::MountedImage& image, jobs::JobManager& job
           {"backing-chain", chain},
           {"state", state},
           {"read-only", ovl.read_only()},
+          {"exporting", image.write_gate.closed()},
           {"write-threshold", ovl.write_threshold()},
           {"job", job}};
 }
@@ -401,6 +403,7 @@ CommandTable MakeBlockCommands(ControlContext& context) {
   table.Add("block-set-write-threshold", [ctx](const nlohmann::json& args) { return SetWriteThreshold(*ctx, args); });
   AddGenericJobCommands(table, ctx);
   AddImageCommands(table, ctx);
+  AddExportCommands(table, ctx);
   AddResizeCommand(table, context);
   AddObservabilityCommands(table, ctx);
   // Listed from the table itself, so the list cannot miss a command.

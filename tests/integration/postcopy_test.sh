@@ -159,6 +159,7 @@ write_yaml dst2.yaml <<YAML
 images:
   dst.img:
     overlay: overlays/dst.img
+    size: 32M
 YAML
 start_mount dst2.yaml mnt-dst
 cmp source-copy.raw mnt-dst/dst.img || fail "destination differs after the remount"

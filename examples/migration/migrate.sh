@@ -14,8 +14,10 @@
 #      the source mounts an overlay over that export and verifies both
 #      patterns while its stream pulls the rest; standalone, server stopped.
 #
-# Usage: migrate.sh [--size SIZE] [--workdir DIR]   (as root)
+# Usage: migrate.sh [--size SIZE] [--skip-precopy] [--workdir DIR]   (as root)
 #   --size     the disk's size (default 1G; the test suite uses 64M)
+#   --skip-precopy  only the post-copy half (the guest starts at the
+#              destination), for a corfs without the mirror job
 #   --workdir  where the two hosts' folders go (default: a new folder in
 #              $TMPDIR, removed at the end); must not exist yet
 # The corfs binary is $CORFS, else `corfs` on the PATH. Needs ip (iproute2),
@@ -28,11 +30,13 @@ set -euo pipefail
 
 SIZE=1G
 WORKDIR=""
+PRECOPY=1
 while [ $# -gt 0 ]; do
   case $1 in
     --size) SIZE=$2; shift 2 ;;
     --workdir) WORKDIR=$2; shift 2 ;;
-    -h | --help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --skip-precopy) PRECOPY=0; shift ;;
+    -h | --help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "migrate.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -45,7 +49,7 @@ for tool in ip nsenter qemu-nbd qemu-img fio; do
 done
 [ "$(id -u)" = 0 ] || die "run as root (network namespaces, FUSE mounts)"
 # Pre-copy needs the mirror job; say so at once rather than hang later.
-"$CORFS" help mirror > /dev/null 2>&1 || die "this corfs has no 'mirror' command: pre-copy needs the mirror job"
+[ "$PRECOPY" = 0 ] || "$CORFS" help mirror > /dev/null 2>&1 || die "this corfs has no 'mirror' command: pre-copy needs the mirror job"
 
 BYTES=$(numfmt --from=iec "$SIZE")
 [ "$BYTES" -ge $((16 << 20)) ] || die "--size must be at least 16M"
@@ -80,7 +84,11 @@ cleanup() {
   ip netns del "$NS_SRC" 2> /dev/null  # takes the veth pair with it
   ip netns del "$NS_DST" 2> /dev/null
   rm -rf "$W"
-  if [ $status -eq 0 ]; then echo "migrate.sh: both migrations done, data verified"; else echo "migrate.sh: FAILED" >&2; fi
+  if [ $status -eq 0 ] && [ "$PRECOPY" = 1 ]; then
+    echo "migrate.sh: both migrations done, data verified"
+  elif [ $status -eq 0 ]; then
+    echo "migrate.sh: post-copy done (pre-copy skipped), data verified"
+  else echo "migrate.sh: FAILED" >&2; fi
   exit $status
 }
 trap cleanup EXIT
@@ -174,34 +182,43 @@ images:
 YAML
 cp "$W/src/vm1.yaml" "$W/dst/vm1.yaml"
 
-step "source: the guest's disk is mounted; the guest writes (fio, crc32c)"
-mount_in "$NS_SRC" "$W/src/vm1.yaml" "$W/src/mnt"
-SRC_MOUNT=$BG_PID
-bg fio "${WORKLOAD1[@]}" --filename="$W/src/mnt/vm1.img" --do_verify=1 --output="$W/fio-src.log"
-FIO=$BG_PID
+if [ "$PRECOPY" = 1 ]; then
+  step "source: the guest's disk is mounted; the guest writes (fio, crc32c)"
+  mount_in "$NS_SRC" "$W/src/vm1.yaml" "$W/src/mnt"
+  SRC_MOUNT=$BG_PID
+  bg fio "${WORKLOAD1[@]}" --filename="$W/src/mnt/vm1.img" --do_verify=1 --output="$W/fio-src.log"
+  FIO=$BG_PID
 
-step "destination: an overlay over its own template, exported writable through its mount"
-mount_in "$NS_DST" "$W/dst/vm1.yaml" "$W/dst/mnt"
-DST_MOUNT=$BG_PID
-nbd_in "$NS_DST" "$ADDR_DST" 10809 "$W/dst/mnt/vm1.img"
-TARGET_NBD=$BG_PID
+  step "destination: an overlay over its own template, exported writable through its mount"
+  mount_in "$NS_DST" "$W/dst/vm1.yaml" "$W/dst/mnt"
+  DST_MOUNT=$BG_PID
+  nbd_in "$NS_DST" "$ADDR_DST" 10809 "$W/dst/mnt/vm1.img"
+  TARGET_NBD=$BG_PID
 
-step "pre-copy: corfs mirror --sync top into the destination's export, while the guest writes"
-# --sync top: the destination has the template; only what the source's
-# overlay holds crosses the link.
-timeout 600 "$CORFS" mirror vm1.img "nbd://$ADDR_DST:10809/" --sync top --mode existing --wait-ready \
-  -m "$W/src/mnt" || die "the mirror did not become ready"
-wait "$FIO" || { cat "$W/fio-src.log"; die "the workload failed at the source"; }
+  step "pre-copy: corfs mirror --sync top into the destination's export, while the guest writes"
+  # --sync top: the destination has the template; only what the source's
+  # overlay holds crosses the link.
+  timeout 600 "$CORFS" mirror vm1.img "nbd://$ADDR_DST:10809/" --sync top --mode existing --wait-ready \
+    -m "$W/src/mnt" || die "the mirror did not become ready"
+  wait "$FIO" || { cat "$W/fio-src.log"; die "the workload failed at the source"; }
 
-step "switch: the guest stopped, the mirror completes"
-"$CORFS" complete vm1.img -m "$W/src/mnt"
-job_gone "$W/src/mnt" vm1.img 300
-cmp "$W/src/mnt/vm1.img" "$W/dst/mnt/vm1.img" || die "pre-copy: the destination differs from the source"
-stop "$SRC_MOUNT"
-stop "$TARGET_NBD"
-fio "${WORKLOAD1[@]}" --filename="$W/dst/mnt/vm1.img" --verify_only --output="$W/fio-dst.log" \
-  || { cat "$W/fio-dst.log"; die "pre-copy: the pattern is wrong at the destination"; }
-echo "pre-copy done: the guest's data is at the destination"
+  step "switch: the guest stopped, the mirror completes"
+  "$CORFS" complete vm1.img -m "$W/src/mnt"
+  job_gone "$W/src/mnt" vm1.img 300
+  cmp "$W/src/mnt/vm1.img" "$W/dst/mnt/vm1.img" || die "pre-copy: the destination differs from the source"
+  stop "$SRC_MOUNT"
+  stop "$TARGET_NBD"
+  fio "${WORKLOAD1[@]}" --filename="$W/dst/mnt/vm1.img" --verify_only --output="$W/fio-dst.log" \
+    || { cat "$W/fio-dst.log"; die "pre-copy: the pattern is wrong at the destination"; }
+  echo "pre-copy done: the guest's data is at the destination"
+
+else
+  step "no pre-copy (--skip-precopy): the guest starts at the destination and writes"
+  mount_in "$NS_DST" "$W/dst/vm1.yaml" "$W/dst/mnt"
+  DST_MOUNT=$BG_PID
+  fio "${WORKLOAD1[@]}" --filename="$W/dst/mnt/vm1.img" --do_verify=1 --output="$W/fio-dst.log" \
+    || { cat "$W/fio-dst.log"; die "the workload failed at the destination"; }
+fi
 
 step "the guest runs at the destination and writes again"
 fio "${WORKLOAD2[@]}" --filename="$W/dst/mnt/vm1.img" --do_verify=1 --output="$W/fio-dst2.log" \

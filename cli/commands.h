@@ -21,6 +21,7 @@ void AddMountCommand(CLI::App& app, int* exit_code);
 void AddJobCommands(CLI::App& app, int* exit_code);
 void AddImageCommands(CLI::App& app, int* exit_code);
 void AddResizeCommand(CLI::App& app, int* exit_code);
+void AddExportCommands(CLI::App& app, int* exit_code);
 void AddMapCommand(CLI::App& app, int* exit_code);
 void AddStatsCommand(CLI::App& app, int* exit_code);
 void AddProfileCommand(CLI::App& app, int* exit_code);

@@ -25,6 +25,7 @@ int Run(int argc, char** argv) {
   corfs::cli::AddCommitCommand(app, &exit_code);
   corfs::cli::AddImageCommands(app, &exit_code);
   corfs::cli::AddResizeCommand(app, &exit_code);
+  corfs::cli::AddExportCommands(app, &exit_code);
   corfs::cli::AddHelpCommand(app, &exit_code);
   corfs::cli::AddMapCommand(app, &exit_code);
   corfs::cli::AddStatsCommand(app, &exit_code);

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "control/commit_commands.h"
+#include "control/export_commands.h"
 #include "control/image_commands.h"
 #include "control/observability_commands.h"
 #include "control/version.h"
@@ -64,6 +65,7 @@ nlohmann::json ImageJson(const mount::MountedImage& image, jobs::JobManager& job
           {"backing-chain", chain},
           {"state", state},
           {"read-only", ovl.read_only()},
+          {"exporting", image.write_gate.closed()},
           {"write-threshold", ovl.write_threshold()},
           {"job", job}};
 }
@@ -403,6 +405,7 @@ CommandTable MakeBlockCommands(ControlContext& context) {
   AddGenericJobCommands(table, ctx);
   AddCommitCommands(table, ctx);
   AddImageCommands(table, ctx);
+  AddExportCommands(table, ctx);
   AddResizeCommand(table, context);
   AddObservabilityCommands(table, ctx);
   // Listed from the table itself, so the list cannot miss a command.

@@ -6,7 +6,8 @@
 // job commands query-jobs, job-pause, job-resume, job-cancel, job-dismiss,
 // and quit; block-commit from control/commit_commands.h; query-blockstats and query-block-map come from
 // observability_commands.h; corfs's own image-add and image-remove from
-// control/image_commands.h.
+// control/image_commands.h; image-export-prep and image-export-end from
+// control/export_commands.h.
 // QMP's spellings (a block job's id is "device", a job's "id") stay here;
 // the layers below name things their own way. Every command refuses
 // arguments it does not know.

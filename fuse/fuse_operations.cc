@@ -165,10 +165,22 @@ Status SetImageAttributes(MountedImage& image, const struct stat& attr, int to_s
   return Status::Ok();
 }
 
+// While an image is exported (image-export-prep), its size may not change
+// and its mode may not gain a write bit: EROFS, as a read-only file system
+// says. Owner and the other bits do not touch the disk's bytes.
+bool RefusedWhileExported(const MountedImage& image, const struct stat& attr, int to_set) {
+  if (to_set & FUSE_SET_ATTR_SIZE) return true;
+  if (!(to_set & FUSE_SET_ATTR_MODE)) return false;
+  const uint32_t added = (attr.st_mode & 07777) & ~image.mode.load(std::memory_order_relaxed);
+  return (added & 0222) != 0;
+}
+
 void OnSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info*) {
   ImageTable& table = Table(req);
   std::shared_ptr<MountedImage> image = table.Get(ino);  // no open file need pin it
   if (image == nullptr) return (void)fuse_reply_err(req, ino == ImageTable::kRootInode ? EPERM : ENOENT);
+  mount::WriteGateEntry gate(image->write_gate);
+  if (!gate.entered() && RefusedWhileExported(*image, *attr, to_set)) return (void)fuse_reply_err(req, EROFS);
   Status status = SetImageAttributes(*image, *attr, to_set);
   if (!status.ok()) return (void)fuse_reply_err(req, Errno(status));
   if (to_set & FUSE_SET_ATTR_MTIME_NOW) {
@@ -218,7 +230,7 @@ void OnOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   ImageTable& table = Table(req);
   std::shared_ptr<MountedImage> image = table.Open(ino);
   if (image == nullptr) return (void)fuse_reply_err(req, ino == ImageTable::kRootInode ? EISDIR : ENOENT);
-  if ((fi->flags & O_ACCMODE) != O_RDONLY && image->config.read_only) {
+  if ((fi->flags & O_ACCMODE) != O_RDONLY && (image->config.read_only || image->write_gate.closed())) {
     table.Release(*image);
     return (void)fuse_reply_err(req, EROFS);
   }
@@ -344,6 +356,8 @@ void OnWrite(fuse_req_t req, fuse_ino_t ino, const char* data, size_t size, off_
   MountedImage* image = Table(req).ByInode(ino);
   if (image == nullptr) return (void)fuse_reply_err(req, ENOENT);
   if (image->config.read_only) return (void)fuse_reply_err(req, EROFS);
+  const mount::WriteGateEntry gate(image->write_gate);
+  if (!gate.entered()) return (void)fuse_reply_err(req, EROFS);  // exported: image-export-prep
   const uint64_t disk = image->overlay->size();
   const uint64_t off = static_cast<uint64_t>(offset);
   // Like a block device: a write reaching past the end is cut short there,
@@ -380,6 +394,8 @@ void OnFallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t l
   MountedImage* image = Table(req).ByInode(ino);
   if (image == nullptr) return (void)fuse_reply_err(req, ENOENT);
   if (image->config.read_only) return (void)fuse_reply_err(req, EROFS);
+  const mount::WriteGateEntry gate(image->write_gate);
+  if (!gate.entered()) return (void)fuse_reply_err(req, EROFS);  // exported: image-export-prep
   const uint64_t disk = image->overlay->size();
   const uint64_t off = static_cast<uint64_t>(offset);
   const uint64_t end = off + static_cast<uint64_t>(length);

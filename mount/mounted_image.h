@@ -31,6 +31,7 @@
 #include "config/mount_config.h"
 #include "mount/boot_profile_writer.h"
 #include "mount/io_stats.h"
+#include "mount/write_gate.h"
 #include "overlay/boot_profile_cursor.h"
 #include "overlay/boot_profile_recorder.h"
 #include "overlay/overlay.h"
@@ -48,6 +49,10 @@ struct MountedImage {
   // the table's lock, so that removing an open image can be refused.
   std::atomic<uint32_t> open_files{0};
   IoStats io_stats;  // guest I/O served by the FUSE server
+  // Guest changes (write, discard, truncate) pass it; closed while the image
+  // is exported read-only (image-export-prep .. image-export-end), when
+  // they, writable opens and a chmod adding a write bit are EROFS.
+  WriteGate write_gate;
   // The image's boot profile (`boot_profile:`, overlay/boot_profile.h): a
   // recording when the file did not exist at mount, or the cursor of its
   // replay when it did; at most one is set, by OpenBootProfile, before the

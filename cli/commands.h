@@ -19,6 +19,7 @@ void AddInfoCommand(CLI::App& app, int* exit_code);
 void AddCheckCommand(CLI::App& app, int* exit_code);
 void AddMountCommand(CLI::App& app, int* exit_code);
 void AddJobCommands(CLI::App& app, int* exit_code);
+void AddMirrorCommand(CLI::App& app, int* exit_code);
 void AddImageCommands(CLI::App& app, int* exit_code);
 void AddResizeCommand(CLI::App& app, int* exit_code);
 void AddExportCommands(CLI::App& app, int* exit_code);

@@ -7,6 +7,7 @@
 #include "control/commit_commands.h"
 #include "control/export_commands.h"
 #include "control/image_commands.h"
+#include "control/mirror_commands.h"
 #include "control/observability_commands.h"
 #include "control/version.h"
 
@@ -88,7 +89,8 @@ const char* IoStatusName(jobs::IoStatus status) {
 // second) and "eta-seconds" are about; and "resumed" when the mount started
 // the job again from the wish an earlier one left in the overlay; "profile"
 // when it replays a boot profile first, with "profile-offset" (the
-// profile's bytes it is past) of "profile-len".
+// profile's bytes it is past) of "profile-len"; "dirty-bytes" for a job that
+// tracks guest writes (a mirror): what its dirty bitmap still marks.
 nlohmann::json JobJson(const jobs::JobInfo& info) {
   nlohmann::json job = {{"type", info.type},
                         {"device", info.id},
@@ -114,6 +116,7 @@ nlohmann::json JobJson(const jobs::JobInfo& info) {
     job["profile-len"] = info.profile_len;
   }
   if (info.remaining) job["remaining"] = *info.remaining;
+  if (info.dirty_bytes) job["dirty-bytes"] = *info.dirty_bytes;
   if (!info.error.empty()) job["error"] = info.error;
   return job;
 }
@@ -264,7 +267,7 @@ void AddGenericJobCommands(CommandTable& table, ControlContext* ctx) {
   });
   table.Add("job-cancel", [ctx](const nlohmann::json& args) {
     return WithGenericJob(*ctx, args, [](jobs::Job& job) {
-      job.Cancel();
+      job.Cancel(/*force=*/true);  // QEMU's job-cancel always forces
       return QmpResult::Ok();
     });
   });
@@ -368,6 +371,7 @@ CommandTable MakeBlockCommands(ControlContext& context) {
     });
   });
   table.Add("block-stream", [ctx](const nlohmann::json& args) { return BlockStream(*ctx, args); });
+  AddMirrorCommand(table, ctx);
   table.Add("query-block-jobs", [ctx](const nlohmann::json& args) {
     return NoArguments(args, [ctx] {
       nlohmann::json list = nlohmann::json::array();
@@ -394,8 +398,13 @@ CommandTable MakeBlockCommands(ControlContext& context) {
     });
   });
   table.Add("block-job-cancel", [ctx](const nlohmann::json& args) {
-    return WithJob(*ctx, args, {"device", "force"}, [](jobs::Job& job) {
-      job.Cancel();
+    return WithJob(*ctx, args, {"device", "force"}, [&](jobs::Job& job) {
+      // QEMU's: without force a READY mirror completes (Job::Cancel).
+      QmpError error;
+      bool force = false;
+      Arguments a(args);
+      if (a.Has("force") && !a.Bool("force", &force, &error)) return Failed(error);
+      job.Cancel(force);
       return QmpResult::Ok();
     });
   });

@@ -2,7 +2,8 @@
 // The commands of a corfs control socket, named as QEMU's where the meaning
 // matches: query-version, query-commands, query-images, block-stream,
 // query-block-jobs, block-job-set-speed, block-job-pause, block-job-resume,
-// block-job-cancel, block-set-write-threshold, block_resize, QEMU's generic
+// block-job-cancel, block-job-complete, drive-mirror (mirror_commands.h),
+// block-set-write-threshold, block_resize, QEMU's generic
 // job commands query-jobs, job-pause, job-resume, job-cancel, job-dismiss,
 // and quit; block-commit from control/commit_commands.h; query-blockstats and query-block-map come from
 // observability_commands.h; corfs's own image-add and image-remove from
@@ -21,6 +22,7 @@
 #include "control/qmp_command.h"
 #include "jobs/job_manager.h"
 #include "mount/image_table.h"
+#include "overlay/remote/remote_options.h"
 
 namespace corfs::control {
 
@@ -39,6 +41,8 @@ struct ControlContext {
   // The image's size changed behind the file system's back (block_resize):
   // whoever serves it drops what it cached. May be empty.
   std::function<void(const std::string& image)> size_changed;
+  // How a job reaches a target on a server (drive-mirror to an NBD URI).
+  overlay::RemoteOptions remote;
 };
 
 // `context` must outlive the table.

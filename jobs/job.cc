@@ -28,7 +28,7 @@ Job::Job(std::string image, const JobOptions& options, std::unique_ptr<JobDriver
       len_(driver_->initial_length()) {}
 
 Job::~Job() {
-  Cancel();
+  Cancel(/*force=*/true);
   if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id()) thread_.join();
 }
 
@@ -82,10 +82,20 @@ void Job::Resume() {
   changed_.notify_all();
 }
 
-void Job::Cancel() {
-  std::lock_guard lock(mutex_);
-  cancel_requested_ = true;
-  changed_.notify_all();
+void Job::Cancel(bool force) {
+  {
+    std::lock_guard lock(mutex_);
+    // ready_, not the state: a READY job paused by the user is still one
+    // whose outcome is consistent, so a soft cancel completes it too.
+    if (force || !ready_ || state_ == JobState::kConcluded || cancel_requested_) {
+      cancel_requested_ = true;
+      changed_.notify_all();
+      return;
+    }
+    pause_requested_ = false;
+    changed_.notify_all();
+  }
+  driver_->Complete();
 }
 
 void Job::Interrupt() {
@@ -238,9 +248,14 @@ void Job::EnterReady() {
 }
 
 Status Job::RunStep(Status result, const std::function<Status()>& again, ClassifyError classify, bool* skipped) {
+  return RunStepUnder(on_error_, std::move(result), again, classify, skipped);
+}
+
+Status Job::RunStepUnder(OnError policy, Status result, const std::function<Status()>& again, ClassifyError classify,
+                         bool* skipped) {
   if (skipped != nullptr) *skipped = false;
   while (!result.ok()) {
-    switch (OnStepError(result, classify(result))) {
+    switch (OnStepError(result, classify(result), policy)) {
       case ErrorAction::kFail: return result;
       case ErrorAction::kSkip:
         if (skipped != nullptr) *skipped = true;
@@ -251,17 +266,17 @@ Status Job::RunStep(Status result, const std::function<Status()>& again, Classif
   return Status::Ok();
 }
 
-Job::ErrorAction Job::OnStepError(const Status& error, IoOperation operation) {
+Job::ErrorAction Job::OnStepError(const Status& error, IoOperation operation, OnError policy) {
   JobEvent event;
   event.kind = JobEvent::Kind::kError;
   event.error = error.message();
   event.operation = operation;
-  event.action = on_error_;
+  event.action = policy;
   {
     std::lock_guard lock(mutex_);
     event.job = InfoLocked();
   }
-  if (on_error_ == OnError::kStop) {
+  if (policy == OnError::kStop) {
     // Each stop waits for the user, so each is reported at once.
     FlushErrors(/*now=*/true);
     Emit(event);
@@ -269,7 +284,7 @@ Job::ErrorAction Job::OnStepError(const Status& error, IoOperation operation) {
   } else {
     ReportError(std::move(event), error.code());
   }
-  switch (on_error_) {
+  switch (policy) {
     case OnError::kReport: return ErrorAction::kFail;
     case OnError::kIgnore: return ErrorAction::kSkip;
     case OnError::kStop: return StopOnError(error) ? ErrorAction::kRetry : ErrorAction::kFail;

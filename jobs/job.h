@@ -44,7 +44,11 @@ class Job final : private JobContext {
   // False if a pause was already asked for (the job stays paused).
   bool Pause();
   void Resume();
-  void Cancel();
+  // Cancels the job. A READY job (a mirror) cancelled without `force`
+  // finishes instead, as in QEMU: its driver is told to complete (a paused
+  // one is resumed for it), and it ends COMPLETED, its outcome consistent
+  // as of that moment. With `force`, or before READY, it ends CANCELLED.
+  void Cancel(bool force = true);
   // Cancels the job because the mount goes down: the driver sees
   // interrupted() and keeps what resumes the job at the next mount.
   void Interrupt();
@@ -70,13 +74,15 @@ class Job final : private JobContext {
   void SetRemaining(uint64_t bytes) override;
   void EnterReady() override;
   Status RunStep(Status result, const std::function<Status()>& again, ClassifyError classify, bool* skipped) override;
+  Status RunStepUnder(OnError policy, Status result, const std::function<Status()>& again, ClassifyError classify,
+                      bool* skipped) override;
   bool cancel_requested() const override;
   bool interrupted() const override;
 
   enum class ErrorAction { kFail, kSkip, kRetry };
   // Reports a failed attempt and applies the policy to it; kStop blocks
   // until the job is resumed (kRetry) or cancelled (kFail).
-  ErrorAction OnStepError(const Status& error, IoOperation operation);
+  ErrorAction OnStepError(const Status& error, IoOperation operation, OnError policy);
   // Blocks while the job is stopped on `error`, which query-block-jobs
   // reports meanwhile; true when resumed, false when cancelled.
   bool StopOnError(const Status& error);

@@ -18,9 +18,12 @@
 //   - SpeedChanged is called on the thread that changes the speed (the
 //     control socket's), at any time before the driver goes.
 //   - Complete is called on the thread that asks for it (the control
-//     socket's), only while the job is READY, which only a driver that called
-//     JobContext::EnterReady is. It must not block: it tells Run to finish,
-//     and Run then returns (and Prepare commits) on the job's thread.
+//     socket's), only once the job entered READY, which only a driver that
+//     called JobContext::EnterReady does: for the user's complete, and for a
+//     cancel without force of a job that entered READY (Job::Cancel; QEMU
+//     ends such a mirror COMPLETED too). It must not block: it tells Run to
+//     finish, and Run then returns (and Prepare commits) on the job's
+//     thread. It may be called more than once.
 //   - The Job destroys its driver only after its thread has ended, so a
 //     driver needs no destructor that stops or joins anything.
 
@@ -32,6 +35,7 @@
 #include "common/status.h"
 #include "jobs/job_event.h"
 #include "jobs/job_info.h"
+#include "jobs/on_error.h"
 
 namespace corfs::jobs {
 
@@ -94,6 +98,13 @@ class JobContext {
   // Returns Ok (and *skipped false) once an attempt succeeds.
   virtual Status RunStep(Status result, const std::function<Status()>& again, ClassifyError classify,
                          bool* skipped = nullptr) = 0;
+  // The same under `policy` instead of the job's own: a driver with a
+  // policy per side (a mirror's on-source-error and on-target-error). A
+  // context without policies of its own (a test's) keeps the default.
+  virtual Status RunStepUnder(OnError /*policy*/, Status result, const std::function<Status()>& again,
+                              ClassifyError classify, bool* skipped) {
+    return RunStep(std::move(result), again, classify, skipped);
+  }
 
   virtual bool cancel_requested() const = 0;
   // The cancel is the mount going down, not the user's: what a driver keeps

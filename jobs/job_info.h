@@ -44,6 +44,9 @@ struct JobInfo {
   bool profile = false;
   uint64_t profile_offset = 0;
   uint64_t profile_len = 0;
+  // A job that tracks guest writes (a mirror): the bytes its dirty bitmap
+  // marks, still to be copied again; nullopt for other jobs.
+  std::optional<uint64_t> dirty_bytes;
 
   // Bytes copied per second over the job's whole run so far, pauses
   // included: the summary's average.

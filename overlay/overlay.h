@@ -232,6 +232,15 @@ class Overlay {
   // claimed by someone else are skipped when `wait` is false. Used by the
   // stream job.
   Status Populate(uint64_t offset, uint64_t length, bool wait);
+  // Reads what the guest would read at [offset, offset + buf.size()),
+  // without copy-on-read: clusters the overlay holds from the data file, the
+  // rest from the chain, which is left there. For jobs that copy the disk
+  // elsewhere (a mirror), whose reading must not fill the overlay. Not a
+  // guest request (jobs do not wait for it). A cluster the overlay comes to
+  // hold between the test of its bit and the read of the chain is read as
+  // the chain had it: the guest write that made it the overlay's is seen by
+  // the job's write hook, which copies it again (jobs/mirror_driver.h).
+  Status ReadWithoutFill(uint64_t offset, std::span<char> buf);
   // A WriteBehind for what Populate writes (see write_behind.h), with a
   // descriptor of its own for the data file; null if none can be opened
   // (the stream then just leaves its pages to the kernel).

@@ -106,6 +106,29 @@ Status Overlay::Read(uint64_t offset, std::span<char> buf) {
   return Status::Ok();
 }
 
+Status Overlay::ReadWithoutFill(uint64_t offset, std::span<char> buf) {
+  CORFS_RETURN_IF_ERROR(RangeCheck(offset, buf.size(), size(), "read"));
+  const uint64_t end = offset + buf.size();
+  uint64_t pos = offset;
+  while (pos < end) {
+    const uint64_t cluster = pos >> cluster_bits_;
+    const uint64_t clusters_left = ClustersUpTo(pos, end);
+    const bool local = bitmap_.Test(cluster);
+    const uint64_t n = bitmap_.RunLength(cluster, clusters_left, local);
+    const uint64_t run_end = std::min(end, ClusterStart(cluster + n));
+    std::span<char> part = buf.subspan(pos - offset, run_end - pos);
+    if (local) {
+      CORFS_RETURN_IF_ERROR(data_.Read(pos, part));
+    } else if (const std::shared_ptr<BackingChain> layers = chain()) {
+      CORFS_RETURN_IF_ERROR(layers->Read(pos, part));
+    } else {
+      std::memset(part.data(), 0, part.size());  // no chain: what no image holds reads as zeros
+    }
+    pos = run_end;
+  }
+  return Status::Ok();
+}
+
 Status Overlay::ReadEarly(uint64_t offset, std::span<char> buf, const std::function<void()>& ready) {
   CORFS_RETURN_IF_ERROR(RangeCheck(offset, buf.size(), size(), "read"));
   const uint64_t first = offset >> cluster_bits_;

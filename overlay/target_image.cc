@@ -9,6 +9,7 @@
 #include "common/unique_fd.h"
 #include "overlay/image_location.h"
 #include "overlay/raw_driver.h"
+#include "overlay/remote/nbd_target.h"
 
 namespace corfs::overlay {
 namespace {
@@ -50,8 +51,14 @@ Status OpenFileTarget(const std::string& path, const TargetOptions& options, std
 
 Status OpenTarget(const std::string& name, const TargetOptions& options, std::unique_ptr<BlockDriver>* out) {
   if (IsUri(name)) {
-    return Status::Error(ENOTSUP,
-                         "writing to " + RedactCredentials(name) + ": targets on servers are not supported yet");
+    if (name.rfind("nbd", 0) != 0) {
+      return Status::Error(ENOTSUP, "writing to " + RedactCredentials(name) +
+                                        ": only NBD servers (nbd://, nbd+unix://) take a target");
+    }
+    std::unique_ptr<NbdTarget> target;
+    CORFS_RETURN_IF_ERROR(NbdTarget::Open(name, options.size, options.remote, &target));
+    *out = std::move(target);
+    return Status::Ok();
   }
   return OpenFileTarget(name, options, out);
 }

@@ -68,6 +68,9 @@ Status NbdConnection::Connect(const std::string& uri, const std::string& shown, 
   info.max_request = std::max(info.max_request / info.min_request, uint64_t{1}) * info.min_request;
   info.multi_conn = nbd_can_multi_conn(handle) == 1;
   info.allocation = nbd_can_meta_context(handle, LIBNBD_CONTEXT_BASE_ALLOCATION) == 1;
+  info.read_only = nbd_is_read_only(handle) != 0;
+  info.can_flush = nbd_can_flush(handle) == 1;
+  info.can_zero = nbd_can_zero(handle) == 1;
   *out = std::move(connection);
   return Status::Ok();
 }
@@ -104,6 +107,53 @@ Status NbdConnection::Read(uint64_t offset, std::span<char> buf, Clock::time_poi
     done += length;
   }
   return Wait(cookies, deadline, what);
+}
+
+Status NbdConnection::Write(uint64_t offset, std::span<const char> data, Clock::time_point deadline) {
+  const std::string what = "write of " + std::to_string(data.size()) + " bytes at " + std::to_string(offset);
+  if (handle_ == nullptr) return Status::Error(ENOTCONN, shown_ + ": " + what + ": not connected");
+  std::vector<int64_t> cookies;
+  for (uint64_t done = 0; done < data.size();) {
+    const size_t length = std::min<uint64_t>(data.size() - done, info_.max_request);
+    const int64_t cookie = nbd_aio_pwrite(handle_, data.data() + done, length, offset + done, NBD_NULL_COMPLETION, 0);
+    if (cookie == -1) {
+      Status failed = Failed(what);
+      if (usable()) (void)Wait(cookies, deadline, what);
+      return failed;
+    }
+    cookies.push_back(cookie);
+    done += length;
+  }
+  return Wait(cookies, deadline, what);
+}
+
+Status NbdConnection::Zero(uint64_t offset, uint64_t length, Clock::time_point deadline) {
+  const std::string what = "zeroing " + std::to_string(length) + " bytes at " + std::to_string(offset);
+  if (handle_ == nullptr) return Status::Error(ENOTCONN, shown_ + ": " + what + ": not connected");
+  std::vector<int64_t> cookies;
+  // The protocol's lengths are 32 bits.
+  constexpr uint64_t kMaxZero = uint64_t{1} << 30;
+  for (uint64_t done = 0; done < length;) {
+    const uint64_t count = std::min(length - done, kMaxZero);
+    const int64_t cookie = nbd_aio_zero(handle_, count, offset + done, NBD_NULL_COMPLETION, 0);
+    if (cookie == -1) {
+      Status failed = Failed(what);
+      if (usable()) (void)Wait(cookies, deadline, what);
+      return failed;
+    }
+    cookies.push_back(cookie);
+    done += count;
+  }
+  return Wait(cookies, deadline, what);
+}
+
+Status NbdConnection::Flush(Clock::time_point deadline) {
+  if (handle_ == nullptr) return Status::Error(ENOTCONN, shown_ + ": flush: not connected");
+  if (!info_.can_flush) return Status::Ok();
+  const int64_t cookie = nbd_aio_flush(handle_, NBD_NULL_COMPLETION, 0);
+  if (cookie == -1) return Failed("flush");
+  std::vector<int64_t> cookies{cookie};
+  return Wait(cookies, deadline, "flush");
 }
 
 Status NbdConnection::BlockStatus(uint64_t offset, uint64_t length, Clock::time_point deadline,

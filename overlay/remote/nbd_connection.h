@@ -1,6 +1,7 @@
 #pragma once
 // NbdConnection: one libnbd handle, that is one connection (TCP, Unix
-// socket, TLS) to an NBD server, negotiated read-only use of one export.
+// socket, TLS) to an NBD server and one export: read by a backing image's
+// driver, written by a job's target (overlay/remote/nbd_target.h).
 //
 // Every call has a deadline. libnbd's synchronous calls wait as long as the
 // server takes, so the connection uses libnbd's asynchronous calls
@@ -44,6 +45,9 @@ class NbdConnection {
     uint64_t max_request = 32 << 20;  // and no longer than this
     bool multi_conn = false;          // several connections see the same data
     bool allocation = false;          // base:allocation block status is offered
+    bool read_only = true;            // the server refuses writes
+    bool can_flush = false;
+    bool can_zero = false;  // NBD_CMD_WRITE_ZEROES
   };
 
   // One run of a block-status reply: its length and its NBD_STATE_* flags.
@@ -71,6 +75,16 @@ class NbdConnection {
   // export) in requests of at most info().max_request, all in flight at
   // once.
   Status Read(uint64_t offset, std::span<char> buf, Clock::time_point deadline);
+  // Writes `data` at `offset` (aligned, within the export) in requests of
+  // at most info().max_request, all in flight at once.
+  Status Write(uint64_t offset, std::span<const char> data, Clock::time_point deadline);
+  // Makes [offset, offset + length) read as zeros (NBD_CMD_WRITE_ZEROES,
+  // the server may trim); the caller writes zeros itself when the server
+  // cannot (!info().can_zero).
+  Status Zero(uint64_t offset, uint64_t length, Clock::time_point deadline);
+  // What the server acknowledged is durable (NBD_CMD_FLUSH); nothing to do
+  // when the server has no flush (it writes through).
+  Status Flush(Clock::time_point deadline);
   // The base:allocation runs from `offset` (at most `length` bytes; the
   // server may answer for less).
   Status BlockStatus(uint64_t offset, uint64_t length, Clock::time_point deadline, std::vector<Extent>* out);

@@ -1,0 +1,178 @@
+#!/usr/bin/env bash
+# The mirror job (drive-mirror) against plain copies of the same bytes on
+# the same machine, measured in one run:
+#   - a mirror of a SIZE image (a mount over a template of random data) to a
+#     local file, to READY and through complete, vs `cp` + `sync` of the
+#     template (target: at most 1.25x the time);
+#   - the time to READY of a mirror while fio writes 20 MiB/s into the
+#     image (reported);
+#   - sync: top of a TOP_SIZE image whose overlay holds TOP_DATA, into a
+#     target that reads as the template, vs `cp` + `sync` of a TOP_DATA file
+#     to the same file system (target: at most 1.2x).
+#
+#   bench/mirror.sh [--size 1G] [--top-size 4G] [--top-data 256M]
+#                   [--dir DIR] [--keep] [--corfs BINARY]
+#
+# Prints a table (figure, corfs, copy, ratio, target, ok/MISS) and writes
+# the figures as JSON under bench/results/. On a machine shared with other
+# work the figures are noisy; the script says so when the load was high.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+usage() {
+  cat >&2 <<'USAGE'
+usage: bench/mirror.sh [options]
+  --size SIZE       image of the full-mirror figures (default 1G)
+  --top-size SIZE   image of the sync-top figure (default 4G)
+  --top-data SIZE   what its overlay holds (default 256M)
+  --dir DIR         make the work folder inside DIR (default /tmp)
+  --keep            keep the work folder
+  --corfs BINARY    use this corfs binary; do not install packages or build
+USAGE
+  exit 2
+}
+
+size=1G
+top_size=4G
+top_data=256M
+parent=/tmp
+keep=0
+corfs=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --size) size=${2:?}; shift 2 ;;
+    --top-size) top_size=${2:?}; shift 2 ;;
+    --top-data) top_data=${2:?}; shift 2 ;;
+    --dir) parent=${2:?}; shift 2 ;;
+    --keep) keep=1; shift ;;
+    --corfs) corfs=$(realpath "${2:?}"); shift 2 ;;
+    -h|--help) usage ;;
+    *) echo "bench: unknown option $1" >&2; usage ;;
+  esac
+done
+MiB=$((1 << 20))
+bytes=$(numfmt --from=iec "$size") || usage
+top_bytes=$(numfmt --from=iec "$top_size") || usage
+top_data_bytes=$(numfmt --from=iec "$top_data") || usage
+[ $((top_data_bytes % MiB)) -eq 0 ] && [ "$top_data_bytes" -lt "$top_bytes" ] || usage
+
+# shellcheck source=bench/lib.sh
+source "$root/bench/lib.sh"
+build_unless_corfs
+require_tools "$corfs" fio python3 fusermount3
+
+make_work_folder corfs-mirror-bench
+record load_start "$(cut -d' ' -f1 /proc/loadavg)"
+
+# mount NAME YAML: a corfs mount at NAME.mnt; sets mnt_pid.
+mount_corfs() {
+  mkdir -p "$1.mnt" overlays
+  "$corfs" mount "$2" "$1.mnt" 2>>"$1.log" &
+  mnt_pid=$!
+  pids+=("$mnt_pid")
+  mounts+=("$dir/$1.mnt")
+  wait_mounted "$dir/$1.mnt" "$mnt_pid"
+}
+job_status() {  # MNT: the status of job disk.img, "" once gone
+  "$corfs" jobs --json -m "$1" | python3 -c '
+import json, sys
+print(next((j["status"] for j in json.load(sys.stdin) if j["device"] == "disk.img"), ""))'
+}
+wait_gone() { while [ -n "$(job_status "$1")" ]; do sleep 0.05; done; }
+
+say "template of $size (random data)"
+head -c "$bytes" /dev/urandom > template.raw
+cat template.raw > /dev/null  # in the page cache for both, as far as it fits
+printf 'images:\n  disk.img: {overlay: overlays/disk.img, backing: [template.raw]}\n' > full.yaml
+mount_corfs full full.yaml
+
+say "cp + sync of the template"
+sync
+t=$(now); cp template.raw cp.raw; sync; record cp_full "$(elapsed "$t")"
+rm -f cp.raw; sync
+
+say "mirror to a local file, to READY and complete"
+t=$(now)
+"$corfs" mirror disk.img "$dir/mirror.raw" --wait-ready -m full.mnt > /dev/null
+"$corfs" complete disk.img -m full.mnt > /dev/null
+wait_gone full.mnt
+record mirror_full "$(elapsed "$t")"
+cmp -s template.raw mirror.raw || fail "the mirror differs from the image"
+rm -f mirror.raw; sync
+
+say "time to READY under a 20 MiB/s guest write load"
+fio --name=load --filename=full.mnt/disk.img --rw=randwrite --bs=64k --direct=1 --ioengine=psync \
+  --rate=20m --time_based --runtime=600 --output=fio-load.log &
+fio_pid=$!
+pids+=("$fio_pid")
+sleep 1
+t=$(now)
+"$corfs" mirror disk.img "$dir/loaded.raw" --wait-ready -m full.mnt > /dev/null
+record ready_loaded "$(elapsed "$t")"
+stop_pid "$fio_pid" TERM
+"$corfs" complete disk.img -m full.mnt > /dev/null
+wait_gone full.mnt
+cmp -s full.mnt/disk.img loaded.raw || fail "the loaded mirror differs from the image"
+rm -f loaded.raw
+stop_pid "$mnt_pid" INT
+
+say "sync top: $top_size image whose overlay holds $top_data"
+truncate -s "$top_size" top-template.raw
+printf 'images:\n  disk.img: {overlay: overlays/top.img, backing: [top-template.raw]}\n' > top.yaml
+mount_corfs top top.yaml
+chunks=$((top_data_bytes / MiB))
+stride=$((top_bytes / MiB / chunks))
+head -c "$top_data_bytes" /dev/urandom > data.raw
+for i in $(seq 0 $((chunks - 1))); do
+  dd if=data.raw of=top.mnt/disk.img bs=1M skip="$i" seek=$((i * stride)) count=1 conv=notrunc status=none
+done
+sync
+truncate -s "$top_size" top-target.raw  # reads as the template (zeros)
+cat data.raw > /dev/null
+t=$(now); cp data.raw cp-top.raw; sync; record cp_top "$(elapsed "$t")"
+rm -f cp-top.raw; sync
+t=$(now)
+"$corfs" mirror disk.img "$dir/top-target.raw" --sync top --mode existing --wait-ready -m top.mnt > /dev/null
+"$corfs" complete disk.img -m top.mnt > /dev/null
+wait_gone top.mnt
+record mirror_top "$(elapsed "$t")"
+cmp -s top.mnt/disk.img top-target.raw || fail "the top mirror differs from the image"
+stop_pid "$mnt_pid" INT
+record load_end "$(cut -d' ' -f1 /proc/loadavg)"
+
+mkdir -p "$root/bench/results"
+python3 - "$results" "$root/bench/results" "$size" "$top_size" "$top_data" "$(nproc)" <<'PY'
+import json, os, sys, time
+results, out_dir, size, top_size, top_data, cores = sys.argv[1:7]
+cores = int(cores)
+values = {k: float(v) for k, v in (line.split() for line in open(results))}
+v = values.get
+rows = []
+def row(figure, corfs, other, other_name, target, ok, note=""):
+    rows.append({"figure": figure, "corfs": corfs, "other": other, "other_name": other_name,
+                 "ratio": corfs / other if other else 0, "target": target, "ok": ok, "note": note})
+r = v("mirror_full") / v("cp_full")
+row("mirror %s to a file vs cp + sync" % size, v("mirror_full"), v("cp_full"), "cp", "<= 1.25x", r <= 1.25)
+row("time to READY under 20 MiB/s of writes", v("ready_loaded"), 0, "", "(reported)", None)
+r = v("mirror_top") / v("cp_top")
+row("sync top of %s holding %s vs cp of %s" % (top_size, top_data, top_data), v("mirror_top"), v("cp_top"), "cp",
+    "<= 1.2x", r <= 1.2)
+print("%-48s %9s %9s %-4s %7s %-10s %s" % ("figure (%d cores)" % cores, "corfs", "other", "", "ratio", "target",
+                                          "result"))
+for x in rows:
+    result = "-" if x["ok"] is None else ("ok" if x["ok"] else "MISS")
+    other = "%8.2fs" % x["other"] if x["other"] else "%9s" % "-"
+    ratio = "%6.2fx" % x["ratio"] if x["other"] else "%7s" % "-"
+    print("%-48s %8.2fs %s %-4s %s %-10s %s" % (x["figure"], x["corfs"], other, x["other_name"], ratio,
+                                                x["target"], result))
+busy = max(v("load_start"), v("load_end"))
+if busy > 0.5 * cores:
+    print("warning: the machine was busy (load average %.1f at start, %.1f at end on %d cores); figures are noisy"
+          % (v("load_start"), v("load_end"), cores))
+path = os.path.join(out_dir, "mirror-%s-%s.json" % (size, time.strftime("%Y%m%d-%H%M%S")))
+with open(path, "w") as f:
+    json.dump({"size": size, "top_size": top_size, "top_data": top_data, "cores": cores,
+               "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "figures": rows, "values": values}, f, indent=2)
+print("\nwritten to bench/results/" + os.path.basename(path))
+PY

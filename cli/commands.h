@@ -19,6 +19,7 @@ void AddInfoCommand(CLI::App& app, int* exit_code);
 void AddCheckCommand(CLI::App& app, int* exit_code);
 void AddMountCommand(CLI::App& app, int* exit_code);
 void AddJobCommands(CLI::App& app, int* exit_code);
+void AddBackupCommand(CLI::App& app, int* exit_code);  // backup, bitmap
 void AddImageCommands(CLI::App& app, int* exit_code);
 void AddResizeCommand(CLI::App& app, int* exit_code);
 void AddMapCommand(CLI::App& app, int* exit_code);

@@ -22,6 +22,7 @@ int Run(int argc, char** argv) {
   corfs::cli::AddCheckCommand(app, &exit_code);
   corfs::cli::AddMountCommand(app, &exit_code);
   corfs::cli::AddJobCommands(app, &exit_code);
+  corfs::cli::AddBackupCommand(app, &exit_code);
   corfs::cli::AddImageCommands(app, &exit_code);
   corfs::cli::AddResizeCommand(app, &exit_code);
   corfs::cli::AddHelpCommand(app, &exit_code);

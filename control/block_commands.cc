@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "control/backup_commands.h"
 #include "control/image_commands.h"
 #include "control/observability_commands.h"
 #include "control/version.h"
@@ -64,6 +65,7 @@ nlohmann::json ImageJson(const mount::MountedImage& image, jobs::JobManager& job
           {"state", state},
           {"read-only", ovl.read_only()},
           {"write-threshold", ovl.write_threshold()},
+          {"dirty-bitmaps", DirtyBitmapsJson(image)},
           {"job", job}};
 }
 
@@ -402,6 +404,7 @@ CommandTable MakeBlockCommands(ControlContext& context) {
   AddGenericJobCommands(table, ctx);
   AddImageCommands(table, ctx);
   AddResizeCommand(table, context);
+  AddBackupCommands(table, ctx);
   AddObservabilityCommands(table, ctx);
   // Listed from the table itself, so the list cannot miss a command.
   const std::vector<std::string> names = table.Names();

@@ -63,6 +63,7 @@
 #include "overlay/overlay_header.h"
 #include "overlay/read_ahead.h"
 #include "overlay/write_behind.h"
+#include "overlay/write_gate.h"
 #include "overlay/write_hook.h"
 #include "overlay/write_threshold.h"
 
@@ -165,6 +166,11 @@ class Overlay {
   // the chain's) is returned once it was called.
   Status ReadEarly(uint64_t offset, std::span<char> buf, const std::function<void()>& ready);
   Status Write(uint64_t offset, std::span<const char> data);
+  // Reads as the guest would, but copies nothing into the overlay and is no
+  // guest request (a job's read: a backup's copy must not fill the overlay
+  // with its chain, nor make the jobs yield to itself). Clusters the
+  // overlay lacks are read from the chain, which does not change.
+  Status ReadWithoutCopy(uint64_t offset, std::span<char> buf);
   // Makes the range read as zeros (discard and write-zeroes alike).
   Status Discard(uint64_t offset, uint64_t length);
   // Commits: data synced, then the bitmap written and synced. EIO for good
@@ -293,7 +299,13 @@ class Overlay {
   // jobs copy a disk of a fixed size. Remove takes the hook out for later
   // requests; one under way may still call it (it stays alive by its
   // shared_ptr).
-  void AddWriteHook(std::shared_ptr<GuestWriteHook> hook);
+  //
+  // AddWriteHook returns once every write that started before it has
+  // finished (write_gate.h), so every write that changes the disk after it
+  // returns calls the hook; `at_quiet_moment`, if given, runs at that
+  // moment, with no guest write under way (a backup takes its point in time
+  // there). It must not wait for a guest write.
+  void AddWriteHook(std::shared_ptr<GuestWriteHook> hook, const std::function<void()>& at_quiet_moment = {});
   void RemoveWriteHook(const GuestWriteHook* hook);
 
   // Guest requests on this image being served right now; background jobs
@@ -417,6 +429,9 @@ class Overlay {
   mutable std::mutex write_hooks_mutex_;
   std::shared_ptr<const WriteHooks> write_hooks_;
   std::atomic<bool> has_write_hooks_{false};
+  // Every guest write passes it, hooks or not (AddWriteHook waits for the
+  // writes inside); a leaf, never held across I/O by a quiescer.
+  WriteGate write_gate_;
 
   std::unique_ptr<CommitThread> committer_;  // stopped before the others go
   // Copies ahead of sequential cold reads (Populate without waiting); null

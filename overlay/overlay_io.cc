@@ -106,6 +106,24 @@ Status Overlay::Read(uint64_t offset, std::span<char> buf) {
   return Status::Ok();
 }
 
+Status Overlay::ReadWithoutCopy(uint64_t offset, std::span<char> buf) {
+  CORFS_RETURN_IF_ERROR(RangeCheck(offset, buf.size(), size(), "read"));
+  const uint64_t end = offset + buf.size();
+  uint64_t pos = offset;
+  while (pos < end) {
+    const uint64_t cluster = pos >> cluster_bits_;
+    const bool local = bitmap_.Test(cluster);
+    const uint64_t n = bitmap_.RunLength(cluster, ClustersUpTo(pos, end), local);
+    const uint64_t run_end = std::min(end, ClusterStart(cluster + n));
+    std::span<char> part = buf.subspan(pos - offset, run_end - pos);
+    // A cluster filled by a copy-on-read meanwhile holds what the chain
+    // does, so reading the chain for it is as good.
+    CORFS_RETURN_IF_ERROR(local ? data_.Read(pos, part) : chain()->Read(pos, part));
+    pos = run_end;
+  }
+  return Status::Ok();
+}
+
 Status Overlay::ReadEarly(uint64_t offset, std::span<char> buf, const std::function<void()>& ready) {
   CORFS_RETURN_IF_ERROR(RangeCheck(offset, buf.size(), size(), "read"));
   const uint64_t first = offset >> cluster_bits_;
@@ -143,6 +161,9 @@ Status Overlay::WriteOrDiscard(uint64_t offset, uint64_t length, std::span<const
   const uint64_t disk_size = size();
   CORFS_RETURN_IF_ERROR(RangeCheck(offset, length, disk_size, discard ? "discard" : "write"));
   InFlightGuestRequest request(guest_requests_in_flight_, *guest_activity_);
+  // Inside the gate from before the hooks are taken until the change is
+  // made and reported: AddWriteHook waits for it (write_gate.h).
+  WriteGate::Pass pass(write_gate_);
   const std::shared_ptr<const WriteHooks> hooks = write_hooks();
   if (hooks) {
     for (const auto& hook : *hooks) CORFS_RETURN_IF_ERROR(hook->BeforeWrite(offset, length));

@@ -85,8 +85,15 @@ class OverlayTarget final : public BackupTarget {
   Status Write(uint64_t offset, std::span<const char> data) override { return overlay_->Write(offset, data); }
   Status Zero(uint64_t offset, uint64_t length) override { return overlay_->Discard(offset, length); }
   Status Flush() override { return overlay_->Flush(); }
-  Status Close() override { return overlay_ ? overlay_->Close() : Status::Ok(); }
+  // Let go of it (its lock too), so it can be mounted as soon as the job ended.
+  Status Close() override {
+    if (!overlay_) return Status::Ok();
+    Status status = overlay_->Close();
+    overlay_.reset();
+    return status;
+  }
   void RemoveIfMade() override {
+    if (!overlay_) return;
     const std::string path = overlay_->path();
     (void)overlay_->Close();
     overlay_.reset();

@@ -77,15 +77,11 @@ images:
     read_only: true
     create: false
 YAML
-mkdir -p restore
-"$CORFS" mount restore.yaml restore 2>>"$WORK/corfs.log" &
-RESTORE_PID=$!
-STARTED_PIDS+=("$RESTORE_PID")
-MOUNTED+=("$(realpath -m restore)")
-wait_for 10 is_mounted restore
+DISK_PID=$MOUNT_PID
+start_mount restore.yaml restore
 cmp restore/restored.img inc-start.raw || fail "full + incremental is not the disk at the incremental's start"
-kill -INT "$RESTORE_PID"
-wait "$RESTORE_PID" || fail "the restore mount exited with an error"
+stop_mount restore
+MOUNT_PID=$DISK_PID
 
 step "the bitmap survives a remount"
 dd if=/dev/urandom of=mnt/disk.img bs=64k seek=100 count=3 conv=notrunc oflag=direct status=none

@@ -20,6 +20,7 @@ void AddCheckCommand(CLI::App& app, int* exit_code);
 void AddMountCommand(CLI::App& app, int* exit_code);
 void AddJobCommands(CLI::App& app, int* exit_code);
 void AddMirrorCommand(CLI::App& app, int* exit_code);
+void AddBackupCommand(CLI::App& app, int* exit_code);  // backup, bitmap
 void AddImageCommands(CLI::App& app, int* exit_code);
 void AddResizeCommand(CLI::App& app, int* exit_code);
 void AddExportCommands(CLI::App& app, int* exit_code);

@@ -45,7 +45,7 @@ Status ImageChanges::Add(const config::ImageConfig& image) {
   std::shared_ptr<mount::MountedImage> mounted = std::move(opened);
   Status joined = context_.table->Add(mounted);
   if (!joined.ok()) {
-    (void)mounted->overlay->Close();
+    (void)mounted->Close();
     return joined;
   }
   created.Keep();

@@ -43,6 +43,8 @@ Status OpenMountedImage(const config::ImageConfig& image, bool allow_other, cons
   mounted->config = image;
   mounted->LoadFileAttributes(allow_other);
   CORFS_RETURN_IF_ERROR(mounted->OpenBootProfile().WithContext("image '" + image.name + "'"));
+  CORFS_RETURN_IF_ERROR(
+      overlay::PersistentBitmaps::Open(*mounted->overlay, &mounted->bitmaps).WithContext("image '" + image.name + "'"));
   mounted->mtime_ns.store(WallClockNs());
   *out = std::move(mounted);
   return Status::Ok();

@@ -24,6 +24,7 @@ int Run(int argc, char** argv) {
   corfs::cli::AddJobCommands(app, &exit_code);
   corfs::cli::AddCommitCommand(app, &exit_code);
   corfs::cli::AddMirrorCommand(app, &exit_code);
+  corfs::cli::AddBackupCommand(app, &exit_code);
   corfs::cli::AddImageCommands(app, &exit_code);
   corfs::cli::AddResizeCommand(app, &exit_code);
   corfs::cli::AddExportCommands(app, &exit_code);

@@ -6,6 +6,7 @@
 
 #include "control/commit_commands.h"
 #include "control/export_commands.h"
+#include "control/backup_commands.h"
 #include "control/image_commands.h"
 #include "control/mirror_commands.h"
 #include "control/observability_commands.h"
@@ -68,6 +69,7 @@ nlohmann::json ImageJson(const mount::MountedImage& image, jobs::JobManager& job
           {"read-only", ovl.read_only()},
           {"exporting", image.write_gate.closed()},
           {"write-threshold", ovl.write_threshold()},
+          {"dirty-bitmaps", DirtyBitmapsJson(image)},
           {"job", job}};
 }
 
@@ -416,6 +418,7 @@ CommandTable MakeBlockCommands(ControlContext& context) {
   AddImageCommands(table, ctx);
   AddExportCommands(table, ctx);
   AddResizeCommand(table, context);
+  AddBackupCommands(table, ctx);
   AddObservabilityCommands(table, ctx);
   // Listed from the table itself, so the list cannot miss a command.
   const std::vector<std::string> names = table.Names();

@@ -93,7 +93,7 @@ Status ImageTable::Remove(const std::string& name, std::shared_ptr<MountedImage>
 Status ImageTable::CloseAll() {
   Status first;
   for (const std::shared_ptr<MountedImage>& image : Snapshot()) {
-    Status status = image->overlay->Close();
+    Status status = image->Close();
     if (first.ok() && !status.ok()) first = status;
   }
   return first;
@@ -113,7 +113,7 @@ Status CloseRemoved(std::shared_ptr<MountedImage> image) {
   // The other holders' last uses happen before their reference drops (an
   // acq_rel decrement); this fence orders them before the close.
   std::atomic_thread_fence(std::memory_order_acquire);
-  Status closed = image->overlay->Close();
+  Status closed = image->Close();
   image.reset();  // the image goes here, not on a request thread
   return closed;
 }

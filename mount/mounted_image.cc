@@ -51,4 +51,13 @@ Status MountedImage::SetMode(uint32_t bits) {
   return Status::Ok();
 }
 
+Status MountedImage::Close() {
+  Status closed = overlay->Close();
+  if (bitmaps) {
+    Status saved = bitmaps->Close();
+    if (closed.ok()) closed = saved;
+  }
+  return closed;
+}
+
 }  // namespace corfs::mount

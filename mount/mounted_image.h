@@ -35,6 +35,7 @@
 #include "overlay/boot_profile_cursor.h"
 #include "overlay/boot_profile_recorder.h"
 #include "overlay/overlay.h"
+#include "overlay/persistent_bitmaps.h"
 
 namespace corfs::mount {
 
@@ -60,6 +61,9 @@ struct MountedImage {
   std::shared_ptr<overlay::BootProfileRecorder> profile_recorder;
   std::shared_ptr<overlay::BootProfileCursor> profile_cursor;
   std::unique_ptr<BootProfileWriter> profile_writer;
+  // The image's dirty bitmaps (block-dirty-bitmap-add); set before the image
+  // is shared, closed by Close after the overlay (overlay/persistent_bitmaps.h).
+  std::shared_ptr<overlay::PersistentBitmaps> bitmaps;
 
   const std::string& name() const { return config.name; }
   overlay::FileOwner Owner() const {
@@ -82,6 +86,9 @@ struct MountedImage {
   }
   // A chmod: the permission bits (07777).
   Status SetMode(uint32_t mode);
+  // Closes the overlay, then writes the bitmaps with their "in use" flag
+  // cleared (after the last guest write). The first error.
+  Status Close();
 
  private:
   std::mutex attributes_mutex_;  // one chown or chmod at a time: persist, then publish

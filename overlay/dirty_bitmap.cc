@@ -39,6 +39,32 @@ void DirtyBitmap::ClearAll() {
   }
 }
 
+void DirtyBitmap::Reset(uint64_t offset, uint64_t length) {
+  if (length == 0 || offset >= disk_size_) return;
+  const uint64_t first = offset >> granularity_bits_;
+  const uint64_t last = (std::min(disk_size_, offset + length) - 1) >> granularity_bits_;
+  for (uint64_t chunk = first; chunk <= last;) {
+    const uint64_t word = chunk / 64;
+    const uint64_t low = chunk % 64;
+    const uint64_t high = std::min<uint64_t>(63, low + (last - chunk));
+    const uint64_t mask = (high == 63 ? ~uint64_t{0} : ((uint64_t{1} << (high + 1)) - 1)) & ~((uint64_t{1} << low) - 1);
+    const uint64_t old = words_[word].fetch_and(~mask, std::memory_order_acq_rel);
+    dirty_chunks_.fetch_sub(static_cast<uint64_t>(std::popcount(mask & old)), std::memory_order_relaxed);
+    chunk += high - low + 1;
+  }
+}
+
+bool DirtyBitmap::Merge(const DirtyBitmap& other) {
+  if (other.disk_size_ != disk_size_ || other.granularity_bits_ != granularity_bits_) return false;
+  for (uint64_t i = 0; i < words_count_; ++i) {
+    const uint64_t add = other.words_[i].load(std::memory_order_acquire);
+    if (add == 0) continue;
+    const uint64_t old = words_[i].fetch_or(add, std::memory_order_acq_rel);
+    dirty_chunks_.fetch_add(static_cast<uint64_t>(std::popcount(add & ~old)), std::memory_order_relaxed);
+  }
+  return true;
+}
+
 bool DirtyBitmap::Test(uint64_t offset) const {
   if (offset >= disk_size_) return false;
   const uint64_t chunk = offset >> granularity_bits_;

@@ -34,6 +34,12 @@ class DirtyBitmap {
   // Marks the whole disk.
   void SetAll() { Set(0, disk_size_); }
   void ClearAll();
+  // Clears every chunk touched by [offset, offset + length).
+  void Reset(uint64_t offset, uint64_t length);
+  // Marks every chunk `other` marks (a bitmap of the same disk size and
+  // granularity: false, nothing changed, otherwise). A backup merges the
+  // bits it took back into the bitmap when it fails, so none are lost.
+  bool Merge(const DirtyBitmap& other);
   bool Test(uint64_t offset) const;
   // The bytes marked (whole chunks; the last one clipped to the disk).
   uint64_t DirtyBytes() const;

@@ -271,17 +271,19 @@ Status Overlay::ForgetLocalClusters() {
   return CommitLocked({}, {});
 }
 
-void Overlay::AddWriteHook(std::shared_ptr<GuestWriteHook> hook) {
-  {
-    std::lock_guard lock(write_hooks_mutex_);
-    auto next = write_hooks_ ? std::make_shared<WriteHooks>(*write_hooks_) : std::make_shared<WriteHooks>();
-    next->push_back(std::move(hook));
-    write_hooks_ = std::move(next);
-    has_write_hooks_.store(true, std::memory_order_release);
-  }
-  // Writes that took their snapshot of the hooks before are still going:
-  // wait for them (later ones call the hook).
-  std::unique_lock gate(write_gate_);
+void Overlay::AddWriteHook(std::shared_ptr<GuestWriteHook> hook, const std::function<void()>& at_quiet_moment) {
+  // No write is under way while the list changes: one that took the old
+  // list finished before, and one that starts after sees the new one.
+  write_gate_.Quiesce([&] {
+    {
+      std::lock_guard lock(write_hooks_mutex_);
+      auto next = write_hooks_ ? std::make_shared<WriteHooks>(*write_hooks_) : std::make_shared<WriteHooks>();
+      next->push_back(std::move(hook));
+      write_hooks_ = std::move(next);
+      has_write_hooks_.store(true, std::memory_order_release);
+    }
+    if (at_quiet_moment) at_quiet_moment();
+  });
 }
 
 void Overlay::RemoveWriteHook(const GuestWriteHook* hook) {

@@ -64,6 +64,7 @@
 #include "overlay/overlay_header.h"
 #include "overlay/read_ahead.h"
 #include "overlay/write_behind.h"
+#include "overlay/write_gate.h"
 #include "overlay/write_hook.h"
 #include "overlay/write_threshold.h"
 
@@ -235,7 +236,7 @@ class Overlay {
   // Reads what the guest would read at [offset, offset + buf.size()),
   // without copy-on-read: clusters the overlay holds from the data file, the
   // rest from the chain, which is left there. For jobs that copy the disk
-  // elsewhere (a mirror), whose reading must not fill the overlay. Not a
+  // elsewhere (a mirror, a backup), whose reading must not fill the overlay. Not a
   // guest request (jobs do not wait for it). A cluster the overlay comes to
   // hold between the test of its bit and the read of the chain is read as
   // the chain had it: the guest write that made it the overlay's is seen by
@@ -328,10 +329,14 @@ class Overlay {
   // request started. While a hook is in, Resize is refused (EBUSY): the
   // jobs copy a disk of a fixed size. Remove takes the hook out for later
   // requests; one under way may still call it (it stays alive by its
-  // shared_ptr). Add returns once every write that started before it has
-  // ended (write_gate_), so from then on no change to the disk escapes the
-  // hook: an active commit copies what it did not see before the hook.
-  void AddWriteHook(std::shared_ptr<GuestWriteHook> hook);
+  // shared_ptr).
+  //
+  // AddWriteHook returns once every write that started before it has
+  // finished (write_gate.h), so every write that changes the disk after it
+  // returns calls the hook; `at_quiet_moment`, if given, runs at that
+  // moment, with no guest write under way (a backup takes its point in time
+  // there). It must not wait for a guest write.
+  void AddWriteHook(std::shared_ptr<GuestWriteHook> hook, const std::function<void()>& at_quiet_moment = {});
   void RemoveWriteHook(const GuestWriteHook* hook);
 
   // Guest requests on this image being served right now; background jobs
@@ -408,10 +413,10 @@ class Overlay {
   // Lock order: a thread holding one of these may take only those listed
   // after it.
   //
-  //   write_gate_           held shared by each guest write and discard,
-  //                         hooks included; taken exclusive, holding
-  //                         nothing else, by AddWriteHook to wait for the
-  //                         writes that started before the hook was in.
+  //   write_gate_           passed by each guest write and discard, hooks
+  //                         included; quiesced, holding nothing else, by
+  //                         AddWriteHook to wait for the writes that started
+  //                         before the hook was in (write_gate.h).
   //   header_update_mutex_  one header update (DropBacking, ShortenChain,
   //                         Resize) at a time, from reading the header to
   //                         publishing the next one; it commits on the way,
@@ -457,10 +462,12 @@ class Overlay {
   // Write hooks: replaced as a whole under write_hooks_mutex_ (a leaf),
   // read as a snapshot; has_write_hooks_ spares a guest write the lock
   // when there are none.
-  std::shared_mutex write_gate_;
   mutable std::mutex write_hooks_mutex_;
   std::shared_ptr<const WriteHooks> write_hooks_;
   std::atomic<bool> has_write_hooks_{false};
+  // Every guest write passes it, hooks or not (AddWriteHook waits for the
+  // writes inside); a leaf, never held across I/O by a quiescer.
+  WriteGate write_gate_;
 
   std::unique_ptr<CommitThread> committer_;  // stopped before the others go
   // Copies ahead of sequential cold reads (Populate without waiting); null

@@ -166,7 +166,9 @@ Status Overlay::WriteOrDiscard(uint64_t offset, uint64_t length, std::span<const
   const uint64_t disk_size = size();
   CORFS_RETURN_IF_ERROR(RangeCheck(offset, length, disk_size, discard ? "discard" : "write"));
   InFlightGuestRequest request(guest_requests_in_flight_, *guest_activity_);
-  std::shared_lock gate(write_gate_);  // AddWriteHook waits for this write (overlay.h)
+  // Inside the gate from before the hooks are taken until the change is
+  // made and reported: AddWriteHook waits for it (write_gate.h).
+  WriteGate::Pass pass(write_gate_);
   const std::shared_ptr<const WriteHooks> hooks = write_hooks();
   size_t passed = 0;  // hooks whose BeforeWrite succeeded: each hears AfterWrite or WriteFailed
   Status status;

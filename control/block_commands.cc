@@ -67,7 +67,7 @@ nlohmann::json ImageJson(const mount::MountedImage& image, jobs::JobManager& job
           {"backing-chain", chain},
           {"state", state},
           {"read-only", ovl.read_only()},
-          {"exporting", image.write_gate.closed()},
+          {"exporting", image.export_gate.closed()},
           {"write-threshold", ovl.write_threshold()},
           {"dirty-bitmaps", DirtyBitmapsJson(image)},
           {"job", job}};

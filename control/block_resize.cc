@@ -22,7 +22,7 @@ QmpResult BlockResize(ControlContext& context, const nlohmann::json& args) {
   if (!a.Unsigned("size", &size, &error)) return {nlohmann::json(), error};
   const std::shared_ptr<mount::MountedImage> image = context.images->Find(name);
   if (image == nullptr) return QmpResult::Error("DeviceNotFound", "Image '" + name + "' not found");
-  if (image->write_gate.closed()) {
+  if (image->export_gate.closed()) {
     return QmpResult::Generic("Image '" + name + "' is exported read-only (image-export-prep): its size stays");
   }
   const uint64_t current = image->overlay->size();

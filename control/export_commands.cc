@@ -31,12 +31,12 @@ QmpResult ExportPrep(ControlContext& context, const nlohmann::json& args) {
     return QmpResult::Generic("Image '" + image->name() + "' has a " + job.type + " job ('" + job.id +
                               "'); export it once the job has ended");
   }
-  const bool was_closed = image->write_gate.closed();
-  image->write_gate.Close();  // waits for the guest's changes in flight
+  const bool was_closed = image->export_gate.closed();
+  image->export_gate.Close();  // waits for the guest's changes in flight
   Status flushed = image->overlay->Flush();
   if (!flushed.ok()) {
     // Nothing is exported on a disk that is not durable; the guest goes on.
-    if (!was_closed) image->write_gate.Open();
+    if (!was_closed) image->export_gate.Open();
     return QmpResult::Generic("Cannot export image '" + image->name() + "': " + flushed.message());
   }
   return QmpResult::Ok();
@@ -46,7 +46,7 @@ QmpResult ExportEnd(ControlContext& context, const nlohmann::json& args) {
   std::shared_ptr<mount::MountedImage> image;
   QmpResult found = FindImage(context, args, &image);
   if (image == nullptr) return found;
-  image->write_gate.Open();
+  image->export_gate.Open();
   return QmpResult::Ok();
 }
 

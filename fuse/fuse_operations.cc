@@ -179,7 +179,7 @@ void OnSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fu
   ImageTable& table = Table(req);
   std::shared_ptr<MountedImage> image = table.Get(ino);  // no open file need pin it
   if (image == nullptr) return (void)fuse_reply_err(req, ino == ImageTable::kRootInode ? EPERM : ENOENT);
-  mount::WriteGateEntry gate(image->write_gate);
+  mount::ExportGateEntry gate(image->export_gate);
   if (!gate.entered() && RefusedWhileExported(*image, *attr, to_set)) return (void)fuse_reply_err(req, EROFS);
   Status status = SetImageAttributes(*image, *attr, to_set);
   if (!status.ok()) return (void)fuse_reply_err(req, Errno(status));
@@ -230,7 +230,7 @@ void OnOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   ImageTable& table = Table(req);
   std::shared_ptr<MountedImage> image = table.Open(ino);
   if (image == nullptr) return (void)fuse_reply_err(req, ino == ImageTable::kRootInode ? EISDIR : ENOENT);
-  if ((fi->flags & O_ACCMODE) != O_RDONLY && (image->config.read_only || image->write_gate.closed())) {
+  if ((fi->flags & O_ACCMODE) != O_RDONLY && (image->config.read_only || image->export_gate.closed())) {
     table.Release(*image);
     return (void)fuse_reply_err(req, EROFS);
   }
@@ -356,7 +356,7 @@ void OnWrite(fuse_req_t req, fuse_ino_t ino, const char* data, size_t size, off_
   MountedImage* image = Table(req).ByInode(ino);
   if (image == nullptr) return (void)fuse_reply_err(req, ENOENT);
   if (image->config.read_only) return (void)fuse_reply_err(req, EROFS);
-  const mount::WriteGateEntry gate(image->write_gate);
+  const mount::ExportGateEntry gate(image->export_gate);
   if (!gate.entered()) return (void)fuse_reply_err(req, EROFS);  // exported: image-export-prep
   const uint64_t disk = image->overlay->size();
   const uint64_t off = static_cast<uint64_t>(offset);
@@ -394,7 +394,7 @@ void OnFallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t l
   MountedImage* image = Table(req).ByInode(ino);
   if (image == nullptr) return (void)fuse_reply_err(req, ENOENT);
   if (image->config.read_only) return (void)fuse_reply_err(req, EROFS);
-  const mount::WriteGateEntry gate(image->write_gate);
+  const mount::ExportGateEntry gate(image->export_gate);
   if (!gate.entered()) return (void)fuse_reply_err(req, EROFS);  // exported: image-export-prep
   const uint64_t disk = image->overlay->size();
   const uint64_t off = static_cast<uint64_t>(offset);

@@ -31,7 +31,7 @@
 #include "config/mount_config.h"
 #include "mount/boot_profile_writer.h"
 #include "mount/io_stats.h"
-#include "mount/write_gate.h"
+#include "mount/export_gate.h"
 #include "overlay/boot_profile_cursor.h"
 #include "overlay/boot_profile_recorder.h"
 #include "overlay/overlay.h"
@@ -53,7 +53,7 @@ struct MountedImage {
   // Guest changes (write, discard, truncate) pass it; closed while the image
   // is exported read-only (image-export-prep .. image-export-end), when
   // they, writable opens and a chmod adding a write bit are EROFS.
-  WriteGate write_gate;
+  ExportGate export_gate;
   // The image's boot profile (`boot_profile:`, overlay/boot_profile.h): a
   // recording when the file did not exist at mount, or the cursor of its
   // replay when it did; at most one is set, by OpenBootProfile, before the

@@ -1,5 +1,5 @@
 #pragma once
-// WriteGate: lets guest changes to one image through, or holds them off for
+// ExportGate: lets guest changes to one image through, or holds them off for
 // good while the image is exported (`image-export-prep`): the disk a server
 // exports through the mount must not change under the client that copies
 // it (post-copy migration, docs/migration.md).
@@ -25,7 +25,7 @@
 
 namespace corfs::mount {
 
-class WriteGate {
+class ExportGate {
  public:
   // True: the change may go ahead, and the caller must call Leave after it.
   // False: the gate is closed (EROFS); nothing to leave.
@@ -56,18 +56,18 @@ class WriteGate {
 };
 
 // Holds the gate for one guest change; entered() false means refused.
-class WriteGateEntry {
+class ExportGateEntry {
  public:
-  explicit WriteGateEntry(WriteGate& gate) : gate_(gate), entered_(gate.Enter()) {}
-  ~WriteGateEntry() {
+  explicit ExportGateEntry(ExportGate& gate) : gate_(gate), entered_(gate.Enter()) {}
+  ~ExportGateEntry() {
     if (entered_) gate_.Leave();
   }
-  WriteGateEntry(const WriteGateEntry&) = delete;
-  WriteGateEntry& operator=(const WriteGateEntry&) = delete;
+  ExportGateEntry(const ExportGateEntry&) = delete;
+  ExportGateEntry& operator=(const ExportGateEntry&) = delete;
   bool entered() const { return entered_; }
 
  private:
-  WriteGate& gate_;
+  ExportGate& gate_;
   bool entered_;
 };
 

@@ -42,16 +42,17 @@ grep -q "is ready" mirror1.log || fail "no ready line: $(cat mirror1.log)"
 wait "$fio_pid" || { cat fio.log; fail "fio verify on the image"; }
 "$CORFS" complete disk.img -m mnt > /dev/null
 wait_for 30 job_gone mnt disk.img
-same mnt/disk.img full.raw
-fio "${FIO_JOB[@]}" --filename=full.raw --verify_only --output=fio-target.log \
-  || { cat fio-target.log; fail "fio --verify_only on the target"; }
 # Mirroring read the template without copying it into the overlay: the
-# overlay holds what fio wrote (24 MiB), not the 64 MiB disk.
+# overlay holds what fio wrote (24 MiB), not the 64 MiB disk. (Asked
+# before cmp reads the whole disk through the mount, which copies on read.)
 python3 - <<'PY'
 from qmp import *
 image = [i for i in Qmp("mnt.sock").ok("query-images") if i["name"] == "disk.img"][0]
 assert image["allocated-bytes"] <= 32 << 20, image
 PY
+same mnt/disk.img full.raw
+fio "${FIO_JOB[@]}" --filename=full.raw --verify_only --output=fio-target.log \
+  || { cat fio-target.log; fail "fio --verify_only on the target"; }
 
 step "an existing target without mode existing is refused and left alone"
 cp full.raw before.raw
@@ -66,7 +67,7 @@ nbd_pid=$SERVER_PID
 dd if=/dev/urandom of=mnt/disk.img bs=64k count=16 seek=100 conv=notrunc,fsync status=none
 "$CORFS" mirror disk.img "nbd+unix:///?socket=$WORK/nbd.sock" --wait-ready -m mnt > mirror2.log \
   || fail "mirror to NBD: $(cat mirror2.log)"
-dd if=/dev/urandom of=mnt/disk.img bs=4k count=64 seek=3000 conv=notrunc,fsync status=none  # after READY
+dd if=/dev/urandom of=mnt/disk.img bs=4k count=64 seek=9000 conv=notrunc,fsync status=none  # after READY, past fio's 8M..32M
 "$CORFS" complete disk.img -m mnt > /dev/null
 wait_for 30 job_gone mnt disk.img
 stop_bg "$nbd_pid"

@@ -4,9 +4,9 @@
 #include <string>
 #include <vector>
 
+#include "control/backup_commands.h"
 #include "control/commit_commands.h"
 #include "control/export_commands.h"
-#include "control/backup_commands.h"
 #include "control/image_commands.h"
 #include "control/mirror_commands.h"
 #include "control/observability_commands.h"

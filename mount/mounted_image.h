@@ -30,8 +30,8 @@
 
 #include "config/mount_config.h"
 #include "mount/boot_profile_writer.h"
-#include "mount/io_stats.h"
 #include "mount/export_gate.h"
+#include "mount/io_stats.h"
 #include "overlay/boot_profile_cursor.h"
 #include "overlay/boot_profile_recorder.h"
 #include "overlay/overlay.h"

@@ -31,24 +31,12 @@ std::optional<QmpResult> ParsePolicy(const Arguments& a, const char* name, jobs:
   return std::nullopt;
 }
 
-QmpResult DriveMirror(ControlContext& context, const nlohmann::json& args) {
-  Arguments a(args);
+// format, sync, mode, copy-mode and granularity; *existing is set by
+// mode "existing". The refusal, if any.
+std::optional<QmpResult> ParseModes(const Arguments& a, jobs::MirrorOptions* out, bool* existing) {
   QmpError error;
-  if (!a.OnlyKnown({"device", "target", "format", "sync", "mode", "speed", "force", "job-id", "granularity",
-                    "on-source-error", "on-target-error", "copy-mode"},
-                   &error)) {
-    return Failed(error);
-  }
-  std::string image_name;
-  std::string target_name;
   std::string text;
-  if (!a.String("device", &image_name, &error) || !a.String("target", &target_name, &error)) return Failed(error);
-  std::shared_ptr<const mount::MountedImage> image = context.images->Find(image_name);
-  if (image == nullptr) return QmpResult::Error("DeviceNotFound", "Image '" + image_name + "' not found");
-  if (target_name.empty()) return QmpResult::Generic("Parameter 'target' must not be empty");
-
-  jobs::JobOptions job_options;
-  jobs::MirrorOptions options;
+  jobs::MirrorOptions& options = *out;
   if (a.Has("format")) {
     if (!a.String("format", &text, &error)) return Failed(error);
     if (text != "raw") return QmpResult::Generic("format '" + text + "' is not supported: a target is raw");
@@ -62,11 +50,10 @@ QmpResult DriveMirror(ControlContext& context, const nlohmann::json& args) {
   } else {
     return QmpResult::Generic("Parameter 'sync' does not accept value '" + text + "' (expected full or top)");
   }
-  bool existing = overlay::IsUri(target_name);  // an export is never made
   if (a.Has("mode")) {
     if (!a.String("mode", &text, &error)) return Failed(error);
     if (text == "existing") {
-      existing = true;
+      *existing = true;
     } else if (text != "absolute-paths") {
       return QmpResult::Generic("Parameter 'mode' does not accept value '" + text +
                                 "' (expected absolute-paths or existing)");
@@ -82,6 +69,13 @@ QmpResult DriveMirror(ControlContext& context, const nlohmann::json& args) {
     }
   }
   if (a.Has("granularity") && !a.Unsigned("granularity", &options.granularity, &error)) return Failed(error);
+  return std::nullopt;
+}
+
+// job-id, speed and force. The refusal, if any.
+std::optional<QmpResult> ParseJobOptions(const Arguments& a, jobs::JobOptions* out) {
+  QmpError error;
+  jobs::JobOptions& job_options = *out;
   if (a.Has("job-id")) {
     if (!a.String("job-id", &job_options.job_id, &error)) return Failed(error);
     if (job_options.job_id.empty()) return QmpResult::Generic("Parameter 'job-id' must not be empty");
@@ -93,6 +87,29 @@ QmpResult DriveMirror(ControlContext& context, const nlohmann::json& args) {
     Status status = jobs::CheckSpeed(job_options.speed, force);
     if (!status.ok()) return QmpResult::Generic(status.message());
   }
+  return std::nullopt;
+}
+
+QmpResult DriveMirror(ControlContext& context, const nlohmann::json& args) {
+  Arguments a(args);
+  QmpError error;
+  if (!a.OnlyKnown({"device", "target", "format", "sync", "mode", "speed", "force", "job-id", "granularity",
+                    "on-source-error", "on-target-error", "copy-mode"},
+                   &error)) {
+    return Failed(error);
+  }
+  std::string image_name;
+  std::string target_name;
+  if (!a.String("device", &image_name, &error) || !a.String("target", &target_name, &error)) return Failed(error);
+  std::shared_ptr<const mount::MountedImage> image = context.images->Find(image_name);
+  if (image == nullptr) return QmpResult::Error("DeviceNotFound", "Image '" + image_name + "' not found");
+  if (target_name.empty()) return QmpResult::Generic("Parameter 'target' must not be empty");
+
+  jobs::JobOptions job_options;
+  jobs::MirrorOptions options;
+  bool existing = overlay::IsUri(target_name);  // an export is never made
+  if (auto refused = ParseModes(a, &options, &existing)) return *refused;
+  if (auto refused = ParseJobOptions(a, &job_options)) return *refused;
   if (auto refused = ParsePolicy(a, "on-source-error", &options.on_source_error)) return *refused;
   if (auto refused = ParsePolicy(a, "on-target-error", &options.on_target_error)) return *refused;
   job_options.on_error = options.on_target_error;

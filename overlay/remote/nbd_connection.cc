@@ -91,60 +91,45 @@ Status NbdConnection::Failed(const std::string& what) {
   return Status::Error(code != 0 ? code : EIO, std::move(message));
 }
 
-Status NbdConnection::Read(uint64_t offset, std::span<char> buf, Clock::time_point deadline) {
-  const std::string what = "read of " + std::to_string(buf.size()) + " bytes at " + std::to_string(offset);
+Status NbdConnection::IssueSplit(uint64_t length, uint64_t max_part, const std::string& what,
+                                 Clock::time_point deadline,
+                                 const std::function<int64_t(uint64_t done, size_t length)>& issue) {
   if (handle_ == nullptr) return Status::Error(ENOTCONN, shown_ + ": " + what + ": not connected");
   std::vector<int64_t> cookies;
-  for (uint64_t done = 0; done < buf.size();) {
-    const size_t length = std::min<uint64_t>(buf.size() - done, info_.max_request);
-    const int64_t cookie = nbd_aio_pread(handle_, buf.data() + done, length, offset + done, NBD_NULL_COMPLETION, 0);
+  for (uint64_t done = 0; done < length;) {
+    const size_t part = std::min(length - done, max_part);
+    const int64_t cookie = issue(done, part);
     if (cookie == -1) {
       Status failed = Failed(what);
       if (usable()) (void)Wait(cookies, deadline, what);
       return failed;
     }
     cookies.push_back(cookie);
-    done += length;
+    done += part;
   }
   return Wait(cookies, deadline, what);
+}
+
+Status NbdConnection::Read(uint64_t offset, std::span<char> buf, Clock::time_point deadline) {
+  const std::string what = "read of " + std::to_string(buf.size()) + " bytes at " + std::to_string(offset);
+  return IssueSplit(buf.size(), info_.max_request, what, deadline, [&](uint64_t done, size_t length) {
+    return nbd_aio_pread(handle_, buf.data() + done, length, offset + done, NBD_NULL_COMPLETION, 0);
+  });
 }
 
 Status NbdConnection::Write(uint64_t offset, std::span<const char> data, Clock::time_point deadline) {
   const std::string what = "write of " + std::to_string(data.size()) + " bytes at " + std::to_string(offset);
-  if (handle_ == nullptr) return Status::Error(ENOTCONN, shown_ + ": " + what + ": not connected");
-  std::vector<int64_t> cookies;
-  for (uint64_t done = 0; done < data.size();) {
-    const size_t length = std::min<uint64_t>(data.size() - done, info_.max_request);
-    const int64_t cookie = nbd_aio_pwrite(handle_, data.data() + done, length, offset + done, NBD_NULL_COMPLETION, 0);
-    if (cookie == -1) {
-      Status failed = Failed(what);
-      if (usable()) (void)Wait(cookies, deadline, what);
-      return failed;
-    }
-    cookies.push_back(cookie);
-    done += length;
-  }
-  return Wait(cookies, deadline, what);
+  return IssueSplit(data.size(), info_.max_request, what, deadline, [&](uint64_t done, size_t length) {
+    return nbd_aio_pwrite(handle_, data.data() + done, length, offset + done, NBD_NULL_COMPLETION, 0);
+  });
 }
 
 Status NbdConnection::Zero(uint64_t offset, uint64_t length, Clock::time_point deadline) {
   const std::string what = "zeroing " + std::to_string(length) + " bytes at " + std::to_string(offset);
-  if (handle_ == nullptr) return Status::Error(ENOTCONN, shown_ + ": " + what + ": not connected");
-  std::vector<int64_t> cookies;
-  // The protocol's lengths are 32 bits.
-  constexpr uint64_t kMaxZero = uint64_t{1} << 30;
-  for (uint64_t done = 0; done < length;) {
-    const uint64_t count = std::min(length - done, kMaxZero);
-    const int64_t cookie = nbd_aio_zero(handle_, count, offset + done, NBD_NULL_COMPLETION, 0);
-    if (cookie == -1) {
-      Status failed = Failed(what);
-      if (usable()) (void)Wait(cookies, deadline, what);
-      return failed;
-    }
-    cookies.push_back(cookie);
-    done += count;
-  }
-  return Wait(cookies, deadline, what);
+  constexpr uint64_t kMaxZero = uint64_t{1} << 30;  // the protocol's lengths are 32 bits
+  return IssueSplit(length, kMaxZero, what, deadline, [&](uint64_t done, size_t count) {
+    return nbd_aio_zero(handle_, count, offset + done, NBD_NULL_COMPLETION, 0);
+  });
 }
 
 Status NbdConnection::Flush(Clock::time_point deadline) {

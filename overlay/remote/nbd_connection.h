@@ -23,6 +23,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -99,6 +100,11 @@ class NbdConnection {
   // The failure of the libnbd call just made, naming `what`; a connection
   // that is no longer ready is closed.
   Status Failed(const std::string& what);
+  // Issues [offset, offset + length) as requests of at most `max_part`
+  // bytes, `issue(done, length)` each (an nbd_aio_* call giving its
+  // cookie, -1 when it failed), and waits for them all.
+  Status IssueSplit(uint64_t length, uint64_t max_part, const std::string& what, Clock::time_point deadline,
+                    const std::function<int64_t(uint64_t done, size_t length)>& issue);
   void Close();
 
   nbd_handle* handle_;

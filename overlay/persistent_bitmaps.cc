@@ -108,7 +108,7 @@ Status PersistentBitmaps::Open(Overlay& overlay, std::shared_ptr<PersistentBitma
 
 Status PersistentBitmaps::Decode(const std::string& bytes, const std::string& path, uint64_t disk_size, bool* in_use,
                                  std::map<std::string, Entry>* out) {
-  const Status corrupt = Status::Corrupt(path +
+  Status corrupt = Status::Corrupt(path +
                                          " is not a corfs bitmap file or is damaged (remove it to drop the "
                                          "bitmaps; the next backup must then be a full one)");
   if (bytes.size() < sizeof kMagic + 8 || std::memcmp(bytes.data(), kMagic, sizeof kMagic) != 0) return corrupt;

@@ -18,6 +18,9 @@ packages=(
   qemu-utils qemu-system-common fio e2fsprogs xfsprogs socat
   # the integration tests' JSON clients and checks
   python3
+  # migration tests: two network namespaces joined by a veth pair (ip netns,
+  # nsenter)
+  iproute2 util-linux
   # tests/integration/guest_boot_test.sh and bench/run.sh's boot figure: a
   # guest under qemu (TCG), its initramfs built from a static busybox (the
   # kernel is fetched on first use with apt-get download, see

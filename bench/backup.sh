@@ -13,38 +13,30 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
+# shellcheck source=bench/lib.sh
+source "$root/bench/lib.sh"
 
 usage() {
-  cat >&2 <<'USAGE'
+  cat >&2 <<USAGE
 usage: bench/backup.sh [options]
-  --size SIZE       the disk (default 1G)
-  --runtime SECS    fio's idle run (default 20); the backup run lasts as long as the backup
-  --dir DIR         make the work folder inside DIR (default /tmp)
-  --keep            keep the work folder
-  --corfs BINARY    use this corfs binary; do not install packages or build
+  --size SIZE          the disk (default 1G)
+  --runtime SECS       fio's idle run (default 20); the backup run lasts as long as the backup
+$bench_usage
 USAGE
   exit 2
 }
 
 size=1G
 runtime=20
-parent=/tmp
-keep=0
-corfs=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --size) size=${2:?}; shift 2 ;;
     --runtime) runtime=${2:?}; shift 2 ;;
-    --dir) parent=${2:?}; shift 2 ;;
-    --keep) keep=1; shift ;;
-    --corfs) corfs=$(realpath "${2:?}"); shift 2 ;;
     -h|--help) usage ;;
-    *) echo "bench: unknown option $1" >&2; usage ;;
+    *) bench_option "$@"; shift "$took" ;;
   esac
 done
 
-# shellcheck source=bench/lib.sh
-source "$root/bench/lib.sh"
 build_unless_corfs
 require_tools "$corfs" fio python3 fusermount3
 make_work_folder corfs-backup-bench

@@ -12,38 +12,30 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
+# shellcheck source=bench/lib.sh
+source "$root/bench/lib.sh"
 
 usage() {
-  cat >&2 <<'USAGE'
+  cat >&2 <<USAGE
 usage: bench/commit.sh [options]
   --data SIZE          overlay data to commit (default 256M, a multiple of 1M)
   --base SIZE          size of the raw base (default 1G)
-  --dir DIR            make the work folder inside DIR (default /tmp)
-  --keep               keep the work folder
-  --corfs BINARY       use this corfs binary; do not install packages or build
+$bench_usage
 USAGE
   exit 2
 }
 
 data=256M
 base_size=1G
-parent=/tmp
-keep=0
-corfs=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --data) data=${2:?}; shift 2 ;;
     --base) base_size=${2:?}; shift 2 ;;
-    --dir) parent=${2:?}; shift 2 ;;
-    --keep) keep=1; shift ;;
-    --corfs) corfs=$(realpath "${2:?}"); shift 2 ;;
     -h|--help) usage ;;
-    *) echo "bench: unknown option $1" >&2; usage ;;
+    *) bench_option "$@"; shift "$took" ;;
   esac
 done
 numfmt --from=iec "$data" > /dev/null || usage
-# shellcheck source=bench/lib.sh
-source "$root/bench/lib.sh"
 build_unless_corfs
 require_tools "$corfs" python3 fusermount3
 make_work_folder corfs-bench-commit

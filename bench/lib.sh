@@ -1,11 +1,16 @@
-# shellcheck shell=bash disable=SC2154,SC2034  # root, keep, parent: the script's; qmp: for it
-# Helpers shared by the bench scripts (bench/run.sh, bench/remote.sh,
-# bench/remote_http.sh): sourced, not run, after the options are parsed:
+# shellcheck shell=bash disable=SC2154,SC2034  # root: the script's; qmp, took, MiB: for it
+# Helpers shared by the bench scripts (bench/run.sh, remote.sh, mirror.sh...):
+# sourced, not run, before the script parses its options:
 #
 #   source "$root/bench/lib.sh"
 #
-# It only defines functions (and the empty lists pids and mounts); nothing
-# runs until the script calls them:
+# It sets the shared options' defaults (parent=/tmp, keep=0, corfs="") and
+# otherwise only defines functions (and the empty lists pids and mounts);
+# nothing runs until the script calls them:
+#   bench_option "$@"     the options every script takes (--dir, --keep,
+#                         --corfs): sets them and took (the words used);
+#                         any other word calls the script's usage
+#   bench_usage           their lines, for the script's usage text
 #   build_unless_corfs    without --corfs: install the packages and build,
 #                         corfs= the built binary; sets qmp (bench/qmp.py)
 #   require_tools T...    exit 1 naming the first tool that is missing
@@ -16,15 +21,30 @@
 #   stop_pid PID SIGNAL   signal, wait up to 30 s, then SIGKILL; drops PID
 #                         from pids
 #   is_mounted PATH, wait_mounted PATH PID
-#   now, elapsed START, record KEY VALUE, say MESSAGE, fail MESSAGE
+#   now, elapsed START, record KEY VALUE, say MESSAGE, fail MESSAGE; MiB
 #
-# The script must set first: root (the checkout), corfs ("" unless
-# --corfs), parent (--dir) and keep (1: keep the work folder). It adds
+# The script sets root (the checkout) first and defines usage. It adds
 # to pids every process it starts in the background and to mounts every
 # mountpoint it makes; cleanup stops the first by pid and unmounts the
 # others, then removes the work folder unless keep=1 or a mount is left.
 # For more to undo on exit, the script defines bench_cleanup_hook: cleanup
 # calls it first, before stopping anything.
+
+# --- the shared options --------------------------------------------------------
+parent=/tmp   # --dir: the work folder is made inside it
+keep=0        # --keep: keep the work folder
+corfs=""      # --corfs: this binary; no packages installed, no build
+bench_usage='  --dir DIR            make the work folder inside DIR (default /tmp)
+  --keep               keep the work folder
+  --corfs BINARY       use this corfs binary; do not install packages or build'
+bench_option() {  # "$@" of the script's option loop; sets took
+  case "$1" in
+    --dir) parent=${2:?}; took=2 ;;
+    --keep) keep=1; took=1 ;;
+    --corfs) corfs=$(realpath "${2:?}"); took=2 ;;
+    *) echo "bench: unknown option $1" >&2; usage ;;
+  esac
+}
 
 # --- build and tools ---------------------------------------------------------
 build_unless_corfs() {
@@ -88,6 +108,7 @@ make_work_folder() {  # name: the folder $parent/name.XXXXXX
 }
 
 # --- helpers -----------------------------------------------------------------
+MiB=$((1 << 20))
 now() { date +%s%N; }
 elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.3f", (b - a) / 1e9 }'; }
 record() { echo "$1 $2" >> "$results"; }

@@ -19,16 +19,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
+# shellcheck source=bench/lib.sh
+source "$root/bench/lib.sh"
 
 usage() {
-  cat >&2 <<'USAGE'
+  cat >&2 <<USAGE
 usage: bench/mirror.sh [options]
-  --size SIZE       image of the full-mirror figures (default 1G)
-  --top-size SIZE   image of the sync-top figure (default 4G)
-  --top-data SIZE   what its overlay holds (default 256M)
-  --dir DIR         make the work folder inside DIR (default /tmp)
-  --keep            keep the work folder
-  --corfs BINARY    use this corfs binary; do not install packages or build
+  --size SIZE          image of the full-mirror figures (default 1G)
+  --top-size SIZE      image of the sync-top figure (default 4G)
+  --top-data SIZE      what its overlay holds (default 256M)
+$bench_usage
 USAGE
   exit 2
 }
@@ -36,29 +36,20 @@ USAGE
 size=1G
 top_size=4G
 top_data=256M
-parent=/tmp
-keep=0
-corfs=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --size) size=${2:?}; shift 2 ;;
     --top-size) top_size=${2:?}; shift 2 ;;
     --top-data) top_data=${2:?}; shift 2 ;;
-    --dir) parent=${2:?}; shift 2 ;;
-    --keep) keep=1; shift ;;
-    --corfs) corfs=$(realpath "${2:?}"); shift 2 ;;
     -h|--help) usage ;;
-    *) echo "bench: unknown option $1" >&2; usage ;;
+    *) bench_option "$@"; shift "$took" ;;
   esac
 done
-MiB=$((1 << 20))
 bytes=$(numfmt --from=iec "$size") || usage
 top_bytes=$(numfmt --from=iec "$top_size") || usage
 top_data_bytes=$(numfmt --from=iec "$top_data") || usage
 [ $((top_data_bytes % MiB)) -eq 0 ] && [ "$top_data_bytes" -lt "$top_bytes" ] || usage
 
-# shellcheck source=bench/lib.sh
-source "$root/bench/lib.sh"
 build_unless_corfs
 require_tools "$corfs" fio python3 fusermount3
 

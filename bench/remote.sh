@@ -16,18 +16,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
+# shellcheck source=bench/lib.sh
+source "$root/bench/lib.sh"   # build_unless_corfs, the work folder and its cleanup, say/fail/record...
 
 usage() {
-  cat >&2 <<'USAGE'
+  cat >&2 <<USAGE
 usage: bench/remote.sh [options]
   --size SIZE          template of the stream and cold-read figures (default 1G)
   --fleet-size SIZE    template of each fleet mount (default 256M)
   --fleet "N..."       fleet sizes (default "1 4 8")
   --delay TIME         nbdkit delay-read (default 2ms)
   --rate BITS          rate of the reported rate-limited runs (default 800M; 0 = none)
-  --dir DIR            make the work folder inside DIR (default /tmp)
-  --keep               keep the work folder
-  --corfs BINARY       use this corfs binary; do not install packages or build
+$bench_usage
 USAGE
   exit 2
 }
@@ -37,9 +37,6 @@ fleet_size=256M
 fleet="1 4 8"
 delay=2ms
 rate=800M
-parent=/tmp
-keep=0
-corfs=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --size) size=${2:?}; shift 2 ;;
@@ -47,22 +44,16 @@ while [ $# -gt 0 ]; do
     --fleet) fleet=${2:?}; shift 2 ;;
     --delay) delay=${2:?}; shift 2 ;;
     --rate) rate=${2:?}; shift 2 ;;
-    --dir) parent=${2:?}; shift 2 ;;
-    --keep) keep=1; shift ;;
-    --corfs) corfs=$(realpath "${2:?}"); shift 2 ;;
     -h|--help) usage ;;
-    *) echo "bench: unknown option $1" >&2; usage ;;
+    *) bench_option "$@"; shift "$took" ;;
   esac
 done
-MiB=$((1 << 20))
 bytes=$(numfmt --from=iec "$size") || usage
 fleet_bytes=$(numfmt --from=iec "$fleet_size") || usage
 for b in "$bytes" "$fleet_bytes"; do
   [ $((b % MiB)) -eq 0 ] && [ "$b" -ge $((16 * MiB)) ] || { echo "bench: sizes must be multiples of 1M, at least 16M" >&2; exit 2; }
 done
 
-# shellcheck source=bench/lib.sh
-source "$root/bench/lib.sh"   # build_unless_corfs, the work folder and its cleanup, say/fail/record...
 build_unless_corfs
 require_tools "$corfs" nbdkit nbdcopy qemu-img qemu-storage-daemon python3 fusermount3
 

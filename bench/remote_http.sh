@@ -15,40 +15,31 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
+# shellcheck source=bench/lib.sh
+source "$root/bench/lib.sh"   # build_unless_corfs, the work folder and its cleanup, say/fail/record...
 
 usage() {
-  cat >&2 <<'USAGE'
+  cat >&2 <<USAGE
 usage: bench/remote_http.sh [options]
   --size SIZE          template size (default 1G; a multiple of 1M, at least 64M)
-  --dir DIR            make the work folder inside DIR (default /tmp)
-  --keep               keep the work folder
-  --corfs BINARY       use this corfs binary; do not install packages or build
+$bench_usage
 USAGE
   exit 2
 }
 
 size=1G
-parent=/tmp
-keep=0
-corfs=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --size) size=${2:?}; shift 2 ;;
-    --dir) parent=${2:?}; shift 2 ;;
-    --keep) keep=1; shift ;;
-    --corfs) corfs=$(realpath "${2:?}"); shift 2 ;;
     -h|--help) usage ;;
-    *) echo "bench: unknown option $1" >&2; usage ;;
+    *) bench_option "$@"; shift "$took" ;;
   esac
 done
 
-MiB=$((1 << 20))
 bytes=$(numfmt --from=iec "$size") || usage
 if [ $((bytes % MiB)) -ne 0 ] || [ "$bytes" -lt $((64 * MiB)) ]; then
   echo "bench: --size must be a multiple of 1M and at least 64M" >&2; exit 2
 fi
-# shellcheck source=bench/lib.sh
-source "$root/bench/lib.sh"   # build_unless_corfs, the work folder and its cleanup, say/fail/record...
 build_unless_corfs
 require_tools "$corfs" nginx curl qemu-img qemu-storage-daemon python3 fusermount3
 

@@ -15,15 +15,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
+# shellcheck source=bench/lib.sh
+source "$root/bench/lib.sh"   # build_unless_corfs, the work folder and its cleanup, say/fail/record...
 
 usage() {
-  cat >&2 <<'USAGE'
+  cat >&2 <<USAGE
 usage: bench/run.sh [options]
   --size SIZE          template size (default 1G; a multiple of 1M, at least 64M)
   --runtime SECONDS    length of each fio figure (default 10)
-  --dir DIR            make the work folder inside DIR (default /tmp)
-  --keep               keep the work folder
-  --corfs BINARY       use this corfs binary; do not install packages or build
   --rounds N           rounds of the cold figures, each on fresh images; the
                        median is judged (default 1, at most 9)
   --rand-ios N         4 KiB reads of each cold random figure (default 8192)
@@ -36,19 +35,17 @@ usage: bench/run.sh [options]
   --no-sparse          skip the sparse-template figure
   --no-qcow2           skip the compressed-qcow2-template figures
   --cold-only          only the cold read figures: --no-warm --no-stream --no-qcow2
+$bench_usage
 USAGE
   exit 2
 }
 
 size=1G
 runtime=10
-parent=/tmp
-keep=0
 sparse_size=100G
 sparse=1
 qcow2=1
 qcow2_rounds=3
-corfs=""
 rand_ios=8192
 rounds=1
 random=1
@@ -60,8 +57,6 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --size) size=${2:?}; shift 2 ;;
     --runtime) runtime=${2:?}; shift 2 ;;
-    --dir) parent=${2:?}; shift 2 ;;
-    --keep) keep=1; shift ;;
     --sparse-size) sparse_size=${2:?}; shift 2 ;;
     --no-sparse) sparse=0; shift ;;
     --no-qcow2) qcow2=0; shift ;;
@@ -73,13 +68,11 @@ while [ $# -gt 0 ]; do
     --no-warm) warm=0; shift ;;
     --no-stream) stream=0; shift ;;
     --cold-only) warm=0; stream=0; qcow2=0; shift ;;
-    --corfs) corfs=$(realpath "${2:?}"); shift 2 ;;
     -h|--help) usage ;;
-    *) echo "bench: unknown option $1" >&2; usage ;;
+    *) bench_option "$@"; shift "$took" ;;
   esac
 done
 
-MiB=$((1 << 20))
 bytes=$(numfmt --from=iec "$size") || usage
 sparse_bytes=$(numfmt --from=iec "$sparse_size") || usage
 if [ $((bytes % MiB)) -ne 0 ] || [ "$bytes" -lt $((64 * MiB)) ]; then
@@ -97,8 +90,6 @@ if [ "$sparse" = 1 ] && [ "$sparse_bytes" -lt $((2 * bytes)) ]; then
   echo "bench: --sparse-size must be at least twice --size" >&2; exit 2
 fi
 
-# shellcheck source=bench/lib.sh
-source "$root/bench/lib.sh"   # build_unless_corfs, the work folder and its cleanup, say/fail/record...
 build_unless_corfs
 require_tools "$corfs" qemu-img qemu-storage-daemon fio python3 fusermount3 mkfs.ext4
 if [ "$boot" = 1 ]; then

@@ -109,8 +109,8 @@ Status PersistentBitmaps::Open(Overlay& overlay, std::shared_ptr<PersistentBitma
 Status PersistentBitmaps::Decode(const std::string& bytes, const std::string& path, uint64_t disk_size, bool* in_use,
                                  std::map<std::string, Entry>* out) {
   Status corrupt = Status::Corrupt(path +
-                                         " is not a corfs bitmap file or is damaged (remove it to drop the "
-                                         "bitmaps; the next backup must then be a full one)");
+                                   " is not a corfs bitmap file or is damaged (remove it to drop the "
+                                   "bitmaps; the next backup must then be a full one)");
   if (bytes.size() < sizeof kMagic + 8 || std::memcmp(bytes.data(), kMagic, sizeof kMagic) != 0) return corrupt;
   const std::string_view summed(bytes.data(), bytes.size() - 8);
   Reader tail(std::string_view(bytes).substr(bytes.size() - 8));

@@ -60,26 +60,31 @@ wait_mounted "$dir/mnt" "${pids[-1]}"
 say "streaming the image local"
 "$corfs" stream disk.img --wait -m mnt > /dev/null
 
-# fio_run NAME [fio options]: a 4 KiB random write job; its JSON in NAME.json.
-fio_run() {
+# fio_args NAME [fio options]: sets args to a 4 KiB random write job whose
+# JSON goes to NAME.json (an array, so the background run is fio's own pid).
+fio_args() {
   local name=$1
   shift
-  fio --name="$name" --filename=mnt/disk.img --rw=randwrite --bs=4k --direct=1 --ioengine=psync \
-    --size="$size" --randrepeat=0 --output-format=json --output="$name.json" "$@"
+  args=(fio --name="$name" --filename=mnt/disk.img --rw=randwrite --bs=4k --direct=1 --ioengine=psync
+    --size="$size" --randrepeat=0 --output-format=json --output="$name.json" "$@")
 }
-# clat NAME PERCENTILE: in microseconds.
+# clat NAME PERCENTILE: in microseconds. A fio stopped by a signal says so
+# before its JSON.
 clat() {
   python3 -c '
 import json, sys
-w = json.load(open(sys.argv[1] + ".json"))["jobs"][0]["write"]
+text = open(sys.argv[1] + ".json").read()
+w = json.loads(text[text.index("{"):])["jobs"][0]["write"]
 print("%.1f" % (w["clat_ns"]["percentile"][sys.argv[2]] / 1000))' "$1" "$2"
 }
 
 say "idle: fio ${runtime}s"
-fio_run idle --time_based --runtime="$runtime"
+fio_args idle --time_based --runtime="$runtime"
+"${args[@]}"
 
 say "backup of $size while fio writes"
-fio_run during --time_based --runtime=3600 &
+fio_args during --time_based --runtime=3600
+"${args[@]}" &
 fio_pid=$!
 pids+=("$fio_pid")
 sleep 2
@@ -91,12 +96,15 @@ stop_pid "$fio_pid" INT
 for p in 50.000000 99.000000 99.900000; do
   short=${p%%.*}
   [ "$p" = 99.900000 ] && short=99.9
-  record "idle_write_p${short}_us" "$(clat idle $p)"
-  record "backup_write_p${short}_us" "$(clat during $p)"
+  idle=$(clat idle $p)
+  during=$(clat during $p)
+  record "idle_write_p${short}_us" "$idle"
+  record "backup_write_p${short}_us" "$during"
+  [ "$short" = 99 ] && p99_ratio=$(awk -v a="$idle" -v b="$during" 'BEGIN { printf "%.2f", b / a }')
 done
 record backup_seconds "$backup_seconds"
 record backup_mib_per_s "$(awk -v s="$backup_seconds" -v b="$(numfmt --from=iec "$size")" 'BEGIN { printf "%.1f", b / 1048576 / s }')"
-record p99_ratio "$(awk -v a="$(clat idle 99.000000)" -v b="$(clat during 99.000000)" 'BEGIN { printf "%.2f", b / a }')"
+record p99_ratio "$p99_ratio"
 cat "$results"
 stamp=$(date +%Y%m%d-%H%M%S)
 python3 -c '

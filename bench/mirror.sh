@@ -65,12 +65,6 @@ mount_corfs() {
   mounts+=("$dir/$1.mnt")
   wait_mounted "$dir/$1.mnt" "$mnt_pid"
 }
-job_status() {  # MNT: the status of job disk.img, "" once gone
-  "$corfs" jobs --json -m "$1" | python3 -c '
-import json, sys
-print(next((j["status"] for j in json.load(sys.stdin) if j["device"] == "disk.img"), ""))'
-}
-wait_gone() { while [ -n "$(job_status "$1")" ]; do sleep 0.05; done; }
 
 say "template of $size (random data)"
 head -c "$bytes" /dev/urandom > template.raw
@@ -86,8 +80,7 @@ rm -f cp.raw; sync
 say "mirror to a local file, to READY and complete"
 t=$(now)
 "$corfs" mirror disk.img "$dir/mirror.raw" --wait-ready -m full.mnt > /dev/null
-"$corfs" complete disk.img -m full.mnt > /dev/null
-wait_gone full.mnt
+"$corfs" complete disk.img --wait -m full.mnt > /dev/null
 record mirror_full "$(elapsed "$t")"
 cmp -s template.raw mirror.raw || fail "the mirror differs from the image"
 rm -f mirror.raw; sync
@@ -102,8 +95,7 @@ t=$(now)
 "$corfs" mirror disk.img "$dir/loaded.raw" --wait-ready -m full.mnt > /dev/null
 record ready_loaded "$(elapsed "$t")"
 stop_pid "$fio_pid" TERM
-"$corfs" complete disk.img -m full.mnt > /dev/null
-wait_gone full.mnt
+"$corfs" complete disk.img --wait -m full.mnt > /dev/null
 cmp -s full.mnt/disk.img loaded.raw || fail "the loaded mirror differs from the image"
 rm -f loaded.raw
 stop_pid "$mnt_pid" INT
@@ -125,8 +117,7 @@ t=$(now); cp data.raw cp-top.raw; sync; record cp_top "$(elapsed "$t")"
 rm -f cp-top.raw; sync
 t=$(now)
 "$corfs" mirror disk.img "$dir/top-target.raw" --sync top --mode existing --wait-ready -m top.mnt > /dev/null
-"$corfs" complete disk.img -m top.mnt > /dev/null
-wait_gone top.mnt
+"$corfs" complete disk.img --wait -m top.mnt > /dev/null
 record mirror_top "$(elapsed "$t")"
 cmp -s top.mnt/disk.img top-target.raw || fail "the top mirror differs from the image"
 stop_pid "$mnt_pid" INT

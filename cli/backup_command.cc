@@ -1,14 +1,11 @@
 // corfs backup IMAGE TARGET (drive-backup) and corfs bitmap add|remove|clear
 // (block-dirty-bitmap-*): backups of an image of a running mount.
 
-#include <chrono>
 #include <cstdio>
 #include <memory>
-#include <optional>
 #include <string>
 
 #include "cli/commands.h"
-#include "cli/progress_display.h"
 #include "cli/qmp_client.h"
 #include "common/size.h"
 
@@ -43,28 +40,6 @@ struct BackupArgs {
   bool force = false;
 };
 
-// Waits for the end event of job `id`: 0 when it completed without error.
-int WaitForEnd(QmpClient& client, const std::string& id, bool json) {
-  while (true) {
-    std::optional<nlohmann::json> event;
-    Status status = client.NextEvent(std::chrono::milliseconds(-1), &event);
-    if (!status.ok()) {
-      std::fprintf(stderr, "corfs: the mount went away before job %s ended (%s)\n", id.c_str(),
-                   status.message().c_str());
-      return kExitUsage;
-    }
-    if (!event || (*event)["data"].value("device", std::string()) != id) continue;
-    const std::string name = (*event)["event"].get<std::string>();
-    if (name != "BLOCK_JOB_COMPLETED" && name != "BLOCK_JOB_CANCELLED") continue;
-    if (json) {
-      std::printf("%s\n", event->dump().c_str());
-    } else {
-      std::printf("%s\n", JobSummary(name, (*event)["data"]).c_str());
-    }
-    return name == "BLOCK_JOB_COMPLETED" && !(*event)["data"].contains("error") ? kExitOk : kExitFailure;
-  }
-}
-
 int RunBackup(const BackupArgs& a) {
   nlohmann::json args = {{"device", a.image}, {"target", a.target}, {"sync", a.sync}};
   if (a.sync != "full" && a.sync != "top" && a.sync != "incremental") {
@@ -95,7 +70,7 @@ int RunBackup(const BackupArgs& a) {
     }
     return kExitOk;
   }
-  return WaitForEnd(client, id, a.mount.json);
+  return FollowJob(client, id, a.mount.json);
 }
 
 struct BitmapArgs {

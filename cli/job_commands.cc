@@ -43,8 +43,11 @@ int FailQmp(const Target& target, const QmpClient& client, const Status& status)
   return Fail(status.message());
 }
 
-// Connects, runs one command, prints its result as JSON when asked.
-int RunSimple(const Target& target, const std::string& command, const nlohmann::json& args, const char* done) {
+// Connects, runs one command, prints its result as JSON when asked. With
+// `wait_for` (a job id), then follows that job until it ends: the exit
+// code is the job's.
+int RunSimple(const Target& target, const std::string& command, const nlohmann::json& args, const char* done,
+              const std::string& wait_for = "") {
   QmpClient client;
   Status status = Connect(target, &client);
   nlohmann::json result;
@@ -55,6 +58,8 @@ int RunSimple(const Target& target, const std::string& command, const nlohmann::
   } else if (done != nullptr) {
     std::printf("%s\n", done);
   }
+  std::fflush(stdout);
+  if (!wait_for.empty()) return FollowJob(client, wait_for, target.json);
   return 0;
 }
 
@@ -452,19 +457,24 @@ void AddJobControlCommands(CLI::App& app, int* exit_code) {
     const char* command;
     const char* help;
     const char* done;
+    bool can_wait;  // --wait: follow the job until it ends
   };
   for (const JobVerb& verb :
-       {JobVerb{"pause", "block-job-pause", "Pause a job", "paused"},
-        JobVerb{"resume", "block-job-resume", "Resume a paused job", "resumed"},
-        JobVerb{"cancel", "block-job-cancel", "Cancel a job", "cancel requested"},
+       {JobVerb{"pause", "block-job-pause", "Pause a job", "paused", false},
+        JobVerb{"resume", "block-job-resume", "Resume a paused job", "resumed", false},
+        JobVerb{"cancel", "block-job-cancel", "Cancel a job", "cancel requested", true},
         JobVerb{"complete", "block-job-complete", "Finish a job that is ready (a mirror, an active commit)",
-                "completion requested"}}) {
+                "completion requested", true}}) {
     auto target = std::make_shared<Target>();
     auto job = std::make_shared<std::string>();
+    auto wait = std::make_shared<bool>(false);
     CLI::App* cmd = app.add_subcommand(verb.name, verb.help);
     cmd->add_option("job", *job, "Job id")->required();
+    if (verb.can_wait) cmd->add_flag("--wait", *wait, "Then wait until the job ends; exit 0 if it completed");
     AddTargetOptions(cmd, target.get());
-    cmd->callback([=] { *exit_code = RunSimple(*target, verb.command, {{"device", *job}}, verb.done); });
+    cmd->callback([=] {
+      *exit_code = RunSimple(*target, verb.command, {{"device", *job}}, verb.done, *wait ? *job : "");
+    });
   }
   {
     auto target = std::make_shared<Target>();

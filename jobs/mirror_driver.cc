@@ -56,6 +56,10 @@ Status MirrorDriver::Run(JobContext& job) {
                                        active ? MirrorHook::Mode::kActive : MirrorHook::Mode::kTrack);
   overlay_.AddWriteHook(hook_);
   installed_ = true;
+  if (target_->data_fd() >= 0) {
+    write_behind_ =
+        overlay::WriteBehind::ForFile(target_->data_fd(), overlay::kWriteBehindBatch, overlay::kWriteBehindWindow);
+  }
   CORFS_RETURN_IF_ERROR(MarkInitial(job));
   ReportProgress(job);
   while (job.Checkpoint()) {
@@ -175,6 +179,7 @@ Status MirrorDriver::CopyBatch(JobContext& job) {
       continue;
     }
     copied += runs[i].length;
+    if (write_behind_) write_behind_->Written(runs[i].offset, runs[i].length);
   }
   copied_ += copied;
   job.Advance({copied, copied, 0});

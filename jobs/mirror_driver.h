@@ -51,6 +51,7 @@
 #include "overlay/block_driver.h"
 #include "overlay/dirty_bitmap.h"
 #include "overlay/overlay.h"
+#include "overlay/write_behind.h"
 
 namespace corfs::jobs {
 
@@ -102,9 +103,13 @@ class MirrorDriver final : public JobDriver {
   const uint64_t chunk_size_;
   const std::shared_ptr<overlay::DirtyBitmap> dirty_;
   std::shared_ptr<MirrorHook> hook_;  // the job's thread only
-  bool installed_ = false;            // the hook is in the overlay
-  uint64_t cursor_ = 0;               // where the next batch starts looking
-  uint64_t copied_ = 0;               // bytes copied so far (QMP "offset")
+  // For a file target: what the job copied goes to the disk as it goes, so
+  // the flush at the end has little left (overlay/write_behind.h). The
+  // job's thread only; guest writes copied by the hook go without.
+  std::unique_ptr<overlay::WriteBehind> write_behind_;
+  bool installed_ = false;  // the hook is in the overlay
+  uint64_t cursor_ = 0;     // where the next batch starts looking
+  uint64_t copied_ = 0;     // bytes copied so far (QMP "offset")
   bool ready_ = false;
   std::atomic<bool> complete_{false};
 };

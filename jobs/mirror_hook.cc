@@ -2,7 +2,7 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <vector>
+#include <memory>
 
 namespace corfs::jobs {
 
@@ -45,7 +45,9 @@ MirrorHook::Mode MirrorHook::mode() const {
 
 Status MirrorHook::Copy(uint64_t offset, uint64_t length, Side* side) {
   RangeLock::Held held(ranges_, offset, length);
-  std::vector<char> buf(length);
+  // Not zeroed first: the read fills all of it.
+  const std::unique_ptr<char[]> memory = std::make_unique_for_overwrite<char[]>(length);
+  const std::span<char> buf(memory.get(), length);
   Status read = overlay_.ReadWithoutFill(offset, buf);
   if (!read.ok()) {
     if (side != nullptr) *side = Side::kSource;

@@ -16,14 +16,6 @@ namespace {
 constexpr uint64_t kMaxZeroChunk = 256ull << 20;
 // Progress is reported at least every this many bytes walked.
 constexpr uint64_t kMaxBatchWalk = 1ull << 30;
-// Copied data is sent to the disk in batches of this size, and at most the
-// window is on its way there before the stream waits for the oldest batch
-// and drops it from the page cache (overlay/write_behind.h). On the 2-core
-// VM we measured, windows of 4-32 MiB streamed equally fast (256 MiB was
-// 1.5x slower), and guests' 4 KiB reads during a stream had a lower p99
-// with 16 MiB batches than with 4 MiB ones (fewer writeback completions).
-constexpr uint64_t kWriteBehindBatch = 16ull << 20;
-constexpr uint64_t kWriteBehindWindow = 32ull << 20;
 // What a first pass skipped under on-error "ignore" is tried again by the
 // second pass, this much later: a backing image that failed a moment ago
 // may answer again after a while, and an image that fails every read is not
@@ -120,7 +112,7 @@ StreamDriver::StreamDriver(overlay::Overlay& overlay, std::string image, const S
       profile_(options.profile) {}
 
 Status StreamDriver::Run(JobContext& job) {
-  write_behind_ = overlay_.OpenWriteBehind(kWriteBehindBatch, kWriteBehindWindow);
+  write_behind_ = overlay_.OpenWriteBehind(overlay::kWriteBehindBatch, overlay::kWriteBehindWindow);
   Survey(job);
   if (profile_) {
     CORFS_RETURN_IF_ERROR(ProfilePass(job));

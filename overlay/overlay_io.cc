@@ -358,12 +358,7 @@ Status Overlay::FillClaimed(const ClaimedRun& run, std::span<char> out) {
 }
 
 std::unique_ptr<WriteBehind> Overlay::OpenWriteBehind(uint64_t batch, uint64_t window) const {
-  // The same file through /proc, not by name: the name may point elsewhere
-  // by now. A new open gives the descriptor its own writeback-error cursor.
-  const std::string self = "/proc/self/fd/" + std::to_string(data_.fd());
-  UniqueFd fd(::open(self.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd.valid()) return nullptr;
-  return std::make_unique<WriteBehind>(std::move(fd), batch, window);
+  return WriteBehind::ForFile(data_.fd(), batch, window);
 }
 
 }  // namespace corfs::overlay

@@ -2,9 +2,20 @@
 
 #include <fcntl.h>
 
+#include <string>
+
 namespace corfs::overlay {
 
 // Errors are left to the overlay's own fdatasync (see the header).
+
+std::unique_ptr<WriteBehind> WriteBehind::ForFile(int fd, uint64_t batch, uint64_t window) {
+  // The same file through /proc, not by name: the name may point elsewhere
+  // by now. A new open gives the descriptor its own writeback-error cursor.
+  const std::string self = "/proc/self/fd/" + std::to_string(fd);
+  UniqueFd own(::open(self.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!own.valid()) return nullptr;
+  return std::make_unique<WriteBehind>(std::move(own), batch, window);
+}
 
 void WriteBehind::Written(uint64_t offset, uint64_t length) {
   if (length == 0) return;

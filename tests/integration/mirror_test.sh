@@ -98,8 +98,10 @@ fio_pid=$BG_PID
 "$CORFS" mirror disk.img mnt2/dst.img --sync top --mode existing --wait-ready -m mnt > mirror3.log \
   || fail "mirror top: $(cat mirror3.log)"
 wait "$fio_pid" || { cat fio-top.log; fail "fio verify on the image (top)"; }
-"$CORFS" complete disk.img -m mnt > /dev/null
-wait_for 30 job_gone mnt disk.img
+# complete --wait follows the job to its end: exit 0 once COMPLETED.
+"$CORFS" complete disk.img --wait -m mnt > complete3.log || fail "complete --wait: $(cat complete3.log)"
+grep -q "completed" complete3.log || fail "no summary of the end: $(cat complete3.log)"
+job_gone mnt disk.img || fail "complete --wait returned before the job ended"
 same mnt/disk.img mnt2/dst.img
 [ "$(info_field overlays/dst.img state)" = has-backing ] || fail "dst.img is not an overlay over the template"
 

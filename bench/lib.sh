@@ -22,6 +22,7 @@
 #                         from pids
 #   is_mounted PATH, wait_mounted PATH PID
 #   now, elapsed START, record KEY VALUE, say MESSAGE, fail MESSAGE; MiB
+#   free_port             a TCP port on 127.0.0.1 for a server
 #
 # The script sets root (the checkout) first and defines usage. It adds
 # to pids every process it starts in the background and to mounts every
@@ -110,6 +111,7 @@ make_work_folder() {  # name: the folder $parent/name.XXXXXX
 # --- helpers -----------------------------------------------------------------
 MiB=$((1 << 20))
 now() { date +%s%N; }
+free_port() { python3 "$root/scripts/free_port.py"; }  # a TCP port on 127.0.0.1 for a server
 elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.3f", (b - a) / 1e9 }'; }
 record() { echo "$1 $2" >> "$results"; }
 say() { echo "bench: $*" >&2; }

@@ -8,7 +8,9 @@
 #     image (reported);
 #   - sync: top of a TOP_SIZE image whose overlay holds TOP_DATA, into a
 #     target that reads as the template, vs `cp` + `sync` of a TOP_DATA file
-#     to the same file system (target: at most 1.2x).
+#     to the same file system (target: at most 1.2x), and the same over NBD
+#     (qemu-nbd on loopback, as on a destination host) vs nbdcopy of
+#     TOP_DATA to the same server (target: at most 1.2x).
 #
 #   bench/mirror.sh [--size 1G] [--top-size 4G] [--top-data 256M]
 #                   [--dir DIR] [--keep] [--corfs BINARY]
@@ -28,6 +30,7 @@ usage: bench/mirror.sh [options]
   --size SIZE          image of the full-mirror figures (default 1G)
   --top-size SIZE      image of the sync-top figure (default 4G)
   --top-data SIZE      what its overlay holds (default 256M)
+  --rounds N           rounds of the sync-top figures; the median counts (default 3)
 $bench_usage
 USAGE
   exit 2
@@ -36,11 +39,13 @@ USAGE
 size=1G
 top_size=4G
 top_data=256M
+rounds=3
 while [ $# -gt 0 ]; do
   case "$1" in
     --size) size=${2:?}; shift 2 ;;
     --top-size) top_size=${2:?}; shift 2 ;;
     --top-data) top_data=${2:?}; shift 2 ;;
+    --rounds) rounds=${2:?}; shift 2 ;;
     -h|--help) usage ;;
     *) bench_option "$@"; shift "$took" ;;
   esac
@@ -51,7 +56,7 @@ top_data_bytes=$(numfmt --from=iec "$top_data") || usage
 [ $((top_data_bytes % MiB)) -eq 0 ] && [ "$top_data_bytes" -lt "$top_bytes" ] || usage
 
 build_unless_corfs
-require_tools "$corfs" fio python3 fusermount3
+require_tools "$corfs" fio python3 fusermount3 qemu-nbd nbdcopy nbdinfo
 
 make_work_folder corfs-mirror-bench
 record load_start "$(cut -d' ' -f1 /proc/loadavg)"
@@ -111,15 +116,55 @@ for i in $(seq 0 $((chunks - 1))); do
   dd if=data.raw of=top.mnt/disk.img bs=1M skip="$i" seek=$((i * stride)) count=1 conv=notrunc status=none
 done
 sync
-truncate -s "$top_size" top-target.raw  # reads as the template (zeros)
+# The same over NBD on loopback (a destination host's qemu-nbd), against
+# nbdcopy of the same bytes into an export of the same server: "the link".
+# nbd_serve FILE: qemu-nbd serving FILE on a new port, to 4 clients at once
+# (multi-conn, for both); sets nbd_uri, nbd_pid.
+nbd_serve() {
+  local port
+  port=$(free_port)
+  qemu-nbd -f raw -t -e 4 -b 127.0.0.1 -p "$port" "$1" 2>>qemu-nbd.log &
+  nbd_pid=$!
+  pids+=("$nbd_pid")
+  nbd_uri="nbd://127.0.0.1:$port"
+  for _ in $(seq 1 200); do nbdinfo --size "$nbd_uri" > /dev/null 2>&1 && return 0; sleep 0.05; done
+  fail "qemu-nbd did not start (see qemu-nbd.log)"
+}
+# Each sync-top figure is the median of $rounds rounds, the copies and the
+# mirrors taking turns: the final flush of 256 MiB alone varies by 2x from
+# one run to the next here. The mirrors read the overlay without filling
+# it, so every round copies the same 256 MiB.
 cat data.raw > /dev/null
-t=$(now); cp data.raw cp-top.raw; sync; record cp_top "$(elapsed "$t")"
-rm -f cp-top.raw; sync
-t=$(now)
-"$corfs" mirror disk.img "$dir/top-target.raw" --sync top --mode existing --wait-ready -m top.mnt > /dev/null
-"$corfs" complete disk.img --wait -m top.mnt > /dev/null
-record mirror_top "$(elapsed "$t")"
+for round in $(seq 1 "$rounds"); do
+  say "sync top, round $round of $rounds: to a file, over NBD, and their copies"
+  rm -f cp-top.raw; sync
+  t=$(now); cp data.raw cp-top.raw; sync; record "cp_top_$round" "$(elapsed "$t")"
+  rm -f top-target.raw; truncate -s "$top_size" top-target.raw  # reads as the template (zeros)
+  sync
+  t=$(now)
+  "$corfs" mirror disk.img "$dir/top-target.raw" --sync top --mode existing --wait-ready -m top.mnt > /dev/null
+  "$corfs" complete disk.img --wait -m top.mnt > /dev/null
+  record "mirror_top_$round" "$(elapsed "$t")"
+
+  rm -f nbdcopy-target.raw; truncate -s "$top_data" nbdcopy-target.raw
+  nbd_serve nbdcopy-target.raw
+  sync
+  t=$(now); nbdcopy --flush data.raw "$nbd_uri"; record "nbdcopy_top_$round" "$(elapsed "$t")"
+  stop_pid "$nbd_pid" TERM
+  cmp -s data.raw nbdcopy-target.raw || fail "nbdcopy's copy differs"
+  rm -f top-nbd.raw; truncate -s "$top_size" top-nbd.raw
+  nbd_serve top-nbd.raw
+  sync
+  t=$(now)
+  "$corfs" mirror disk.img "$nbd_uri" --sync top --mode existing --wait-ready -m top.mnt > /dev/null
+  "$corfs" complete disk.img --wait -m top.mnt > /dev/null
+  record "mirror_top_nbd_$round" "$(elapsed "$t")"
+  stop_pid "$nbd_pid" TERM
+done
+# Only now read through the mount: reading copies the template's clusters
+# into the overlay, and a later sync top would copy them too.
 cmp -s top.mnt/disk.img top-target.raw || fail "the top mirror differs from the image"
+cmp -s top.mnt/disk.img top-nbd.raw || fail "the top mirror over NBD differs from the image"
 stop_pid "$mnt_pid" INT
 record load_end "$(cut -d' ' -f1 /proc/loadavg)"
 
@@ -129,6 +174,9 @@ import json, os, sys, time
 results, out_dir, size, top_size, top_data, cores = sys.argv[1:7]
 cores = int(cores)
 values = {k: float(v) for k, v in (line.split() for line in open(results))}
+for key in ("cp_top", "mirror_top", "nbdcopy_top", "mirror_top_nbd"):
+    rounds = sorted(x for k, x in values.items() if k.rsplit("_", 1)[0] == key and k.rsplit("_", 1)[1].isdigit())
+    values[key] = rounds[len(rounds) // 2]
 v = values.get
 rows = []
 def row(figure, corfs, other, other_name, target, ok, note=""):
@@ -138,15 +186,18 @@ r = v("mirror_full") / v("cp_full")
 row("mirror %s to a file vs cp + sync" % size, v("mirror_full"), v("cp_full"), "cp", "<= 1.25x", r <= 1.25)
 row("time to READY under 20 MiB/s of writes", v("ready_loaded"), 0, "", "(reported)", None)
 r = v("mirror_top") / v("cp_top")
-row("sync top of %s holding %s vs cp of %s" % (top_size, top_data, top_data), v("mirror_top"), v("cp_top"), "cp",
+row("sync top of %s holding %s vs cp of %s (median)" % (top_size, top_data, top_data), v("mirror_top"), v("cp_top"), "cp",
     "<= 1.2x", r <= 1.2)
-print("%-48s %9s %9s %-4s %7s %-10s %s" % ("figure (%d cores)" % cores, "corfs", "other", "", "ratio", "target",
+r = v("mirror_top_nbd") / v("nbdcopy_top")
+row("the same over NBD vs nbdcopy of %s (median)" % top_data, v("mirror_top_nbd"), v("nbdcopy_top"), "nbdcopy", "<= 1.2x",
+    r <= 1.2)
+print("%-54s %9s %9s %-4s %7s %-10s %s" % ("figure (%d cores)" % cores, "corfs", "other", "", "ratio", "target",
                                           "result"))
 for x in rows:
     result = "-" if x["ok"] is None else ("ok" if x["ok"] else "MISS")
     other = "%8.2fs" % x["other"] if x["other"] else "%9s" % "-"
     ratio = "%6.2fx" % x["ratio"] if x["other"] else "%7s" % "-"
-    print("%-48s %8.2fs %s %-4s %s %-10s %s" % (x["figure"], x["corfs"], other, x["other_name"], ratio,
+    print("%-54s %8.2fs %s %-4s %s %-10s %s" % (x["figure"], x["corfs"], other, x["other_name"], ratio,
                                                 x["target"], result))
 busy = max(v("load_start"), v("load_end"))
 if busy > 0.5 * cores:

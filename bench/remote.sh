@@ -61,19 +61,7 @@ make_work_folder corfs-remote-bench
 
 settle() { sync; sleep 2; }
 
-# A port below the ephemeral range: a client retrying a port in that range
-# can be given it as its own and connect to itself.
-port=$(python3 -c '
-import random, socket
-low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
-while True:
-    port = random.randrange(10000, low)
-    try:
-        socket.socket().bind(("127.0.0.1", port))
-    except OSError:
-        continue
-    print(port)
-    break')
+port=$(free_port)
 uri="nbd://127.0.0.1:$port/"
 # serve NAME [RATE]: nbdkit on $port serving the folder's templates
 # (export = file name), reads delayed by $delay, limited to RATE bits per

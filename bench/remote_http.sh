@@ -57,7 +57,7 @@ say "work folder $dir; template $size; $cores cores"
 mkdir -p www nginx/tmp
 say "writing a random template of $size"
 head -c "$bytes" /dev/urandom > www/template.raw
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+port=$(free_port)
 cat > nginx/nginx.conf <<CONF
 daemon off;
 user root;  # the work folder is private (mktemp -d)

@@ -10,6 +10,11 @@ namespace {
 
 // A copy step: one run of marked chunks, at most this long.
 constexpr uint64_t kChunkSize = 1ull << 20;
+// Copies in flight at once to a target on a server (one without a local
+// file): there a copy waits mostly for its write's round trip. On qemu-nbd
+// over loopback, 256 MiB of sync top took 1.75 s with 2 in flight, 1.0 s
+// with 8 (nbdcopy: 1.24 s).
+constexpr unsigned kRemoteCopies = 8;
 // How often a READY job looks for marks left by failed copies of guest
 // writes, and for a complete.
 constexpr std::chrono::milliseconds kReadyPoll{20};
@@ -48,6 +53,7 @@ MirrorDriver::MirrorDriver(overlay::Overlay& overlay, std::shared_ptr<overlay::B
       options_(options),
       pool_(pool),
       chunk_size_(std::max(kChunkSize, granularity)),
+      copies_(target_->data_fd() >= 0 ? pool.workers() : std::max(pool.workers(), kRemoteCopies)),
       dirty_(std::make_shared<overlay::DirtyBitmap>(overlay.size(), granularity)) {}
 
 Status MirrorDriver::Run(JobContext& job) {
@@ -128,7 +134,7 @@ Status MirrorDriver::MarkInitial(JobContext& job) {
 
 uint64_t MirrorDriver::BatchBytes(const JobContext& job) const {
   const uint64_t slice = job.SliceBytes();
-  const uint64_t most = chunk_size_ * pool_.workers() * 2;
+  const uint64_t most = chunk_size_ * copies_ * 2;
   if (slice == 0) return most;
   return std::clamp(slice / dirty_->granularity() * dirty_->granularity(), dirty_->granularity(), most);
 }
@@ -162,8 +168,12 @@ Status MirrorDriver::CopyBatch(JobContext& job) {
   }
   std::vector<Status> results(runs.size());
   std::vector<MirrorHook::Side> sides(runs.size(), MirrorHook::Side::kSource);
-  pool_.ParallelFor(runs.size(),
-                    [&](size_t i) { results[i] = hook_->Copy(runs[i].offset, runs[i].length, &sides[i]); });
+  auto copy = [&](size_t i) { results[i] = hook_->Copy(runs[i].offset, runs[i].length, &sides[i]); };
+  if (copies_ > pool_.workers()) {
+    WorkerPool::ParallelForWaiting(runs.size(), copies_, copy);
+  } else {
+    pool_.ParallelFor(runs.size(), copy);
+  }
   bool ignored = false;
   uint64_t copied = 0;
   for (size_t i = 0; i < runs.size(); ++i) {

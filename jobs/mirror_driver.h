@@ -101,6 +101,10 @@ class MirrorDriver final : public JobDriver {
   const MirrorOptions options_;
   WorkerPool& pool_;
   const uint64_t chunk_size_;
+  // Copies in flight at once: the pool's workers for a file target; more
+  // for a target on a server (kRemoteCopies), run on threads of their own
+  // (WorkerPool::ParallelForWaiting).
+  const unsigned copies_;
   const std::shared_ptr<overlay::DirtyBitmap> dirty_;
   std::shared_ptr<MirrorHook> hook_;  // the job's thread only
   // For a file target: what the job copied goes to the disk as it goes, so

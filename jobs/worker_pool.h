@@ -3,7 +3,10 @@
 // several images streaming at once share `workers` threads instead of each
 // bringing its own.
 
+#include <algorithm>
+#include <atomic>
 #include <thread>
+#include <vector>
 
 #include <tbb/parallel_for.h>
 #include <tbb/task_arena.h>
@@ -34,6 +37,24 @@ class WorkerPool {
       return;
     }
     arena_.execute([&] { tbb::parallel_for(size_t{0}, count, [&](size_t i) { body(i); }); });
+  }
+
+  // The same for bodies that mostly wait on a server (a job's writes to an
+  // NBD target): on `threads` plain threads of their own, started for the
+  // call, so more requests are in flight than the pool has workers. A
+  // thread that waits for a reply takes no core, and a request's round trip
+  // is what limits such a copy, not the CPU.
+  template <typename Body>
+  static void ParallelForWaiting(size_t count, unsigned threads, const Body& body) {
+    std::atomic<size_t> next{0};
+    auto run = [&] {
+      for (size_t i = next++; i < count; i = next++) body(i);
+    };
+    std::vector<std::jthread> helpers;
+    const size_t helper_count = std::min<size_t>(threads, count) - (count > 0 ? 1 : 0);
+    helpers.reserve(helper_count);
+    for (size_t t = 0; t < helper_count; ++t) helpers.emplace_back(run);
+    run();  // the caller is one of them; the helpers join at the end of scope
   }
 
  private:

@@ -5,10 +5,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <thread>
 #include <utility>
-
-#include "overlay/image_location.h"
 
 namespace corfs::overlay {
 
@@ -16,24 +13,10 @@ namespace {
 
 using Clock = NbdConnection::Clock;
 
-// Failures no retry mends: the server has no such export, the URI is bad,
-// TLS refused us, the export changed.
-bool Permanent(const Status& status) {
-  switch (status.code()) {
-    case ENOENT:
-    case EINVAL:
-    case ENOTSUP:
-    case EPERM:
-    case EACCES:
-    case ESTALE: return true;
-    default: return false;
-  }
-}
-
-// The message of a connect failure, saying plainly what ENOENT means.
-Status Explain(const Status& status, const std::string& shown) {
-  if (status.code() != ENOENT) return status;
-  return Status::Error(ENOENT, shown + ": the server has no such export (" + status.message() + ")");
+// A backing image's failures are EIO to its callers, in the server's words.
+Status AsIoError(Status status) {
+  if (status.ok()) return status;
+  return Status::Error(EIO, status.message());
 }
 
 Allocation AllocationOf(uint32_t flags) {
@@ -53,98 +36,11 @@ Status OpenNbdImage(const std::string& uri, const RemoteOptions& options, std::u
   return Status::Ok();
 }
 
-NbdDriver::NbdDriver(std::string uri, std::string shown, const RemoteOptions& options, std::string tls_username,
-                     std::unique_ptr<NbdConnection> first)
-    : uri_(std::move(uri)), shown_(std::move(shown)), options_(options), tls_username_(std::move(tls_username)) {
-  const NbdConnection::ExportInfo& info = first->info();
-  size_ = info.size;
-  min_request_ = info.min_request;
-  allocation_ = info.allocation;
-  max_connections_ = info.multi_conn ? std::max(options.connections, 1u) : 1;
-  idle_.push_back(std::move(first));
-  open_ = 1;
-}
-
 Status NbdDriver::Open(const std::string& uri, const RemoteOptions& options, std::unique_ptr<NbdDriver>* out) {
-  const std::string shown = RedactCredentials(uri);
-  // In NBD a user name is the TLS (PSK) identity; there is no password.
-  std::string tls_username;
-  if (auto found = options.uri_credentials.find(shown); found != options.uri_credentials.end()) {
-    tls_username = found->second.user;
-  }
-  // Opening tries once: a server that is not there is reported at once,
-  // not after the retries meant for a server that went away.
-  std::unique_ptr<NbdConnection> first;
-  Status connected = NbdConnection::Connect(uri, shown, tls_username, Clock::now() + options.connect_timeout, &first);
-  if (!connected.ok()) return Status::Error(EIO, Explain(connected, shown).message());
-  out->reset(new NbdDriver(uri, shown, options, std::move(tls_username), std::move(first)));
+  std::unique_ptr<NbdConnectionPool> pool;
+  CORFS_RETURN_IF_ERROR(NbdConnectionPool::Open(uri, options, /*writable=*/false, &pool));
+  out->reset(new NbdDriver(std::move(pool), options.retries));
   return Status::Ok();
-}
-
-Status NbdDriver::Connect(std::unique_ptr<NbdConnection>* out) const {
-  std::unique_ptr<NbdConnection> connection;
-  Status connected =
-      NbdConnection::Connect(uri_, shown_, tls_username_, Clock::now() + options_.connect_timeout, &connection);
-  if (!connected.ok()) return Explain(connected, shown_);
-  if (connection->info().size != size_) {
-    return Status::Error(ESTALE, shown_ + ": the export changed size from " + std::to_string(size_) + " to " +
-                                     std::to_string(connection->info().size) +
-                                     " bytes; its data is no longer the image that was opened");
-  }
-  *out = std::move(connection);
-  return Status::Ok();
-}
-
-std::unique_ptr<NbdConnection> NbdDriver::Acquire(bool* may_open) {
-  std::unique_lock lock(mu_);
-  returned_.wait(lock, [&] { return !idle_.empty() || open_ < max_connections_; });
-  *may_open = false;
-  if (!idle_.empty()) {
-    std::unique_ptr<NbdConnection> connection = std::move(idle_.back());
-    idle_.pop_back();
-    return connection;
-  }
-  ++open_;
-  *may_open = true;
-  return nullptr;
-}
-
-void NbdDriver::Release(std::unique_ptr<NbdConnection> connection) {
-  {
-    std::lock_guard lock(mu_);
-    if (connection != nullptr && connection->usable()) {
-      idle_.push_back(std::move(connection));
-    } else {
-      --open_;
-    }
-  }
-  returned_.notify_one();
-}
-
-template <typename Request>
-Status NbdDriver::WithConnection(const std::string& what, Request&& request) {
-  Status last;
-  auto backoff = options_.backoff;
-  for (unsigned attempt = 0;; ++attempt) {
-    if (attempt > 0) {
-      std::this_thread::sleep_for(backoff);
-      backoff = std::min(backoff * 2, options_.max_backoff);
-    }
-    bool may_open = false;
-    std::unique_ptr<NbdConnection> connection = Acquire(&may_open);
-    if (connection == nullptr) last = Connect(&connection);
-    if (connection != nullptr) last = request(*connection, Clock::now() + options_.request_timeout);
-    const bool broke = connection == nullptr || !connection->usable();
-    Release(std::move(connection));
-    if (last.ok()) return last;
-    // A server that answered (with an error, or a changed export) is not
-    // asked again; a connection that broke or timed out is.
-    if (!broke || Permanent(last)) return Status::Error(EIO, last.message());
-    if (attempt >= options_.retries) {
-      return Status::Error(EIO, shown_ + ": " + what + " failed " + std::to_string(attempt + 1) +
-                                    " times, the last time with: " + last.message());
-    }
-  }
 }
 
 Status NbdDriver::Read(uint64_t offset, std::span<char> buf) {
@@ -167,14 +63,14 @@ Status NbdDriver::Read(uint64_t offset, std::span<char> buf) {
 
 Status NbdDriver::ReadAligned(uint64_t offset, std::span<char> buf) {
   const std::string what = "read of " + std::to_string(buf.size()) + " bytes at " + std::to_string(offset);
-  return WithConnection(what, [&](NbdConnection& connection, Clock::time_point deadline) {
+  return AsIoError(pool_->Run(what, retries_, [&](NbdConnection& connection, Clock::time_point deadline) {
     return connection.Read(offset, buf, deadline);
-  });
+  }));
 }
 
 Status NbdDriver::GetBlockStatus(uint64_t offset, uint64_t length, BlockStatus* out) {
   length = std::min(length, size_ - std::min(offset, size_));
-  if (!allocation_ || length == 0) {
+  if (!pool_->info().allocation || length == 0) {
     *out = {Allocation::kData, std::max<uint64_t>(length, 1)};
     return Status::Ok();
   }
@@ -182,9 +78,10 @@ Status NbdDriver::GetBlockStatus(uint64_t offset, uint64_t length, BlockStatus* 
   const uint64_t end = std::min(size_, (offset + length + min_request_ - 1) / min_request_ * min_request_);
   std::vector<NbdConnection::Extent> extents;
   const std::string what = "block status at " + std::to_string(offset);
-  CORFS_RETURN_IF_ERROR(WithConnection(what, [&](NbdConnection& connection, Clock::time_point deadline) {
-    return connection.BlockStatus(start, end - start, deadline, &extents);
-  }));
+  CORFS_RETURN_IF_ERROR(AsIoError(pool_->Run(what, retries_,
+                                             [&](NbdConnection& connection, Clock::time_point deadline) {
+                                               return connection.BlockStatus(start, end - start, deadline, &extents);
+                                             })));
   // The first run of one allocation, from `offset` on, within the query.
   const Allocation allocation = AllocationOf(extents.front().flags);
   uint64_t run_end = start;
@@ -201,21 +98,16 @@ Status NbdDriver::GetBlockStatus(uint64_t offset, uint64_t length, BlockStatus* 
   return Status::Ok();
 }
 
-Status NbdDriver::CheckUnchanged() const {
-  std::unique_ptr<NbdConnection> connection;
-  Status checked = Connect(&connection);
-  if (checked.ok()) return checked;
-  return Status::Error(EIO, checked.message());
-}
+Status NbdDriver::CheckUnchanged() const { return AsIoError(pool_->CheckUnchanged()); }
 
 Status NbdDriver::Write(uint64_t /*offset*/, std::span<const char> /*data*/) {
-  return Status::Error(EROFS, shown_ + ": an NBD backing image is read-only");
+  return Status::Error(EROFS, path() + ": an NBD backing image is read-only");
 }
 
 Status NbdDriver::Flush() { return Status::Ok(); }
 
 Status NbdDriver::Discard(uint64_t /*offset*/, uint64_t /*length*/) {
-  return Status::Error(EROFS, shown_ + ": an NBD backing image is read-only");
+  return Status::Error(EROFS, path() + ": an NBD backing image is read-only");
 }
 
 }  // namespace corfs::overlay

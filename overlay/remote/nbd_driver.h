@@ -4,10 +4,8 @@
 // forms. The driver is a protocol driver: it presents the export's bytes;
 // a format driver (raw, qcow2) reads through it.
 //
-// Connections: a pool of RemoteOptions::connections connections when the
-// server allows multi-conn (every connection then sees the same data),
-// else one; each is used by one caller at a time (NbdConnection), opened
-// when first needed and reopened after it broke. A read is split into
+// Connections: an NbdConnectionPool (nbd_connection_pool.h): several
+// when the server allows multi-conn, else one. A read is split into
 // requests of at most the server's maximum block size, all in flight on
 // its connection; parallel reads (a stream's workers, guest requests) use
 // parallel connections.
@@ -20,26 +18,21 @@
 // of a server without base:allocation, is kData.
 //
 // Faults: a request that finds its connection broken or gets no reply
-// within request_timeout is retried on a new connection, after a back-off
-// (RemoteOptions), up to `retries` times; then it is EIO. A server that
-// answers a request with an error is EIO at once (the connection is fine;
-// the caller's policy decides). A server that no longer has the export, or
-// whose export changed size since it was opened (checked at every
-// reconnect and by CheckUnchanged), is refused with EIO and a message that
-// says so. Messages name the URI without credentials.
+// within request_timeout is retried on a new connection by the pool, up to
+// `retries` times; then it is EIO. A server that answers a request with an
+// error is EIO at once (the connection is fine; the caller's policy
+// decides). A server that no longer has the export, or whose export
+// changed size since it was opened (checked at every reconnect and by
+// CheckUnchanged), is refused with EIO and a message that says so.
 //
 // Threading: every method may be called from several threads at once (the
-// BlockDriver contract); the pool is guarded by a mutex, a connection is
-// used by one thread at a time.
+// BlockDriver contract); the pool allows it.
 
-#include <condition_variable>
 #include <memory>
-#include <mutex>
 #include <string>
-#include <vector>
 
 #include "overlay/block_driver.h"
-#include "overlay/remote/nbd_connection.h"
+#include "overlay/remote/nbd_connection_pool.h"
 #include "overlay/remote/remote_options.h"
 
 namespace corfs::overlay {
@@ -51,8 +44,8 @@ class NbdDriver final : public BlockDriver {
  public:
   static Status Open(const std::string& uri, const RemoteOptions& options, std::unique_ptr<NbdDriver>* out);
 
-  uint64_t size() const override { return size_; }
-  const std::string& path() const override { return shown_; }
+  uint64_t size() const override { return pool_->info().size; }
+  const std::string& path() const override { return pool_->shown(); }
   std::string format() const override { return "raw"; }
 
   Status Read(uint64_t offset, std::span<char> buf) override;
@@ -65,37 +58,19 @@ class NbdDriver final : public BlockDriver {
 
   // How many connections the pool may hold: RemoteOptions::connections with
   // multi-conn, else 1.
-  unsigned max_connections() const { return max_connections_; }
+  unsigned max_connections() const { return pool_->max_connections(); }
 
  private:
-  NbdDriver(std::string uri, std::string shown, const RemoteOptions& options, std::string tls_username,
-            std::unique_ptr<NbdConnection> first);
+  NbdDriver(std::unique_ptr<NbdConnectionPool> pool, unsigned retries)
+      : pool_(std::move(pool)), retries_(retries), size_(pool_->info().size), min_request_(pool_->info().min_request) {}
 
-  // A new connection, checked against the export as opened.
-  Status Connect(std::unique_ptr<NbdConnection>* out) const;
-  // Runs `request` on a pooled connection, retrying transient failures.
-  template <typename Request>
-  Status WithConnection(const std::string& what, Request&& request);
-  // A connection from the pool (null: the caller may open one), or waits.
-  std::unique_ptr<NbdConnection> Acquire(bool* may_open);
-  // Gives a connection back (null or broken: its place is free again).
-  void Release(std::unique_ptr<NbdConnection> connection);
   // Reads an aligned range: [offset, offset+buf.size()) on min_request.
   Status ReadAligned(uint64_t offset, std::span<char> buf);
 
-  const std::string uri_;    // as given, for connecting
-  const std::string shown_;  // without credentials, for messages
-  const RemoteOptions options_;
-  const std::string tls_username_;
-  uint64_t size_ = 0;
-  uint64_t min_request_ = 1;
-  bool allocation_ = false;
-  unsigned max_connections_ = 1;
-
-  std::mutex mu_;
-  std::condition_variable returned_;
-  std::vector<std::unique_ptr<NbdConnection>> idle_;  // guarded by mu_
-  unsigned open_ = 0;                                 // idle or lent out; guarded by mu_
+  const std::unique_ptr<NbdConnectionPool> pool_;
+  const unsigned retries_;
+  const uint64_t size_;
+  const uint64_t min_request_;
 };
 
 }  // namespace corfs::overlay

@@ -7,21 +7,24 @@
 // or with -r, nbdkit -r) with a message that says so, and one whose size is
 // not the disk's: nothing is written then.
 //
-// One connection, one request at a time (a mutex): a mirror's target is
-// written by the job's copy and by guest writes after READY, and NBD gives
-// no order between requests in flight on one connection, so serialising is
-// what keeps "the later write wins" without further bookkeeping. A
-// connection that breaks is opened again by the next call (once); the call
-// that met the break fails, for the job's error policy to decide.
+// Connections: an NbdConnectionPool (nbd_connection_pool.h), several when
+// the server allows multi-conn (qemu-nbd -e N), so a job keeps requests in
+// flight: one synchronous request at a time runs at the round trip's pace,
+// several times slower than the link. NBD gives no order between requests
+// in flight, so writes to the same bytes must not be: the jobs never send
+// them (a mirror copies a range under its range lock, a backup copies each
+// chunk once). A flush goes to one connection, which with multi-conn covers
+// the writes completed on all of them. A connection that breaks is opened
+// again by the next call; the call that met the break fails (no retry), for
+// the job's error policy to decide.
 //
 // Threading: every method may be called from several threads at once.
 
 #include <memory>
-#include <mutex>
 #include <string>
 
 #include "overlay/block_driver.h"
-#include "overlay/remote/nbd_connection.h"
+#include "overlay/remote/nbd_connection_pool.h"
 #include "overlay/remote/remote_options.h"
 
 namespace corfs::overlay {
@@ -33,8 +36,8 @@ class NbdTarget final : public BlockDriver {
   static Status Open(const std::string& uri, uint64_t size, const RemoteOptions& options,
                      std::unique_ptr<NbdTarget>* out);
 
-  uint64_t size() const override { return size_; }
-  const std::string& path() const override { return shown_; }
+  uint64_t size() const override { return pool_->info().size; }
+  const std::string& path() const override { return pool_->shown(); }
   std::string format() const override { return "raw"; }
 
   Status Read(uint64_t offset, std::span<char> buf) override;
@@ -44,20 +47,9 @@ class NbdTarget final : public BlockDriver {
   Status GetBlockStatus(uint64_t offset, uint64_t length, BlockStatus* out) override;
 
  private:
-  NbdTarget(std::string uri, std::string shown, std::string tls_username, const RemoteOptions& options,
-            std::unique_ptr<NbdConnection> connection);
-  // Runs `request` on the connection (connecting again first if it broke),
-  // under the mutex.
-  template <typename Request>
-  Status WithConnection(Request&& request);
+  explicit NbdTarget(std::unique_ptr<NbdConnectionPool> pool) : pool_(std::move(pool)) {}
 
-  const std::string uri_;
-  const std::string shown_;
-  const std::string tls_username_;
-  const RemoteOptions options_;
-  const uint64_t size_;
-  std::mutex mutex_;
-  std::unique_ptr<NbdConnection> connection_;  // guarded by mutex_
+  const std::unique_ptr<NbdConnectionPool> pool_;
 };
 
 }  // namespace corfs::overlay

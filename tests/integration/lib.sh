@@ -102,24 +102,9 @@ info_field() {
   "$CORFS" info --json "$1" | python3 -c "import json,sys; v=json.load(sys.stdin)[sys.argv[1]]; print(json.dumps(v) if isinstance(v,(list,dict)) else v)" "$2"
 }
 
-# free_port: a TCP port on 127.0.0.1 that nothing uses just now, below the
-# ephemeral range: while a server is down, a client retrying to connect to
-# a port in that range can be given the port itself as its own, connect to
-# itself, and hold the port the restarted server needs.
-free_port() {
-  python3 -c '
-import random, socket
-low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
-while True:
-    port = random.randrange(10000, low)
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", port))
-    except OSError:
-        continue
-    print(port)
-    break'
-}
+# free_port: a TCP port on 127.0.0.1 that nothing uses just now (below the
+# ephemeral range; scripts/free_port.py says why).
+free_port() { python3 "$(dirname "${BASH_SOURCE[0]}")/../../scripts/free_port.py"; }
 
 # wait_for TIMEOUT_SECONDS COMMAND...: polls until COMMAND succeeds. The
 # limit is wall time, not a count of tries: on a loaded machine each try

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # The backup job under a guest's writes: a full backup started while fio
 # (randwrite, paused with SIGSTOP) stands still equals the copy dd took of
-# the disk at that moment, though fio goes on writing during the backup; an
+# the disk at that moment, though fio goes on writing during the backup (to
+# a file, and to an NBD export); an
 # incremental one after more writes (zeros over data included), taken the
 # same way, read through a mount of it over the full one, equals the disk at
 # its own start; the bitmap survives a remount with its count; kill -9 of
 # the mount leaves it inconsistent, and an incremental with it is refused.
 source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/nbd_lib.sh"
+command -v qemu-nbd > /dev/null || exit 77
 
 random_file template.raw 64M
 disk_yaml disk.yaml
@@ -61,6 +64,14 @@ step "a bitmap, then a full backup under fio"
 backup_under_fio full full-start.raw "$WORK/full.raw" --bitmap b
 cmp full.raw full-start.raw || fail "the full backup is not the disk at its start"
 [ "$(bitmap_field count)" -gt 0 ] || fail "fio's writes during the backup are not in the bitmap"
+
+step "a full backup to an NBD export under fio (qemu-nbd -e 4: multi-conn)"
+truncate -s 64M nbd.raw
+start_qemu_nbd nbd -e 4 -f raw -k "$WORK/nbd.sock" nbd.raw
+nbd_pid=$SERVER_PID
+backup_under_fio nbdfull nbd-start.raw "nbd+unix:///?socket=$WORK/nbd.sock"
+stop_bg "$nbd_pid"
+cmp nbd.raw nbd-start.raw || fail "the backup over NBD is not the disk at its start"
 
 step "zeros over data, then an incremental backup under fio"
 dd if=/dev/zero of=mnt/disk.img bs=1M seek=8 count=2 conv=notrunc oflag=direct status=none

@@ -2,7 +2,7 @@
 # The mirror job (drive-mirror, `corfs mirror`, `corfs complete`) on a real
 # mount, checked with cmp, qemu-img compare and fio's crc32c verify:
 #   - sync full to a new file under a fio randwrite workload with verify;
-#   - sync full to an NBD export (qemu-nbd -t on a Unix socket); a
+#   - sync full to an NBD export (qemu-nbd -t -e 4 on a Unix socket); a
 #     read-only export and an existing file without mode existing are
 #     refused, leaving nothing behind;
 #   - sync top into a corfs overlay over the same template (corfs create,
@@ -60,9 +60,9 @@ cp full.raw before.raw
 grep -q "exists already" refused.log || fail "no clear message: $(cat refused.log)"
 cmp before.raw full.raw || fail "the refused target changed"
 
-step "sync full to an NBD export (qemu-nbd -t on a Unix socket)"
+step "sync full to an NBD export (qemu-nbd -t -e 4 on a Unix socket: multi-conn, writes on 4 connections)"
 truncate -s 64M nbd.raw
-start_qemu_nbd nbd -f raw -k "$WORK/nbd.sock" nbd.raw
+start_qemu_nbd nbd -e 4 -f raw -k "$WORK/nbd.sock" nbd.raw
 nbd_pid=$SERVER_PID
 dd if=/dev/urandom of=mnt/disk.img bs=64k count=16 seek=100 conv=notrunc,fsync status=none
 "$CORFS" mirror disk.img "nbd+unix:///?socket=$WORK/nbd.sock" --wait-ready -m mnt > mirror2.log \

@@ -2,7 +2,8 @@
 # Boot profiles, measured side by side in one run (bench/README.md, "Boot
 # profiles"): a Linux guest under qemu (TCG) boots from an ext4 root whose
 # init reads files scattered over more than 64 MiB and prints a marker; the
-# figure is the time from qemu's start to the marker
+# figure is the time from qemu's start to the marker (the median of
+# --rounds boots, taking turns)
 #   limit     from the template file itself, on this machine;
 #   stream    through corfs, a stream from mount in disk order, no profile;
 #   profile   through corfs, the same stream start with a profile recorded
@@ -13,7 +14,7 @@
 # fresh overlay, with and without `boot_profile:` recording.
 #
 #   bench/profile.sh [--source local|nbdfuse|nbd] [--delay 5ms] [--rate 200M]
-#                    [--runtime 10] [--corfs BINARY]
+#                    [--runtime 10] [--rounds 3] [--corfs BINARY]
 #
 # --source says where the template is for corfs and qsd:
 #   local    the template file (no slow link: the figures show the overhead
@@ -30,6 +31,7 @@ source_kind=local
 delay=5ms
 rate=200M
 runtime=10
+rounds=3
 corfs=""
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -37,6 +39,7 @@ while [ $# -gt 0 ]; do
     --delay) delay=${2:?}; shift 2 ;;
     --rate) rate=${2:?}; shift 2 ;;
     --runtime) runtime=${2:?}; shift 2 ;;
+    --rounds) rounds=${2:?}; shift 2 ;;
     --corfs) corfs=$(realpath "${2:?}"); shift 2 ;;
     -h|--help) sed -n '2,26p' "$0" >&2; exit 2 ;;
     *) echo "bench: unknown option $1" >&2; exit 2 ;;
@@ -168,48 +171,57 @@ corfs_boot() {
   [ "$source_kind" = local ] || stop_server
 }
 
-step "limit: the template file itself"
-boot limit template.raw
+# qsd_boot: qemu-storage-daemon, copy-on-read over a fresh qcow2 overlay of
+# the template, exported over FUSE; boots from it.
+qsd_boot() {
+  [ "$source_kind" = local ] || serve_template
+  if [ "$source_kind" = local ]; then
+    base_file='{"driver":"file","node-name":"base-file","filename":"'"$WORK"'/template.raw","read-only":true}'
+  else
+    base_file='{"driver":"nbd","node-name":"base-file","server":{"type":"unix","path":"'"$WORK"'/nbd.sock"},"read-only":true}'
+  fi
+  rm -f qsd.qcow2
+  # The backing node is given on the command line, not named in the qcow2.
+  qemu-img create -q -f qcow2 qsd.qcow2 256M
+  touch qsd-export.img
+  qemu-storage-daemon \
+    --blockdev "$base_file" \
+    --blockdev '{"driver":"raw","node-name":"base","file":"base-file","read-only":true}' \
+    --blockdev '{"driver":"qcow2","node-name":"ov","file":{"driver":"file","filename":"'"$WORK"'/qsd.qcow2"},"backing":"base"}' \
+    --blockdev '{"driver":"copy-on-read","node-name":"cor","file":"ov"}' \
+    --export type=fuse,id=e0,node-name=cor,mountpoint=qsd-export.img,writable=on 2>qsd.log &
+  qsd_pid=$!
+  STARTED_PIDS+=("$qsd_pid")
+  MOUNTED+=("$WORK/qsd-export.img")
+  for _ in $(seq 1 200); do is_mounted qsd-export.img && break; sleep 0.05; done
+  is_mounted qsd-export.img || { cat qsd.log >&2; fail "qsd export did not appear"; }
+  boot qsd qsd-export.img
+  kill -TERM "$qsd_pid"
+  wait "$qsd_pid" 2>/dev/null || true
+  forget_pid "$qsd_pid"
+  [ "$source_kind" = local ] || stop_server
+}
 
-step "corfs: a stream from mount in disk order, no profile"
-corfs_boot stream "stream: {auto: true}"
-
-step "corfs: recording a profile (no stream), then a boot that replays it"
+step "corfs: recording a profile (no stream)"
 rm -f boot.profile
 # Written when the image closes: under TCG a boot may pause for longer than
 # any idle time between probing the disk and mounting it.
 corfs_boot record "boot_profile: boot.profile" "boot_profile_idle: 1h"
 [ -s boot.profile ] || fail "the recording boot left no profile"
 "$CORFS" profile show boot.profile | sed -n '1,5p' >&2
-corfs_boot profile "boot_profile: boot.profile" "stream: {auto: true}"
 
-step "qemu-storage-daemon: copy-on-read over a qcow2 overlay, FUSE export"
-[ "$source_kind" = local ] || serve_template
-if [ "$source_kind" = local ]; then
-  base_file='{"driver":"file","node-name":"base-file","filename":"'"$WORK"'/template.raw","read-only":true}'
-else
-  base_file='{"driver":"nbd","node-name":"base-file","server":{"type":"unix","path":"'"$WORK"'/nbd.sock"},"read-only":true}'
-fi
-rm -f qsd.qcow2
-# The backing node is given on the command line, not named in the qcow2.
-qemu-img create -q -f qcow2 qsd.qcow2 256M
-touch qsd-export.img
-qemu-storage-daemon \
-  --blockdev "$base_file" \
-  --blockdev '{"driver":"raw","node-name":"base","file":"base-file","read-only":true}' \
-  --blockdev '{"driver":"qcow2","node-name":"ov","file":{"driver":"file","filename":"'"$WORK"'/qsd.qcow2"},"backing":"base"}' \
-  --blockdev '{"driver":"copy-on-read","node-name":"cor","file":"ov"}' \
-  --export type=fuse,id=e0,node-name=cor,mountpoint=qsd-export.img,writable=on 2>qsd.log &
-qsd_pid=$!
-STARTED_PIDS+=("$qsd_pid")
-MOUNTED+=("$WORK/qsd-export.img")
-for _ in $(seq 1 200); do is_mounted qsd-export.img && break; sleep 0.05; done
-is_mounted qsd-export.img || { cat qsd.log >&2; fail "qsd export did not appear"; }
-boot qsd qsd-export.img
-kill -TERM "$qsd_pid"
-wait "$qsd_pid" 2>/dev/null || true
-forget_pid "$qsd_pid"
-[ "$source_kind" = local ] || stop_server
+# The other boots take turns, $rounds times; each figure is the median. A
+# TCG boot's time moves by half a second from one boot to the next with
+# the share of the cores the emulated CPU gets, as much as what a profile
+# saves here.
+for round in $(seq 1 "$rounds"); do
+  step "round $round of $rounds: the template file (the limit), corfs without and with the profile, qsd"
+  boot limit template.raw
+  corfs_boot stream "stream: {auto: true}"
+  corfs_boot profile "boot_profile: boot.profile" "stream: {auto: true}"
+  qsd_boot
+done
+
 
 step "recording's cost: 4 KiB random cold-read IOPS on a fresh overlay (local template)"
 random_file iops.raw 1G
@@ -245,8 +257,16 @@ echo
 echo "boot profiles (source: $source_kind$([ "$source_kind" = local ] || echo ", delay-read=$delay rate=$rate bit/s"))"
 python3 - "$results" <<'PY'
 import sys
-r = dict(line.split() for line in open(sys.argv[1]))
-f = {k: float(v) for k, v in r.items()}
+import statistics
+runs = {}
+for line in open(sys.argv[1]):
+    key, value = line.split()
+    runs.setdefault(key, []).append(float(value))
+# The median of each figure's rounds (one value for those run once).
+f = {k: statistics.median(v) for k, v in runs.items()}
+for k, v in runs.items():
+    if len(v) > 1:
+        print(f"{k}: rounds {' '.join('%.2f' % x for x in v)}")
 limit = f["boot_limit"]
 print(f"{'figure':<34} {'value':>10} {'vs limit':>9} {'beyond limit':>13}")
 for key, name in [("boot_limit", "boot: template file (limit)"), ("boot_stream", "boot: corfs, stream, no profile"),

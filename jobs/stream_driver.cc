@@ -93,6 +93,24 @@ uint64_t StepSize(const overlay::Overlay& overlay, uint64_t asked) {
 // for its reply, so this many (the default connections to a server,
 // RemoteOptions::connections) keep the link busy whatever the cores.
 constexpr unsigned kBufferedStepsInFlight = 4;
+// Over a server, a batch holds at most what the link moved in this long at
+// the recent batches' pace: a guest read that faults while a batch is on
+// the link waits behind it. Over a 50 Mbit/s NBD link a TCG guest booted in
+// 17.9 s with a stream from mount in 32 MiB batches (5 s each on that
+// link), against 7.6 s with no stream at all.
+constexpr std::chrono::milliseconds kBatchLatency{250};
+// The same while guests read: a stream step and a guest's fault share the
+// link, so the step is kept to what it moves in this long.
+constexpr std::chrono::milliseconds kGuestBatchLatency{20};
+// Over a server, guests count as reading for this long after their last
+// request: a booting guest reads in bursts a few milliseconds apart, and a
+// full batch sent in such a gap holds up the burst's next reads.
+constexpr std::chrono::milliseconds kGuestQuiet{500};
+// How long a stream over a server waits for the guest requests in flight on
+// its image before it sends its next batch anyway.
+constexpr std::chrono::milliseconds kMaxGuestWait{100};
+// Batches shorter than this tell nothing of the link's pace.
+constexpr std::chrono::milliseconds kMinPaceSample{5};
 
 }  // namespace
 
@@ -156,17 +174,47 @@ void StreamDriver::Survey(JobContext& job) {
   job.SetRemaining(estimate_.Remaining(start_));
 }
 
-uint64_t StreamDriver::BatchBytes(const JobContext& job) const {
-  const uint64_t slice = job.SliceBytes();
-  if (slice == 0) return UINT64_MAX;
+uint64_t StreamDriver::BatchBytes(const JobContext& job, bool guests_active) const {
   const uint64_t cluster = overlay_.cluster_size();
-  return std::max(cluster, slice / cluster * cluster);
+  const uint64_t slice = job.SliceBytes();
+  uint64_t most = slice == 0 ? UINT64_MAX : std::max(cluster, slice / cluster * cluster);
+  if (link_rate_ > 0) {
+    const auto latency = std::chrono::duration<double>(guests_active ? kGuestBatchLatency : kBatchLatency);
+    const auto paced = static_cast<uint64_t>(link_rate_ * latency.count());
+    most = std::min(most, std::max(guests_active ? cluster : cluster * in_flight_, paced / cluster * cluster));
+  }
+  return most;
+}
+
+void StreamDriver::YieldToGuests() const {
+  if (!overlay_.chain_reads_through_buffer()) {
+    // A local chain: a short pause lets a guest request go first.
+    if (overlay_.guest_io_in_flight() > 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    return;
+  }
+  const auto until = std::chrono::steady_clock::now() + kMaxGuestWait;
+  while (overlay_.guest_io_in_flight() > 0 && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+}
+
+uint64_t StreamDriver::StepBytes(uint64_t batch_bytes) const {
+  if (link_rate_ == 0) return chunk_size_;
+  const uint64_t cluster = overlay_.cluster_size();
+  return std::min(chunk_size_, std::max(cluster, batch_bytes / in_flight_ / cluster * cluster));
+}
+
+void StreamDriver::NoteLinkPace(uint64_t bytes, std::chrono::steady_clock::duration took) {
+  if (!overlay_.chain_reads_through_buffer() || took < kMinPaceSample || bytes == 0) return;
+  const double rate = static_cast<double>(bytes) / std::chrono::duration<double>(took).count();
+  link_rate_ = link_rate_ == 0 ? rate : (link_rate_ + rate) / 2;
 }
 
 Status StreamDriver::Pass(JobContext& job, bool wait_for_busy) {
   const bool first_pass = !wait_for_busy;
   uint64_t pos = start_;
   uint64_t guest_requests = overlay_.guest_activity().Sample();
+  auto last_guest_request = std::chrono::steady_clock::now() - kGuestQuiet;
   std::vector<Chunk> chunks;
   while (pos < end_) {
     if (!job.Checkpoint()) return Status::Ok();
@@ -174,9 +222,13 @@ Status StreamDriver::Pass(JobContext& job, bool wait_for_busy) {
     // while guests use any image of the mount the batch is one chunk, copied
     // by one thread, so the other cores stay free for them (see
     // overlay/guest_activity.h).
-    if (overlay_.guest_io_in_flight() > 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    YieldToGuests();
     const uint64_t requests_now = overlay_.guest_activity().Sample();
-    const size_t max_chunks = requests_now != guest_requests ? 1 : size_t{in_flight_} * 2;
+    const auto now = std::chrono::steady_clock::now();
+    if (requests_now != guest_requests) last_guest_request = now;
+    const bool guests_active = requests_now != guest_requests ||
+                               (overlay_.chain_reads_through_buffer() && now - last_guest_request < kGuestQuiet);
+    const size_t max_chunks = guests_active ? 1 : size_t{in_flight_} * 2;
     guest_requests = requests_now;
 
     chunks.clear();
@@ -185,7 +237,8 @@ Status StreamDriver::Pass(JobContext& job, bool wait_for_busy) {
     uint64_t holes = 0;
     // Under a speed limit a batch copies about a slice's worth (a cluster at
     // least), so that a pause or a new speed is taken within a slice.
-    const uint64_t batch_bytes = BatchBytes(job);
+    const uint64_t batch_bytes = BatchBytes(job, guests_active);
+    const uint64_t step_bytes = StepBytes(batch_bytes);
     while (pos < end_ && chunks.size() < max_chunks && walked < kMaxBatchWalk && to_copy < batch_bytes) {
       StreamRun run;
       auto plan = [&] { return PlanStream(overlay_, pos, end_ - pos, end_layer_, &run); };
@@ -200,7 +253,7 @@ Status StreamDriver::Pass(JobContext& job, bool wait_for_busy) {
       uint64_t length = run.length;
       if (run.work == StreamWork::kCopy) {
         const uint64_t room = (batch_bytes - to_copy) / overlay_.cluster_size() * overlay_.cluster_size();
-        length = std::min({length, chunk_size_, std::max(room, overlay_.cluster_size())});
+        length = std::min({length, step_bytes, std::max(room, overlay_.cluster_size())});
         chunks.push_back({pos, length, /*copy=*/true});
         to_copy += length;
       } else if (run.work == StreamWork::kZero) {
@@ -212,7 +265,9 @@ Status StreamDriver::Pass(JobContext& job, bool wait_for_busy) {
       walked += length;
     }
     if (!job.Throttle(to_copy)) return Status::Ok();
+    const auto batch_start = std::chrono::steady_clock::now();
     CORFS_RETURN_IF_ERROR(CopyBatch(job, chunks, wait_for_busy));
+    NoteLinkPace(to_copy, std::chrono::steady_clock::now() - batch_start);
     if (write_behind_) {
       for (const Chunk& chunk : chunks) {
         if (chunk.copy) write_behind_->Written(chunk.offset, chunk.length);
@@ -290,7 +345,9 @@ Status StreamDriver::ProfilePass(JobContext& job) {
       begun = false;
     }
     if (!job.Throttle(to_copy)) return Status::Ok();
+    const auto batch_start = std::chrono::steady_clock::now();
     CORFS_RETURN_IF_ERROR(CopyBatch(job, chunks, /*wait_for_busy=*/false));
+    NoteLinkPace(to_copy, std::chrono::steady_clock::now() - batch_start);
     if (write_behind_) {
       for (const Chunk& chunk : chunks) {
         if (chunk.copy) write_behind_->Written(chunk.offset, chunk.length);
@@ -314,7 +371,7 @@ Status StreamDriver::PlanProfileRange(JobContext& job, uint64_t range_end, uint6
     uint64_t length = run.length;
     if (run.work == StreamWork::kCopy) {
       const uint64_t room = (batch_bytes - *to_copy) / overlay_.cluster_size() * overlay_.cluster_size();
-      length = std::min({length, chunk_size_, std::max(room, overlay_.cluster_size())});
+      length = std::min({length, StepBytes(batch_bytes), std::max(room, overlay_.cluster_size())});
       chunks->push_back({*pos, length, /*copy=*/true});
       *to_copy += length;
     } else if (run.work == StreamWork::kZero) {
@@ -339,20 +396,10 @@ Status StreamDriver::CopyBatch(JobContext& job, const std::vector<Chunk>& chunks
   auto copy = [&](size_t i) { results[i] = overlay_.Populate(chunks[i].offset, chunks[i].length, wait_for_busy); };
   if (in_flight_ > pool_.workers() && chunks.size() > 1) {
     // A chain read through a buffer (a server): the steps mostly wait for
-    // replies, so they run on threads of their own, in_flight_ at once,
-    // rather than on the pool's workers, which are one per core. One step
-    // (guests busy) stays on this thread, as in ParallelFor.
-    std::atomic<size_t> next{0};
-    {
-      std::vector<std::jthread> threads;
-      const size_t count = std::min<size_t>(in_flight_, chunks.size());
-      threads.reserve(count);
-      for (size_t t = 0; t < count; ++t) {
-        threads.emplace_back([&] {
-          for (size_t i = next.fetch_add(1); i < chunks.size(); i = next.fetch_add(1)) copy(i);
-        });
-      }
-    }  // joined
+    // replies, so in_flight_ run at once, on threads of their own rather
+    // than on the pool's workers, which are one per core. One step (guests
+    // busy) stays on this thread, as in ParallelFor.
+    WorkerPool::ParallelForWaiting(chunks.size(), in_flight_, copy);
   } else {
     pool_.ParallelFor(chunks.size(), copy);
   }

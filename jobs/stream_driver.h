@@ -44,6 +44,7 @@
 // them.
 
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -115,8 +116,17 @@ class StreamDriver final : public JobDriver {
   // does not read (not yet, or no more), which holds nothing back.
   std::optional<uint64_t> WindowEnd() const;
   // The most a batch copies: about a slice of the speed limit, whole
-  // clusters, at least one.
-  uint64_t BatchBytes(const JobContext& job) const;
+  // clusters, at least one; over a server, no more than the link moves in
+  // kBatchLatency at link_rate_ (kGuestBatchLatency while guests read).
+  uint64_t BatchBytes(const JobContext& job, bool guests_active = false) const;
+  // Over a server: waits (up to kMaxGuestWait) while guest requests on this
+  // image are in flight, so its faults have the link to themselves.
+  void YieldToGuests() const;
+  // The step a batch of `batch_bytes` copies at most: chunk_size_, smaller
+  // over a server when the batch is small, so its steps are in flight at once.
+  uint64_t StepBytes(uint64_t batch_bytes) const;
+  // After a batch over a server: its pace goes into link_rate_.
+  void NoteLinkPace(uint64_t bytes, std::chrono::steady_clock::duration took);
 
   overlay::Overlay& overlay_;
   WorkerPool& pool_;
@@ -124,6 +134,10 @@ class StreamDriver final : public JobDriver {
   // Steps copied at once: the pool's workers, or for a chain read through
   // a buffer kBufferedStepsInFlight, on threads of the batch's own.
   const unsigned in_flight_;
+  // For a chain read through a buffer (a server): the link's pace as the
+  // recent batches saw it, bytes per second; 0 until the first batch, and
+  // always for a local chain. The job's thread only.
+  double link_rate_ = 0;
   const size_t end_layer_;  // layers above the base (all layers without one)
   const bool base_mode_;
   const bool whole_image_;  // neither a base nor a range: resumable

@@ -39,7 +39,8 @@
 // the stream fetches what the guest will ask for next and leaves the rest
 // of the link to the guest's own faults. The disk-order pass follows; what
 // the profile brought in is local there. Guest reads keep their priority
-// (they copy on their own threads). The bytes the profile pass copies are
+// (they copy on their own threads; over a server the stream's batches are
+// kept short while guests read, see BatchBytes). The bytes the profile pass copies are
 // counted `copied` when copied, and `local` when the disk-order walk passes
 // them.
 

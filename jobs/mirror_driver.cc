@@ -168,12 +168,8 @@ Status MirrorDriver::CopyBatch(JobContext& job) {
   }
   std::vector<Status> results(runs.size());
   std::vector<MirrorHook::Side> sides(runs.size(), MirrorHook::Side::kSource);
-  auto copy = [&](size_t i) { results[i] = hook_->Copy(runs[i].offset, runs[i].length, &sides[i]); };
-  if (copies_ > pool_.workers()) {
-    WorkerPool::ParallelForWaiting(runs.size(), copies_, copy);
-  } else {
-    pool_.ParallelFor(runs.size(), copy);
-  }
+  pool_.ParallelFor(runs.size(), copies_,
+                    [&](size_t i) { results[i] = hook_->Copy(runs[i].offset, runs[i].length, &sides[i]); });
   bool ignored = false;
   uint64_t copied = 0;
   for (size_t i = 0; i < runs.size(); ++i) {

@@ -265,14 +265,7 @@ Status StreamDriver::Pass(JobContext& job, bool wait_for_busy) {
       walked += length;
     }
     if (!job.Throttle(to_copy)) return Status::Ok();
-    const auto batch_start = std::chrono::steady_clock::now();
     CORFS_RETURN_IF_ERROR(CopyBatch(job, chunks, wait_for_busy));
-    NoteLinkPace(to_copy, std::chrono::steady_clock::now() - batch_start);
-    if (write_behind_) {
-      for (const Chunk& chunk : chunks) {
-        if (chunk.copy) write_behind_->Written(chunk.offset, chunk.length);
-      }
-    }
     if (first_pass) {
       job.Advance({walked, to_copy, holes});
       job.SetRemaining(estimate_.Remaining(pos) + skipped_bytes_);  // the skipped are tried again
@@ -345,14 +338,7 @@ Status StreamDriver::ProfilePass(JobContext& job) {
       begun = false;
     }
     if (!job.Throttle(to_copy)) return Status::Ok();
-    const auto batch_start = std::chrono::steady_clock::now();
     CORFS_RETURN_IF_ERROR(CopyBatch(job, chunks, /*wait_for_busy=*/false));
-    NoteLinkPace(to_copy, std::chrono::steady_clock::now() - batch_start);
-    if (write_behind_) {
-      for (const Chunk& chunk : chunks) {
-        if (chunk.copy) write_behind_->Written(chunk.offset, chunk.length);
-      }
-    }
     job.Advance({0, to_copy, holes});
   }
   profile_offset_.store(profile_->bytes(), std::memory_order_relaxed);
@@ -393,22 +379,27 @@ void StreamDriver::Describe(JobInfo& info) const {
 
 Status StreamDriver::CopyBatch(JobContext& job, const std::vector<Chunk>& chunks, bool wait_for_busy) {
   std::vector<Status> results(chunks.size());
-  auto copy = [&](size_t i) { results[i] = overlay_.Populate(chunks[i].offset, chunks[i].length, wait_for_busy); };
-  if (in_flight_ > pool_.workers() && chunks.size() > 1) {
-    // A chain read through a buffer (a server): the steps mostly wait for
-    // replies, so in_flight_ run at once, on threads of their own rather
-    // than on the pool's workers, which are one per core. One step (guests
-    // busy) stays on this thread, as in ParallelFor.
-    WorkerPool::ParallelForWaiting(chunks.size(), in_flight_, copy);
-  } else {
-    pool_.ParallelFor(chunks.size(), copy);
-  }
+  const auto start = std::chrono::steady_clock::now();
+  // Over a server the steps mostly wait for replies: in_flight_ of them at
+  // once, more than the pool's workers (WorkerPool::ParallelFor).
+  pool_.ParallelFor(chunks.size(), in_flight_, [&](size_t i) {
+    results[i] = overlay_.Populate(chunks[i].offset, chunks[i].length, wait_for_busy);
+  });
+  const auto took = std::chrono::steady_clock::now() - start;
+  uint64_t copied = 0;
   for (size_t i = 0; i < chunks.size(); ++i) {
     auto populate = [&] { return overlay_.Populate(chunks[i].offset, chunks[i].length, wait_for_busy); };
     bool skipped = false;
     CORFS_RETURN_IF_ERROR(job.RunStep(results[i], populate, ReadOrWrite, &skipped));
     skipped_ = skipped_ || skipped;
     if (skipped) skipped_bytes_ += chunks[i].length;
+    if (chunks[i].copy) copied += chunks[i].length;
+  }
+  NoteLinkPace(copied, took);
+  if (write_behind_) {
+    for (const Chunk& chunk : chunks) {
+      if (chunk.copy) write_behind_->Written(chunk.offset, chunk.length);
+    }
   }
   return Status::Ok();
 }

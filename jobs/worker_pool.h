@@ -39,7 +39,19 @@ class WorkerPool {
     arena_.execute([&] { tbb::parallel_for(size_t{0}, count, [&](size_t i) { body(i); }); });
   }
 
-  // The same for bodies that mostly wait on a server (a job's writes to an
+  // The same with `in_flight` bodies running at once: on the pool when it
+  // has that many workers, else (bodies that wait on a server) on threads
+  // of their own, ParallelForWaiting.
+  template <typename Body>
+  void ParallelFor(size_t count, unsigned in_flight, const Body& body) {
+    if (in_flight > workers_ && count > 1) {
+      ParallelForWaiting(count, in_flight, body);
+    } else {
+      ParallelFor(count, body);
+    }
+  }
+
+  // For bodies that mostly wait on a server (a job's writes to an
   // NBD target): on `threads` plain threads of their own, started for the
   // call, so more requests are in flight than the pool has workers. A
   // thread that waits for a reply takes no core, and a request's round trip

@@ -151,9 +151,9 @@ state() { "$CORFS" info --json "$1" | python3 -c "import json,sys; print(json.lo
 # with --verify_only it checks the pattern wherever the disk now is.
 REGION=$((BYTES / 4))
 WORKLOAD1=(--name=precopy --rw=randwrite --bs=4k --direct=1 --ioengine=psync --offset=$((BYTES / 8))
-  --size=$REGION --verify=crc32c --randseed=11)
+  --size=$REGION --verify=crc32c --verify_state_save=0 --randseed=11)
 WORKLOAD2=(--name=postcopy --rw=randwrite --bs=64k --direct=1 --ioengine=psync --offset=$((BYTES / 2))
-  --size=$REGION --verify=crc32c --randseed=22)
+  --size=$REGION --verify=crc32c --verify_state_save=0 --randseed=22)
 
 step "two hosts: namespaces $NS_SRC ($ADDR_SRC) and $NS_DST ($ADDR_DST), a veth pair between them"
 ip netns add "$NS_SRC" || die "cannot create network namespaces (ip netns)"

@@ -87,7 +87,10 @@ Status NbdConnection::Failed(const std::string& what) {
   const int code = nbd_get_errno();
   const char* error = nbd_get_error();
   std::string message = shown_ + ": " + what + ": " + (error != nullptr ? error : "failed");
-  if (handle_ != nullptr && !Alive(handle_)) Close();
+  // NBD_ESHUTDOWN is a server's answer while it shuts down: the connection
+  // is as good as gone, and the request is for a new one (a restarted
+  // server) rather than an error of the request.
+  if (handle_ != nullptr && (!Alive(handle_) || code == ESHUTDOWN)) Close();
   return Status::Error(code != 0 ? code : EIO, std::move(message));
 }
 

@@ -2,6 +2,9 @@
 # An NBD server that fails or lies:
 #   - killed in the middle of a stream and restarted soon: the job goes on
 #     (the driver reconnects) and ends standalone with the template's data;
+#   - shut down cleanly and restarted: nbdkit answers NBD_ESHUTDOWN until
+#     its clients leave; a guest read drops the connection, waits for the
+#     new server and gets the template's data;
 #   - gone longer than the retries: the stream stops per on_error (stop),
 #     and once the server is back a resume completes it;
 #   - back with an export of another size: reads are EIO, a stream fails
@@ -32,6 +35,9 @@ images:
     backing: ["nbd://127.0.0.1:$port/"]
     copy_on_read: false
     stream: {chunk_size: 64K}
+  graceful.img:
+    overlay: overlays/graceful.img
+    backing: ["nbd://127.0.0.1:$port/"]
   stop.img:
     overlay: overlays/stop.img
     backing: ["nbd://127.0.0.1:$port/"]
@@ -56,6 +62,18 @@ sleep 0.3
 serve template.raw
 wait_for 60 overlay_is overlays/restart.img standalone
 qemu-img compare -q -f raw -F raw template.raw mnt/restart.img || fail "restart.img differs from the template"
+
+step "the server shuts down cleanly and restarts: a guest read waits for the new one"
+dd if=mnt/graceful.img of=/dev/null bs=64K count=1 iflag=direct status=none  # its connection is open, then idle
+kill -TERM "$tcp_pid"
+start_bg dd if=mnt/graceful.img of=graceful.part bs=1M skip=8 count=2 iflag=direct status=none
+read_pid=$BG_PID
+server_gone() { ! kill -0 "$tcp_pid" 2>/dev/null; }
+wait_for 20 server_gone  # it leaves once corfs has dropped the connection it answered with ESHUTDOWN
+wait "$tcp_pid" 2>/dev/null || true
+serve template.raw
+wait "$read_pid" || fail "a guest read across a clean server restart failed: $(grep -a warning corfs.log | tail -1)"
+cmp graceful.part <(dd if=template.raw bs=1M skip=8 count=2 status=none) || fail "graceful.img read wrong data"
 
 step "the server is gone longer than the retries: the stream stops; resume completes it"
 "$CORFS" stream stop.img -m mnt > /dev/null

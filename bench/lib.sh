@@ -22,6 +22,7 @@
 #                         from pids
 #   is_mounted PATH, wait_mounted PATH PID
 #   now, elapsed START, record KEY VALUE, say MESSAGE, fail MESSAGE; MiB
+#   median_rounds KEY...  records KEY as the median of its KEY@ROUND values
 #   free_port             a TCP port on 127.0.0.1 for a server
 #
 # The script sets root (the checkout) first and defines usage. It adds
@@ -114,6 +115,15 @@ now() { date +%s%N; }
 free_port() { python3 "$root/scripts/free_port.py"; }  # a TCP port on 127.0.0.1 for a server
 elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.3f", (b - a) / 1e9 }'; }
 record() { echo "$1 $2" >> "$results"; }
+# median_rounds KEY...: records each KEY as the median of its KEY@ROUND values.
+median_rounds() {
+  local key median
+  for key in "$@"; do
+    median=$(awk -v key="$key" '{ i = index($1, "@"); if (i && substr($1, 1, i - 1) == key) print $2 }' "$results" |
+      sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else if (NR) print (a[NR / 2] + a[NR / 2 + 1]) / 2 }')
+    [ -z "$median" ] || record "$key" "$median"
+  done
+}
 say() { echo "bench: $*" >&2; }
 fail() { echo "bench: $*" >&2; exit 1; }
 wait_mounted() {  # path pid

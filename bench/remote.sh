@@ -4,13 +4,14 @@
 # slow on purpose (its delay filter), measured in one run.
 #
 #   bench/remote.sh [--size 1G] [--fleet-size 256M] [--fleet "1 4 8"]
-#                   [--delay 2ms] [--rate 800M] [--dir DIR] [--keep]
-#                   [--corfs BINARY]
+#                   [--delay 2ms] [--rate 800M] [--rounds 1] [--dir DIR]
+#                   [--keep] [--corfs BINARY]
 #
 # Prints one table (figure, corfs, peer or limit, ratio, target, ok/MISS)
 # and writes every figure as JSON under bench/results/. Rate-limited runs
 # (nbdkit's rate filter, bits per second) bind every client equally: they
-# are reported, not judged. If bench/remote_http.sh exists it runs next,
+# are reported, not judged. With --rounds N every figure but the
+# rate-limited ones runs N times, taking turns, and the median is judged. If bench/remote_http.sh exists it runs next,
 # with the same options. bench/README.md ("Remote templates") says what
 # each figure means.
 set -euo pipefail
@@ -27,6 +28,7 @@ usage: bench/remote.sh [options]
   --fleet "N..."       fleet sizes (default "1 4 8")
   --delay TIME         nbdkit delay-read (default 2ms)
   --rate BITS          rate of the reported rate-limited runs (default 800M; 0 = none)
+  --rounds N           rounds of the other figures; the median is judged (default 1, at most 9)
 $bench_usage
 USAGE
   exit 2
@@ -37,6 +39,7 @@ fleet_size=256M
 fleet="1 4 8"
 delay=2ms
 rate=800M
+rounds=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --size) size=${2:?}; shift 2 ;;
@@ -44,10 +47,12 @@ while [ $# -gt 0 ]; do
     --fleet) fleet=${2:?}; shift 2 ;;
     --delay) delay=${2:?}; shift 2 ;;
     --rate) rate=${2:?}; shift 2 ;;
+    --rounds) rounds=${2:?}; shift 2 ;;
     -h|--help) usage ;;
     *) bench_option "$@"; shift "$took" ;;
   esac
 done
+[[ "$rounds" =~ ^[1-9]$ ]] || { echo "bench: --rounds must be a whole number from 1 to 9" >&2; exit 2; }
 bytes=$(numfmt --from=iec "$size") || usage
 fleet_bytes=$(numfmt --from=iec "$fleet_size") || usage
 for b in "$bytes" "$fleet_bytes"; do
@@ -141,61 +146,68 @@ head -c "$bytes" /dev/urandom > templates/big.raw
 for i in $(seq 1 "$max_fleet"); do head -c "$fleet_bytes" /dev/urandom > "templates/fleet$i.raw"; done
 cat templates/* > /dev/null
 
-# --- the copy limit: nbdcopy ---------------------------------------------------
-say "nbdcopy of $size"
-serve nbdcopy
-settle
-t=$(now); nbdcopy --flush "${uri}big.raw" copy.raw; record nbdcopy "$(elapsed "$t")"
-unserve
-cmp templates/big.raw copy.raw || fail "nbdcopy's copy differs from the template"
-rm -f copy.raw
+# single_figures R: the copy limit, corfs and qsd on the big template;
+# each figure recorded as KEY@R.
+single_figures() {
+  local r=$1 t of=""
+  [ "$rounds" = 1 ] || of=" (round $r of $rounds)"
+  # --- the copy limit: nbdcopy
+  say "nbdcopy of $size$of"
+  serve nbdcopy
+  settle
+  t=$(now); nbdcopy --flush "${uri}big.raw" copy.raw; record "nbdcopy@$r" "$(elapsed "$t")"
+  unserve
+  cmp templates/big.raw copy.raw || fail "nbdcopy's copy differs from the template"
+  rm -f copy.raw
 
-# --- corfs: stream and cold read -------------------------------------------------
-# Each figure has a mount of its own, made after its server started: a
-# mount's idle connections would keep a stopping nbdkit waiting, and the
-# cold read would measure the reconnect, not the cold path.
-image_yaml stream.yaml stream.img big.raw
-serve corfs_stream
-mount_one corfs stream.yaml
-settle
-say "corfs: stream of $size"
-t=$(now)
-"$corfs" stream stream.img -m "$dir/corfs.mnt" --wait > stream.out || fail "corfs stream failed: $(tail -1 stream.out)"
-record corfs_stream "$(elapsed "$t")"
-cmp templates/big.raw overlays/stream.img || fail "corfs: the streamed overlay differs from the template"
-stop_pid "$mount_pid" INT
-unserve
-record corfs_stream_mib "$(served_mib corfs_stream)"
-image_yaml cold.yaml cold.img big.raw
-serve corfs_cold
-mount_one corfs cold.yaml
-settle
-say "corfs: cold sequential read of $size"
-t=$(now); dd if=corfs.mnt/cold.img of=/dev/null bs=1M iflag=direct status=none; record corfs_cold "$(elapsed "$t")"
-cmp templates/big.raw corfs.mnt/cold.img || fail "corfs: cold.img differs from the template"
-stop_pid "$mount_pid" INT
-unserve
-rm -f overlays/*
+  # --- corfs: stream and cold read
+  # Each figure has a mount of its own, made after its server started: a
+  # mount's idle connections would keep a stopping nbdkit waiting, and the
+  # cold read would measure the reconnect, not the cold path.
+  image_yaml stream.yaml stream.img big.raw
+  serve corfs_stream
+  mount_one corfs stream.yaml
+  settle
+  say "corfs: stream of $size$of"
+  t=$(now)
+  "$corfs" stream stream.img -m "$dir/corfs.mnt" --wait > stream.out || fail "corfs stream failed: $(tail -1 stream.out)"
+  record "corfs_stream@$r" "$(elapsed "$t")"
+  cmp templates/big.raw overlays/stream.img || fail "corfs: the streamed overlay differs from the template"
+  stop_pid "$mount_pid" INT
+  unserve
+  record "corfs_stream_mib@$r" "$(served_mib corfs_stream)"
+  image_yaml cold.yaml cold.img big.raw
+  serve corfs_cold
+  mount_one corfs cold.yaml
+  settle
+  say "corfs: cold sequential read of $size$of"
+  t=$(now); dd if=corfs.mnt/cold.img of=/dev/null bs=1M iflag=direct status=none; record "corfs_cold@$r" "$(elapsed "$t")"
+  cmp templates/big.raw corfs.mnt/cold.img || fail "corfs: cold.img differs from the template"
+  stop_pid "$mount_pid" INT
+  unserve
+  rm -f overlays/*
 
-# --- qemu-storage-daemon over an nbd blockdev -------------------------------------
-serve qsd
-say "qsd: block-stream of $size"
-qsd_over_nbd big.raw stream
-settle
-record qsd_stream "$(python3 "$qmp" qmp.sock stream q0)"
-qsd_quit
-say "qsd: copy-on-read cold sequential read of $size"
-qsd_over_nbd big.raw cor
-settle
-t=$(now); dd if=qsd-export.img of=/dev/null bs=1M iflag=direct status=none; record qsd_cold "$(elapsed "$t")"
-qsd_quit
-unserve
+  # --- qemu-storage-daemon over an nbd blockdev
+  serve qsd
+  say "qsd: block-stream of $size$of"
+  qsd_over_nbd big.raw stream
+  settle
+  record "qsd_stream@$r" "$(python3 "$qmp" qmp.sock stream q0)"
+  qsd_quit
+  say "qsd: copy-on-read cold sequential read of $size$of"
+  qsd_over_nbd big.raw cor
+  settle
+  t=$(now); dd if=qsd-export.img of=/dev/null bs=1M iflag=direct status=none; record "qsd_cold@$r" "$(elapsed "$t")"
+  qsd_quit
+  unserve
+}
 
 # --- the fleet: N mounts deploying at once, vs N nbdcopy at once ---------------------
-# fleet_run N LABEL [RATE]: records LABEL_corfs_N (seconds until
-# every image is standalone), LABEL_corfs_N_mib, LABEL_nbdcopy_N, LABEL_nbdcopy_N_mib.
+# fleet_run N LABEL [RATE [ROUND]]: records LABEL_corfs_N (seconds until
+# every image is standalone), LABEL_corfs_N_mib, LABEL_nbdcopy_N,
+# LABEL_nbdcopy_N_mib; each KEY@ROUND with a ROUND.
 fleet_run() {
-  local n=$1 label=$2 limit=${3:-}
+  local n=$1 label=$2 limit=${3:-} at=${4:+@$4}
   local i
   serve "${label}_corfs_$n" "$limit"
   local fleet_pids=()
@@ -213,10 +225,10 @@ fleet_run() {
     streams+=($!)
   done
   for p in "${streams[@]}"; do wait "$p" || fail "a fleet stream failed: $(cat fleet*.out)"; done
-  record "${label}_corfs_$n" "$(elapsed "$t")"
+  record "${label}_corfs_$n$at" "$(elapsed "$t")"
   for p in "${fleet_pids[@]}"; do stop_pid "$p" INT; done
   unserve
-  record "${label}_corfs_${n}_mib" "$(served_mib "${label}_corfs_$n")"
+  record "${label}_corfs_${n}_mib$at" "$(served_mib "${label}_corfs_$n")"
   for i in $(seq 1 "$n"); do cmp "templates/fleet$i.raw" "overlays/f$i.img" || fail "fleet image $i differs"; done
   rm -f overlays/*
   serve "${label}_nbdcopy_$n" "$limit"
@@ -228,15 +240,22 @@ fleet_run() {
     copies+=($!)
   done
   for p in "${copies[@]}"; do wait "$p" || fail "nbdcopy failed"; done
-  record "${label}_nbdcopy_$n" "$(elapsed "$t")"
+  record "${label}_nbdcopy_$n$at" "$(elapsed "$t")"
   unserve
-  record "${label}_nbdcopy_${n}_mib" "$(served_mib "${label}_nbdcopy_$n")"
+  record "${label}_nbdcopy_${n}_mib$at" "$(served_mib "${label}_nbdcopy_$n")"
   rm -f copy*.raw
 }
-for n in $fleet; do
-  say "fleet of $n"
-  fleet_run "$n" fleet
+for r in $(seq 1 "$rounds"); do
+  single_figures "$r"
+  for n in $fleet; do
+    say "fleet of $n$([ "$rounds" = 1 ] || echo " (round $r of $rounds)")"
+    fleet_run "$n" fleet "" "$r"
+  done
 done
+keys="nbdcopy corfs_stream corfs_stream_mib corfs_cold qsd_stream qsd_cold"
+for n in $fleet; do keys+=" fleet_corfs_$n fleet_corfs_${n}_mib fleet_nbdcopy_$n fleet_nbdcopy_${n}_mib"; done
+# shellcheck disable=SC2086  # a list of keys
+median_rounds $keys
 if [ "$rate" != 0 ]; then
   say "rate-limited ($rate bits/s): fleet of 1 and of $max_fleet"
   for n in 1 "$max_fleet"; do fleet_run "$n" rate "$rate"; done
@@ -248,10 +267,13 @@ mkdir -p "$root/bench/results"
 python3 - "$results" "$root/bench/results" "$size" "$fleet_size" "$cores" "$bytes" "$fleet_bytes" "$delay" "$rate" <<'PY'
 import json, os, sys, time
 
-values = {}
+values, rounds = {}, {}  # rounds: KEY -> each round's value (KEY@ROUND lines)
 for line in open(sys.argv[1]):
     key, value = line.split()
-    values[key] = float(value)
+    if "@" in key:
+        rounds.setdefault(key.split("@")[0], []).append(float(value))
+    else:
+        values[key] = float(value)
 out_dir, size, fleet_size, cores = sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
 bytes_, fleet_bytes, delay, rate = int(sys.argv[6]), int(sys.argv[7]), sys.argv[8], sys.argv[9]
 v = values.get
@@ -288,12 +310,16 @@ for r in rows:
           r["ratio"], r["target"], result, ("  (" + r["note"] + ")") if r["note"] else ""))
 if v("corfs_stream_mib") >= 0:  # -1: nbdkit wrote no stats
     print("server sent %.0f MiB for the %s stream" % (v("corfs_stream_mib"), size))
+if any(len(x) > 1 for x in rounds.values()):
+    print("medians of %d rounds; stream and cold-read rounds (s): %s" % (max(len(x) for x in rounds.values()), "; ".join(
+        "%s %s" % (k, " ".join("%.2f" % x for x in rounds[k]))
+        for k in ("nbdcopy", "corfs_stream", "qsd_stream", "corfs_cold", "qsd_cold") if k in rounds)))
 busy = max(v("load_start"), v("load_end"))
 if busy > 0.5 * cores:
     print("warning: the machine was busy (load average %.1f at start, %.1f at end on %d cores); figures are noisy"
           % (v("load_start"), v("load_end"), cores))
 out = {"size": size, "fleet_size": fleet_size, "delay": delay, "rate": rate, "cores": cores,
-       "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "figures": rows, "values": values}
+       "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "figures": rows, "values": values, "rounds": rounds}
 path = os.path.join(out_dir, "remote-nbd-%s-%s.json" % (size, time.strftime("%Y%m%d-%H%M%S")))
 with open(path, "w") as f:
     json.dump(out, f, indent=2)

@@ -245,17 +245,9 @@ boot_time() {  # name disk suffix: boots from disk; records boot_NAME<suffix>, t
 }
 # The cold figures run in --rounds rounds, each on images of its own: round 1
 # on NAME, round R on cR-NAME. Each figure is recorded as KEY@ROUND, and
-# median_rounds records KEY as the median of its rounds.
+# median_rounds (bench/lib.sh) records KEY as the median of its rounds.
 round_name() {  # round name
   if [ "$1" = 1 ]; then echo "$2"; else echo "c$1-$2"; fi
-}
-median_rounds() {  # key...
-  local key median
-  for key in "$@"; do
-    median=$(awk -v key="$key" '{ i = index($1, "@"); if (i && substr($1, 1, i - 1) == key) print $2 }' "$results" |
-      sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else if (NR) print (a[NR / 2] + a[NR / 2 + 1]) / 2 }')
-    [ -z "$median" ] || record "$key" "$median"
-  done
 }
 cold_keys() {  # who: the keys cold_figures records for who
   echo "$1_cold $1_cold_cat $1_rand_cold_qd1 $1_rand_warm_qd1 $1_rand_cold_qd16 $1_rand_warm_qd16"

@@ -3,7 +3,8 @@
 # against qemu-storage-daemon over its http blockdev (QEMU's curl driver),
 # all reading one template from one nginx on 127.0.0.1, in one run.
 #
-#   bench/remote_http.sh [--size 1G] [--dir DIR] [--keep] [--corfs BINARY]
+#   bench/remote_http.sh [--size 1G] [--rounds 1] [--dir DIR] [--keep]
+#                        [--corfs BINARY]
 #
 # Prints one table (figure, corfs, other, ratio, target, ok/MISS) and writes
 # the figures as JSON under bench/results/. bench/README.md ("Remote
@@ -22,20 +23,24 @@ usage() {
   cat >&2 <<USAGE
 usage: bench/remote_http.sh [options]
   --size SIZE          template size (default 1G; a multiple of 1M, at least 64M)
+  --rounds N           rounds of every figure, taking turns; the median is judged (default 1, at most 9)
 $bench_usage
 USAGE
   exit 2
 }
 
 size=1G
+rounds=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --size) size=${2:?}; shift 2 ;;
+    --rounds) rounds=${2:?}; shift 2 ;;
     -h|--help) usage ;;
     *) bench_option "$@"; shift "$took" ;;
   esac
 done
 
+[[ "$rounds" =~ ^[1-9]$ ]] || { echo "bench: --rounds must be a whole number from 1 to 9" >&2; exit 2; }
 bytes=$(numfmt --from=iec "$size") || usage
 if [ $((bytes % MiB)) -ne 0 ] || [ "$bytes" -lt $((64 * MiB)) ]; then
   echo "bench: --size must be a multiple of 1M and at least 64M" >&2; exit 2
@@ -85,49 +90,7 @@ url="http://127.0.0.1:$port/template.raw"
 for _ in $(seq 1 100); do curl -s -o /dev/null -r 0-0 "$url" && break; sleep 0.05; done
 curl -s -o /dev/null -r 0-0 "$url" || fail "nginx does not answer on port $port"
 
-# --- the limit: curl -o --------------------------------------------------------
-say "limit: curl -o of the template (+ sync)"
-settle
-t=$(now); curl -s -o copy.raw "$url"; sync copy.raw; record curl_copy "$(elapsed "$t")"
-cmp www/template.raw copy.raw || fail "curl: the copy differs from the template"
-rm -f copy.raw
-
-# --- corfs ---------------------------------------------------------------------
-mkdir -p mnt overlays
-cat > corfs.yaml <<YAML
-mountpoint: mnt
-images:
-  stream.img:
-    overlay: overlays/stream.img
-    backing: [$url]
-    copy_on_read: false
-  cold.img:
-    overlay: overlays/cold.img
-    backing: [$url]
-YAML
-"$corfs" mount corfs.yaml 2>corfs.log &
-corfs_pid=$!
-pids+=("$corfs_pid")
-mounts+=("$dir/mnt")
-wait_mounted "$dir/mnt" "$corfs_pid"
-
-say "corfs: stream from http"
-settle
-t=$(now)
-"$corfs" stream stream.img -m mnt --wait > stream.out || fail "corfs stream failed: $(tail -1 stream.out)"
-record corfs_stream "$(elapsed "$t")"
-cmp www/template.raw overlays/stream.img || fail "corfs: the streamed overlay differs from the template"
-rm -f overlays/stream.img
-
-say "corfs: cold sequential read (copy-on-read)"
-settle
-t=$(now); dd if=mnt/cold.img of=/dev/null bs=1M iflag=direct status=none; record corfs_cold "$(elapsed "$t")"
-cmp www/template.raw mnt/cold.img || fail "corfs: cold.img differs from the template"
-stop_pid "$corfs_pid" INT
-is_mounted "$dir/mnt" && fail "corfs did not unmount"
-rm -f overlays/*
-
-# --- qemu-storage-daemon over its http blockdev --------------------------------
+# --- qemu-storage-daemon: its http blockdev --------------------------------------
 # Does this QEMU have the http blockdev? A daemon with one such node runs.
 qemu-storage-daemon --blockdev "driver=http,node-name=probe,url=$url,read-only=on" \
   --chardev socket,path=probe.sock,server=on,wait=off,id=c0 --monitor chardev=c0 2>qsd-probe.log &
@@ -138,13 +101,61 @@ have_http=0
 [ -S probe.sock ] && kill -0 "$probe_pid" 2>/dev/null && have_http=1
 python3 "$qmp" probe.sock quit > /dev/null 2>&1 || true
 stop_pid "$probe_pid" TERM
-if [ $have_http = 0 ]; then
+[ $have_http = 1 ] ||
   say "qsd: no http blockdev in this QEMU (Debian: qemu-block-extra): $(head -1 qsd-probe.log); its figures are left out"
-else
+
+# http_figures R: the limit, corfs and qsd, each figure recorded as KEY@R.
+http_figures() {
+  local r=$1 t of=""
+  [ "$rounds" = 1 ] || of=" (round $r of $rounds)"
+  # --- the limit: curl -o
+  say "limit: curl -o of the template (+ sync)$of"
+  settle
+  t=$(now); curl -s -o copy.raw "$url"; sync copy.raw; record "curl_copy@$r" "$(elapsed "$t")"
+  cmp www/template.raw copy.raw || fail "curl: the copy differs from the template"
+  rm -f copy.raw
+
+  # --- corfs
+  mkdir -p mnt overlays
+  cat > corfs.yaml <<YAML
+mountpoint: mnt
+images:
+  stream.img:
+    overlay: overlays/stream.img
+    backing: [$url]
+    copy_on_read: false
+  cold.img:
+    overlay: overlays/cold.img
+    backing: [$url]
+YAML
+  "$corfs" mount corfs.yaml 2>corfs.log &
+  corfs_pid=$!
+  pids+=("$corfs_pid")
+  mounts+=("$dir/mnt")
+  wait_mounted "$dir/mnt" "$corfs_pid"
+
+  say "corfs: stream from http$of"
+  settle
+  t=$(now)
+  "$corfs" stream stream.img -m mnt --wait > stream.out || fail "corfs stream failed: $(tail -1 stream.out)"
+  record "corfs_stream@$r" "$(elapsed "$t")"
+  cmp www/template.raw overlays/stream.img || fail "corfs: the streamed overlay differs from the template"
+  rm -f overlays/stream.img
+
+  say "corfs: cold sequential read (copy-on-read)$of"
+  settle
+  t=$(now); dd if=mnt/cold.img of=/dev/null bs=1M iflag=direct status=none; record "corfs_cold@$r" "$(elapsed "$t")"
+  cmp www/template.raw mnt/cold.img || fail "corfs: cold.img differs from the template"
+  stop_pid "$corfs_pid" INT
+  is_mounted "$dir/mnt" && fail "corfs did not unmount"
+  rm -f overlays/*
+
+  # --- qemu-storage-daemon over its http blockdev
+  [ $have_http = 1 ] || return 0
   # backing: the http node, read-only; over it a fresh qcow2 overlay.
   http_node="driver=http,node-name=h0,url=$url,read-only=on"
   qemu-img create -q -f qcow2 -u -b "$url" -F raw qsd-stream.qcow2 "$bytes"
-  say "qsd: block-stream over the http blockdev"
+  say "qsd: block-stream over the http blockdev$of"
   settle
   qemu-storage-daemon --blockdev "$http_node" \
     --blockdev driver=file,node-name=f0,filename=qsd-stream.qcow2 \
@@ -152,14 +163,14 @@ else
     --chardev socket,path=qmp.sock,server=on,wait=off,id=c0 --monitor chardev=c0 2>qsd-stream.log &
   qsd_pid=$!
   pids+=("$qsd_pid")
-  record qsd_stream "$(python3 "$qmp" qmp.sock stream q0)"
+  record "qsd_stream@$r" "$(python3 "$qmp" qmp.sock stream q0)"
   python3 "$qmp" qmp.sock quit || true
   stop_pid "$qsd_pid" TERM
   qemu-img compare -q -f raw -F qcow2 www/template.raw qsd-stream.qcow2 ||
     fail "qsd: the streamed overlay differs from the template"
   rm -f qsd-stream.qcow2 qmp.sock
 
-  say "qsd: cold sequential read through its copy-on-read export"
+  say "qsd: cold sequential read through its copy-on-read export$of"
   qemu-img create -q -f qcow2 -u -b "$url" -F raw qsd-cor.qcow2 "$bytes"
   touch qsd-export.img
   mounts+=("$dir/qsd-export.img")
@@ -173,12 +184,14 @@ else
   qsd_pid=$!
   pids+=("$qsd_pid")
   wait_mounted "$dir/qsd-export.img" "$qsd_pid"
-  t=$(now); dd if=qsd-export.img of=/dev/null bs=1M iflag=direct status=none; record qsd_cold "$(elapsed "$t")"
+  t=$(now); dd if=qsd-export.img of=/dev/null bs=1M iflag=direct status=none; record "qsd_cold@$r" "$(elapsed "$t")"
   cmp www/template.raw qsd-export.img || fail "qsd: the export differs from the template"
   python3 "$qmp" qmp.sock quit || true
   stop_pid "$qsd_pid" TERM
   rm -f qsd-cor.qcow2 qmp.sock
-fi
+}
+for r in $(seq 1 "$rounds"); do http_figures "$r"; done
+median_rounds curl_copy corfs_stream corfs_cold qsd_stream qsd_cold
 record load_end "$(cut -d' ' -f1 /proc/loadavg)"
 
 # --- the table and the JSON ----------------------------------------------------
@@ -186,10 +199,13 @@ mkdir -p "$root/bench/results"
 python3 - "$results" "$root/bench/results" "$size" "$cores" "$bytes" <<'PY'
 import json, os, sys, time
 
-values = {}
+values, rounds = {}, {}  # rounds: KEY -> each round's value (KEY@ROUND lines)
 for line in open(sys.argv[1]):
     key, value = line.split()
-    values[key] = float(value)
+    if "@" in key:
+        rounds.setdefault(key.split("@")[0], []).append(float(value))
+    else:
+        values[key] = float(value)
 out_dir, size, cores, bytes_ = sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
 v = values.get
 rows = []
@@ -220,11 +236,14 @@ print("rates: curl -o %.0f MB/s, corfs stream %.0f MB/s, corfs cold read %.0f MB
 if v("qsd_stream") is not None:
     print(", qsd stream %.0f MB/s, qsd cold read %.0f MB/s" % (mb(v("qsd_stream")), mb(v("qsd_cold"))), end="")
 print()
+if any(len(x) > 1 for x in rounds.values()):
+    print("medians of %d rounds (s): %s" % (max(len(x) for x in rounds.values()),
+          "; ".join("%s %s" % (k, " ".join("%.2f" % x for x in xs)) for k, xs in rounds.items())))
 busy = max(v("load_start"), v("load_end"))
 if busy > 0.5 * cores:
     print("warning: the machine was busy (load average %.1f at start, %.1f at end on %d cores); "
           "figures are noisy" % (v("load_start"), v("load_end"), cores))
-out = {"size": size, "cores": cores, "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "figures": rows, "values": values}
+out = {"size": size, "cores": cores, "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "figures": rows, "values": values, "rounds": rounds}
 path = os.path.join(out_dir, "remote-http-%s-%s.json" % (size, time.strftime("%Y%m%d-%H%M%S")))
 with open(path, "w") as f:
     json.dump(out, f, indent=2)

@@ -13,8 +13,9 @@
 //
 // A failure leaves the connection either usable() (the server answered the
 // request with an error: the connection itself is fine) or not (it broke,
-// timed out or was refused: a transient failure, for the caller to retry on
-// a new connection).
+// timed out, was refused, or the server answered NBD_ESHUTDOWN because it
+// is shutting down: a transient failure, for the caller to retry on a new
+// connection).
 //
 // Threading: one thread at a time (NbdDriver's pool hands a connection to
 // one caller). libnbd would allow more, but one poller per handle keeps the

@@ -12,11 +12,13 @@
 //
 // Run lends a connection to a request. A request whose connection broke
 // or timed out (a transient failure) is retried on a new connection, after
-// a back-off (RemoteOptions), up to `retries` times; a server that answered
-// with an error is not asked again (the connection is fine; the caller's
-// policy decides). A failure comes back as the request's own status (its
-// errno: a server's ENOSPC stays ENOSPC), or EIO once the retries are
-// spent; messages name the URI without credentials.
+// a back-off (RemoteOptions), up to `retries` times, and so is one the
+// server answered with NBD_ESHUTDOWN (it is going away; NbdConnection then
+// closes the connection); a server that answered with another error is not
+// asked again (the connection is fine; the caller's policy decides). A
+// failure comes back as the request's own status (its errno: a server's
+// ENOSPC stays ENOSPC), or EIO once the retries are spent; messages name
+// the URI without credentials.
 //
 // Threading: every method may be called from several threads at once; the
 // pool is guarded by a mutex, a connection is used by one thread at a time.

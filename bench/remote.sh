@@ -330,7 +330,7 @@ PY
 if [ -x "$root/bench/remote_http.sh" ] || [ -f "$root/bench/remote_http.sh" ]; then
   say "bench/remote_http.sh"
   # It takes only the options both scripts share.
-  http_args=(--size "$size" --rounds "$rounds" --dir "$parent")
+  http_args=(--size "$size" --delay "$delay" --rounds "$rounds" --dir "$parent")
   [ "$keep" = 1 ] && http_args+=(--keep)
   [ -n "$corfs" ] && http_args+=(--corfs "$corfs")
   bash "$root/bench/remote_http.sh" "${http_args[@]}"

@@ -3,16 +3,17 @@
 # against qemu-storage-daemon over its http blockdev (QEMU's curl driver),
 # all reading one template from one nginx on 127.0.0.1, in one run.
 #
-#   bench/remote_http.sh [--size 1G] [--rounds 1] [--dir DIR] [--keep]
-#                        [--corfs BINARY]
+#   bench/remote_http.sh [--size 1G] [--delay 2ms] [--rounds 1] [--dir DIR]
+#                        [--keep] [--corfs BINARY]
 #
 # Prints one table (figure, corfs, other, ratio, target, ok/MISS) and writes
 # the figures as JSON under bench/results/. bench/README.md ("Remote
 # templates over HTTP") says what each figure means.
 #
-# The server is not slowed down: nginx has no way to add latency per
-# request, and a rate limit (limit_rate) binds every client alike. The
-# figures are what loopback with a page-cached template allows.
+# The server is made slow on purpose, as nbdkit's delay filter makes the
+# NBD one: every client reaches nginx through bench/delay_proxy.py, which
+# holds each request for --delay before passing it on (nginx cannot delay
+# a reply, and this kernel has no netem); --delay 0 reads nginx directly.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -23,6 +24,7 @@ usage() {
   cat >&2 <<USAGE
 usage: bench/remote_http.sh [options]
   --size SIZE          template size (default 1G; a multiple of 1M, at least 64M)
+  --delay TIME         each request held this long (default 2ms; 0 = no proxy)
   --rounds N           rounds of every figure, taking turns; the median is judged (default 1, at most 9)
 $bench_usage
 USAGE
@@ -30,16 +32,23 @@ USAGE
 }
 
 size=1G
+delay=2ms
 rounds=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --size) size=${2:?}; shift 2 ;;
     --rounds) rounds=${2:?}; shift 2 ;;
+    --delay) delay=${2:?}; shift 2 ;;
     -h|--help) usage ;;
     *) bench_option "$@"; shift "$took" ;;
   esac
 done
 
+delay_ms=$(python3 -c '
+import re, sys
+m = re.fullmatch(r"([0-9]*\.?[0-9]+)(ms|s)?", sys.argv[1])
+print(float(m.group(1)) * (1000 if m.group(2) == "s" else 1) if m else "bad")' "$delay")
+[ "$delay_ms" != bad ] || { echo "bench: --delay must be a time such as 2ms, 0.5ms or 0" >&2; exit 2; }
 [[ "$rounds" =~ ^[1-9]$ ]] || { echo "bench: --rounds must be a whole number from 1 to 9" >&2; exit 2; }
 bytes=$(numfmt --from=iec "$size") || usage
 if [ $((bytes % MiB)) -ne 0 ] || [ "$bytes" -lt $((64 * MiB)) ]; then
@@ -56,7 +65,7 @@ settle() { sync; sleep 3; cat www/template.raw > /dev/null; }
 
 cores=$(nproc)
 record load_start "$(cut -d' ' -f1 /proc/loadavg)"
-say "work folder $dir; template $size; $cores cores"
+say "work folder $dir; template $size; delay $delay a request; $cores cores"
 
 # --- the server ----------------------------------------------------------------
 mkdir -p www nginx/tmp
@@ -89,6 +98,14 @@ pids+=("$!")
 url="http://127.0.0.1:$port/template.raw"
 for _ in $(seq 1 100); do curl -s -o /dev/null -r 0-0 "$url" && break; sleep 0.05; done
 curl -s -o /dev/null -r 0-0 "$url" || fail "nginx does not answer on port $port"
+if [ "$delay_ms" != 0.0 ]; then
+  proxy_port=$(free_port)
+  python3 "$root/bench/delay_proxy.py" "$proxy_port" "$port" "$delay_ms" &
+  pids+=("$!")
+  url="http://127.0.0.1:$proxy_port/template.raw"
+  for _ in $(seq 1 100); do curl -s -o /dev/null -r 0-0 "$url" && break; sleep 0.05; done
+  curl -s -o /dev/null -r 0-0 "$url" || fail "the delay proxy does not answer on port $proxy_port"
+fi
 
 # --- qemu-storage-daemon: its http blockdev --------------------------------------
 # Does this QEMU have the http blockdev? A daemon with one such node runs.
@@ -196,7 +213,7 @@ record load_end "$(cut -d' ' -f1 /proc/loadavg)"
 
 # --- the table and the JSON ----------------------------------------------------
 mkdir -p "$root/bench/results"
-python3 - "$results" "$root/bench/results" "$size" "$cores" "$bytes" <<'PY'
+python3 - "$results" "$root/bench/results" "$size" "$cores" "$bytes" "$delay" <<'PY'
 import json, os, sys, time
 
 values, rounds = {}, {}  # rounds: KEY -> each round's value (KEY@ROUND lines)
@@ -206,7 +223,7 @@ for line in open(sys.argv[1]):
         rounds.setdefault(key.split("@")[0], []).append(float(value))
     else:
         values[key] = float(value)
-out_dir, size, cores, bytes_ = sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+out_dir, size, cores, bytes_, delay = sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), sys.argv[6]
 v = values.get
 rows = []
 def row(name, corfs, other, other_name, ratio, target, ok):
@@ -223,7 +240,7 @@ if v("qsd_cold") is not None:
     row("http cold seq read (CoR) vs qsd CoR", v("corfs_cold"), v("qsd_cold"), "qsd",
         v("qsd_cold") / v("corfs_cold"), ">= 2x faster", v("qsd_cold") / v("corfs_cold") >= 2)
 
-title = "figure (%s template over http, %d cores)" % (size, cores)
+title = "figure (%s over http, delay %s, %d cores)" % (size, delay, cores)
 print("%-44s %10s %10s %-5s %7s %-17s %s" % (title, "corfs", "other", "", "ratio", "target", "result"))
 for r in rows:
     result = "-" if r["ok"] is None else ("ok" if r["ok"] else "MISS")
@@ -243,7 +260,7 @@ busy = max(v("load_start"), v("load_end"))
 if busy > 0.5 * cores:
     print("warning: the machine was busy (load average %.1f at start, %.1f at end on %d cores); "
           "figures are noisy" % (v("load_start"), v("load_end"), cores))
-out = {"size": size, "cores": cores, "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "figures": rows, "values": values, "rounds": rounds}
+out = {"size": size, "delay": delay, "cores": cores, "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "figures": rows, "values": values, "rounds": rounds}
 path = os.path.join(out_dir, "remote-http-%s-%s.json" % (size, time.strftime("%Y%m%d-%H%M%S")))
 with open(path, "w") as f:
     json.dump(out, f, indent=2)

@@ -130,8 +130,9 @@ TEST_F(ImageTableTest, LookupsWhileImagesComeAndGo) {
   std::vector<std::unique_ptr<MountedImage>> images;
   images.push_back(MakeImage("steady"));
   ImageTable table(std::move(images));
-  std::vector<std::shared_ptr<MountedImage>> spares;
-  for (int i = 0; i < 4; ++i) spares.push_back(MakeImage("spare" + std::to_string(i)));
+  // Every round adds images of its own, as image-add and SIGHUP make a new
+  // MountedImage each time: a reader may still hold one a round removed.
+  std::vector<std::shared_ptr<MountedImage>> made;
   std::atomic<bool> stop{false};
   std::vector<std::thread> readers;
   for (int t = 0; t < 4; ++t) {
@@ -152,9 +153,11 @@ TEST_F(ImageTableTest, LookupsWhileImagesComeAndGo) {
     });
   }
   for (int round = 0; round < 8; ++round) {
-    for (auto& spare : spares) {
-      spare->inode = 0;
-      ASSERT_TRUE(table.Add(spare).ok());
+    std::vector<std::shared_ptr<MountedImage>> spares;
+    for (int i = 0; i < 4; ++i) {
+      spares.push_back(MakeImage("spare" + std::to_string(round) + "-" + std::to_string(i)));
+      made.push_back(spares.back());
+      ASSERT_TRUE(table.Add(spares.back()).ok());
     }
     for (auto& spare : spares) {
       std::shared_ptr<MountedImage> removed;
@@ -166,7 +169,7 @@ TEST_F(ImageTableTest, LookupsWhileImagesComeAndGo) {
   for (std::thread& reader : readers) reader.join();
   EXPECT_EQ(Names(table), std::vector<std::string>{"steady"});
   EXPECT_EQ(table.Find("steady")->inode, 2u);
-  for (auto& spare : spares) EXPECT_TRUE(spare->overlay->Close().ok());
+  for (auto& spare : made) EXPECT_TRUE(spare->overlay->Close().ok());
   EXPECT_TRUE(table.CloseAll().ok());
 }
 

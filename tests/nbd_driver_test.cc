@@ -241,6 +241,36 @@ TEST_F(NbdDriverTest, OneConnectionWithoutMultiConn) {
   EXPECT_TRUE(ReadRange(*driver, 4096, 1 << 20, &status) == content_.substr(4096, 1 << 20)) << status.message();
 }
 
+TEST_F(NbdDriverTest, TheIdentityCheckStaysWithinTheServersClientLimit) {
+  // qemu-nbd -e 2 answers two clients at a time and leaves a third
+  // unanswered: a check on a connection beyond the pool's two would wait
+  // out the connect timeout and fail.
+  const std::string socket = dir_.File("nbd.sock");
+  Server server({"qemu-nbd", "-t", "-r", "-e", "2", "-f", "raw", "-k", socket, "--pid-file", dir_.File("q.pid"), file_},
+                dir_.File("q.pid"));
+  RemoteOptions options = FastRetries();
+  options.connections = 2;
+  std::unique_ptr<NbdDriver> driver;
+  ASSERT_TRUE(NbdDriver::Open("nbd+unix:///?socket=" + socket, options, &driver).ok());
+  ASSERT_EQ(driver->max_connections(), 2u);
+  std::vector<std::thread> readers;  // parallel reads open both connections
+  for (int t = 0; t < 4; ++t) {
+    readers.emplace_back([&, t] {
+      for (uint64_t offset = static_cast<uint64_t>(t) << 20; offset < content_.size(); offset += 4 << 20) {
+        Status status;
+        EXPECT_EQ(ReadRange(*driver, offset, 1 << 20, &status), content_.substr(offset, 1 << 20)) << status.message();
+      }
+    });
+  }
+  for (std::thread& reader : readers) reader.join();
+  for (int i = 0; i < 3; ++i) {
+    Status checked = driver->CheckUnchanged();
+    EXPECT_TRUE(checked.ok()) << checked.message();
+  }
+  Status status;
+  EXPECT_EQ(ReadRange(*driver, 4096, 65536, &status), content_.substr(4096, 65536)) << status.message();
+}
+
 TEST_F(NbdDriverTest, AServerErrorIsEioThenReadsWorkAgain) {
   const int port = FreePort();
   const std::string switch_file = dir_.File("fail-now");

@@ -126,9 +126,17 @@ Status NbdConnectionPool::Run(const std::string& what, unsigned retries, const R
   }
 }
 
-Status NbdConnectionPool::CheckUnchanged() const {
-  std::unique_ptr<NbdConnection> connection;
-  return Connect(&connection);
+Status NbdConnectionPool::CheckUnchanged() {
+  // The check takes a place in the pool (an idle connection, closed, or the
+  // right to open one; it waits while all are lent out), so there are never
+  // more than max_connections_: a server may accept no more (qemu-nbd -e N
+  // leaves the next one unanswered, and the check would wait out the
+  // connect timeout).
+  std::unique_ptr<NbdConnection> connection = Acquire();
+  connection.reset();
+  Status status = Connect(&connection);
+  Release(std::move(connection));  // kept for later requests; null: the place is free again
+  return status;
 }
 
 }  // namespace corfs::overlay

@@ -60,8 +60,9 @@ class NbdConnectionPool {
   // request in messages.
   Status Run(const std::string& what, unsigned retries, const Request& request);
 
-  // Connects anew and checks the export against the one opened.
-  Status CheckUnchanged() const;
+  // Connects anew, in the place of a pooled connection, and checks the
+  // export against the one opened.
+  Status CheckUnchanged();
 
  private:
   NbdConnectionPool(std::string uri, std::string shown, std::string tls_username, const RemoteOptions& options,

@@ -138,6 +138,22 @@ class NbdDriverTest : public ::testing::Test {
     content_ = corfs::testing::ReadFileBytes(file_);
   }
 
+  // qemu-nbd serving the template on a Unix socket, with `extra` options;
+  // opens a driver of `connections` over it.
+  std::unique_ptr<Server> OpenOverQemuNbd(const std::vector<std::string>& extra, unsigned connections,
+                                          std::unique_ptr<NbdDriver>* driver) {
+    const std::string socket = dir_.File("nbd.sock");
+    std::vector<std::string> command{"qemu-nbd",        "-t", "-r", "-f", "raw", "-k", socket, "--pid-file",
+                                     dir_.File("q.pid")};
+    command.insert(command.end(), extra.begin(), extra.end());
+    command.push_back(file_);
+    auto server = std::make_unique<Server>(command, dir_.File("q.pid"));
+    RemoteOptions options = FastRetries();
+    options.connections = connections;
+    EXPECT_TRUE(NbdDriver::Open("nbd+unix:///?socket=" + socket, options, driver).ok());
+    return server;
+  }
+
   TempDir dir_;
   std::string file_;
   std::string content_;
@@ -229,13 +245,9 @@ TEST_F(NbdDriverTest, ParallelReadsUseSeveralConnectionsWithMultiConn) {
 
 TEST_F(NbdDriverTest, OneConnectionWithoutMultiConn) {
   // qemu-nbd serving one client at a time does not offer multi-conn.
-  const std::string socket = dir_.File("nbd.sock");
-  Server server({"qemu-nbd", "-t", "-r", "-f", "raw", "-k", socket, "--pid-file", dir_.File("q.pid"), file_},
-                dir_.File("q.pid"));
-  RemoteOptions options = FastRetries();
-  options.connections = 4;
   std::unique_ptr<NbdDriver> driver;
-  ASSERT_TRUE(NbdDriver::Open("nbd+unix:///?socket=" + socket, options, &driver).ok());
+  auto server = OpenOverQemuNbd({}, 4, &driver);
+  ASSERT_NE(driver, nullptr);
   EXPECT_EQ(driver->max_connections(), 1u);
   Status status;
   EXPECT_TRUE(ReadRange(*driver, 4096, 1 << 20, &status) == content_.substr(4096, 1 << 20)) << status.message();
@@ -245,13 +257,9 @@ TEST_F(NbdDriverTest, TheIdentityCheckStaysWithinTheServersClientLimit) {
   // qemu-nbd -e 2 answers two clients at a time and leaves a third
   // unanswered: a check on a connection beyond the pool's two would wait
   // out the connect timeout and fail.
-  const std::string socket = dir_.File("nbd.sock");
-  Server server({"qemu-nbd", "-t", "-r", "-e", "2", "-f", "raw", "-k", socket, "--pid-file", dir_.File("q.pid"), file_},
-                dir_.File("q.pid"));
-  RemoteOptions options = FastRetries();
-  options.connections = 2;
   std::unique_ptr<NbdDriver> driver;
-  ASSERT_TRUE(NbdDriver::Open("nbd+unix:///?socket=" + socket, options, &driver).ok());
+  auto server = OpenOverQemuNbd({"-e", "2"}, 2, &driver);
+  ASSERT_NE(driver, nullptr);
   ASSERT_EQ(driver->max_connections(), 2u);
   std::vector<std::thread> readers;  // parallel reads open both connections
   for (int t = 0; t < 4; ++t) {

@@ -66,8 +66,6 @@ Status NbdConnection::Connect(const std::string& uri, const std::string& shown, 
   // every server accepts.
   if (max_request > 0) info.max_request = std::min<uint64_t>(static_cast<uint64_t>(max_request), 32 << 20);
   info.max_request = std::max(info.max_request / info.min_request, uint64_t{1}) * info.min_request;
-  info.request_part =
-      std::max(std::min(info.max_request, kRequestPart) / info.min_request, uint64_t{1}) * info.min_request;
   info.multi_conn = nbd_can_multi_conn(handle) == 1;
   info.allocation = nbd_can_meta_context(handle, LIBNBD_CONTEXT_BASE_ALLOCATION) == 1;
   info.read_only = nbd_is_read_only(handle) != 0;
@@ -117,14 +115,14 @@ Status NbdConnection::IssueSplit(uint64_t length, uint64_t max_part, const std::
 
 Status NbdConnection::Read(uint64_t offset, std::span<char> buf, Clock::time_point deadline) {
   const std::string what = "read of " + std::to_string(buf.size()) + " bytes at " + std::to_string(offset);
-  return IssueSplit(buf.size(), info_.request_part, what, deadline, [&](uint64_t done, size_t length) {
+  return IssueSplit(buf.size(), RequestPart(), what, deadline, [&](uint64_t done, size_t length) {
     return nbd_aio_pread(handle_, buf.data() + done, length, offset + done, NBD_NULL_COMPLETION, 0);
   });
 }
 
 Status NbdConnection::Write(uint64_t offset, std::span<const char> data, Clock::time_point deadline) {
   const std::string what = "write of " + std::to_string(data.size()) + " bytes at " + std::to_string(offset);
-  return IssueSplit(data.size(), info_.request_part, what, deadline, [&](uint64_t done, size_t length) {
+  return IssueSplit(data.size(), RequestPart(), what, deadline, [&](uint64_t done, size_t length) {
     return nbd_aio_pwrite(handle_, data.data() + done, length, offset + done, NBD_NULL_COMPLETION, 0);
   });
 }

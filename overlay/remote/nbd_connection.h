@@ -22,6 +22,7 @@
 // deadlines simple; parallel requests use several connections, and one
 // Read keeps several requests in flight on its connection.
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -45,11 +46,9 @@ class NbdConnection {
     uint64_t size = 0;
     uint64_t min_request = 1;         // requests must be aligned to this
     uint64_t max_request = 32 << 20;  // and no longer than this
-    // The length Read and Write split into: at most kRequestPart, aligned.
-    uint64_t request_part = 32 << 20;
-    bool multi_conn = false;  // several connections see the same data
-    bool allocation = false;  // base:allocation block status is offered
-    bool read_only = true;    // the server refuses writes
+    bool multi_conn = false;          // several connections see the same data
+    bool allocation = false;          // base:allocation block status is offered
+    bool read_only = true;            // the server refuses writes
     bool can_flush = false;
     bool can_zero = false;  // NBD_CMD_WRITE_ZEROES
   };
@@ -86,11 +85,11 @@ class NbdConnection {
   static constexpr uint64_t kRequestPart = 512 << 10;
 
   // Reads `buf` at `offset` (aligned to info().min_request, within the
-  // export) in requests of at most info().request_part, all in flight at
-  // once.
+  // export) in requests of at most kRequestPart (less if the server's
+  // maximum is less), all in flight at once.
   Status Read(uint64_t offset, std::span<char> buf, Clock::time_point deadline);
   // Writes `data` at `offset` (aligned, within the export) in requests of
-  // at most info().request_part, all in flight at once.
+  // at most kRequestPart (or the server's maximum), all in flight at once.
   Status Write(uint64_t offset, std::span<const char> data, Clock::time_point deadline);
   // Makes [offset, offset + length) read as zeros (NBD_CMD_WRITE_ZEROES,
   // the server may trim); the caller writes zeros itself when the server
@@ -113,6 +112,11 @@ class NbdConnection {
   // The failure of the libnbd call just made, naming `what`; a connection
   // that is no longer ready is closed.
   Status Failed(const std::string& what);
+  // The length Read and Write split into: kRequestPart, or less to stay
+  // within the server's maximum, aligned to its minimum.
+  uint64_t RequestPart() const {
+    return std::max(std::min(info_.max_request, kRequestPart) / info_.min_request, uint64_t{1}) * info_.min_request;
+  }
   // Issues [offset, offset + length) as requests of at most `max_part`
   // bytes, `issue(done, length)` each (an nbd_aio_* call giving its
   // cookie, -1 when it failed), and waits for them all.

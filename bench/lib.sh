@@ -22,6 +22,7 @@
 #                         from pids
 #   is_mounted PATH, wait_mounted PATH PID
 #   now, elapsed START, record KEY VALUE, say MESSAGE, fail MESSAGE; MiB
+#   require_rounds N      exit 2 unless N is 1 to 9 (a --rounds value)
 #   median_rounds KEY...  records KEY as the median of its KEY@ROUND values
 #   free_port             a TCP port on 127.0.0.1 for a server
 #
@@ -115,6 +116,10 @@ now() { date +%s%N; }
 free_port() { python3 "$root/scripts/free_port.py"; }  # a TCP port on 127.0.0.1 for a server
 elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.3f", (b - a) / 1e9 }'; }
 record() { echo "$1 $2" >> "$results"; }
+# require_rounds N: exit 2 unless N is a round count the benches take (1 to 9).
+require_rounds() {
+  [[ "$1" =~ ^[1-9]$ ]] || { echo "bench: --rounds must be a whole number from 1 to 9" >&2; exit 2; }
+}
 # median_rounds KEY...: records each KEY as the median of its KEY@ROUND values.
 median_rounds() {
   local key median

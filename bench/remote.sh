@@ -52,7 +52,7 @@ while [ $# -gt 0 ]; do
     *) bench_option "$@"; shift "$took" ;;
   esac
 done
-[[ "$rounds" =~ ^[1-9]$ ]] || { echo "bench: --rounds must be a whole number from 1 to 9" >&2; exit 2; }
+require_rounds "$rounds"
 bytes=$(numfmt --from=iec "$size") || usage
 fleet_bytes=$(numfmt --from=iec "$fleet_size") || usage
 for b in "$bytes" "$fleet_bytes"; do

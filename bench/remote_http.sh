@@ -49,7 +49,7 @@ import re, sys
 m = re.fullmatch(r"([0-9]*\.?[0-9]+)(ms|s)?", sys.argv[1])
 print(float(m.group(1)) * (1000 if m.group(2) == "s" else 1) if m else "bad")' "$delay")
 [ "$delay_ms" != bad ] || { echo "bench: --delay must be a time such as 2ms, 0.5ms or 0" >&2; exit 2; }
-[[ "$rounds" =~ ^[1-9]$ ]] || { echo "bench: --rounds must be a whole number from 1 to 9" >&2; exit 2; }
+require_rounds "$rounds"
 bytes=$(numfmt --from=iec "$size") || usage
 if [ $((bytes % MiB)) -ne 0 ] || [ "$bytes" -lt $((64 * MiB)) ]; then
   echo "bench: --size must be a multiple of 1M and at least 64M" >&2; exit 2

@@ -82,9 +82,7 @@ fi
 if ! [[ "$rand_ios" =~ ^[0-9]+$ ]] || [ "$rand_ios" -lt 16 ] || [ $((rand_ios * 4096 * 4)) -gt "$bytes" ]; then
   echo "bench: --rand-ios must be a whole number >= 16, reading at most a quarter of --size" >&2; exit 2
 fi
-if ! [[ "$rounds" =~ ^[1-9]$ ]]; then
-  echo "bench: --rounds must be a whole number from 1 to 9" >&2; exit 2
-fi
+require_rounds "$rounds"
 [ "$stream" = 1 ] || sparse=0   # the sparse figure is a stream
 if [ "$sparse" = 1 ] && [ "$sparse_bytes" -lt $((2 * bytes)) ]; then
   echo "bench: --sparse-size must be at least twice --size" >&2; exit 2

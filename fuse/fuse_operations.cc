@@ -293,32 +293,57 @@ class GuestRequest {
   Clock::time_point start_ = Clock::now();
 };
 
-// Replies with [off, off + length) of the overlay's data file, which holds
-// it: libfuse splices the file range into the reply, so the bytes go from
-// the data file's page cache to the reader without a copy through here.
-void ReplySpliced(GuestRequest& request, int fd, uint64_t off, size_t length) {
+// Replies with [off, off + length) of the file `fd`, which holds it at those
+// offsets (the overlay's data file, or a raw layer's file): libfuse splices
+// the file range into the reply, so the bytes go from that file's page cache
+// to the reader without a copy through here. `move` lets the kernel take
+// clean pages of the file's page cache into the mount's own instead of
+// copying them (SPLICE_F_MOVE): right for local data, never for a
+// template's file, whose pages the copy into the overlay after the reply is
+// about to read (and pages just copied into the overlay are dirty, so
+// there is nothing to take).
+void ReplySpliced(GuestRequest& request, int fd, uint64_t off, size_t length, bool move) {
   fuse_bufvec data = FUSE_BUFVEC_INIT(length);
   data.buf[0].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
   data.buf[0].fd = fd;
   data.buf[0].pos = static_cast<off_t>(off);
   request.Succeeded();
-  fuse_reply_data(request.req(), &data, FUSE_BUF_SPLICE_MOVE);
+  fuse_reply_data(request.req(), &data, move ? FUSE_BUF_SPLICE_MOVE : static_cast<fuse_buf_copy_flags>(0));
+}
+
+// Warns that the guest had its data but the overlay could not keep its copy
+// (those clusters stay the chain's): not the guest's error.
+void WarnNotKept(const MountedImage& image, uint64_t off, size_t length, const Status& status) {
+  spdlog::warn("image {}: keeping the clusters of a guest read of {} bytes at {} failed: {}", image.name(), length, off,
+               status.message());
 }
 
 Status ServeRead(GuestRequest& request, MountedImage& image, uint64_t off, size_t length) {
   image.NoteGuestRead(off, length);  // a boot profile's record or replay; every read, local or not
   if (length >= kMinSplice && length <= SpliceLimit()) {
-    int fd = image.overlay->LocalDataFd(off, length);
-    // Not all local: copy-on-read first, inside the kernel where it can
-    // (FaultIn), then the same splice. A cold read thus costs one copy into
-    // the overlay and one to the reader, where a read through a buffer costs
-    // three (from the template, into the overlay, to the reader). Smaller
-    // reads stay on the buffer path: for them it measured the same.
-    if (fd < 0) CORFS_RETURN_IF_ERROR(image.overlay->FaultIn(off, length, &fd));
+    const int fd = image.overlay->LocalDataFd(off, length);
     if (fd >= 0) {
-      ReplySpliced(request, fd, off, length);
+      ReplySpliced(request, fd, off, length, /*move=*/true);
       return Status::Ok();
     }
+    // Not all local: copy-on-read inside the kernel where it can (FaultIn),
+    // and the same splice, from a raw template's file before its clusters
+    // are copied when the whole read is that template's, else from the
+    // overlay after. A cold read thus costs one copy into the overlay and
+    // one to the reader, and the guest waits for the second only, where a
+    // read through a buffer costs three (from the template, into the
+    // overlay, to the reader). Smaller reads stay on the buffer path: for
+    // them it measured the same.
+    bool replied = false;
+    Status status = image.overlay->FaultIn(off, length, [&](int source) {
+      ReplySpliced(request, source, off, length, /*move=*/false);
+      replied = true;
+    });
+    if (replied) {
+      if (!status.ok()) WarnNotKept(image, off, length, status);
+      return Status::Ok();
+    }
+    CORFS_RETURN_IF_ERROR(status);
   }
   thread_local std::vector<char> buf;
   if (buf.size() < length) buf.resize(std::max<size_t>(length, kMaxIo));
@@ -331,10 +356,8 @@ Status ServeRead(GuestRequest& request, MountedImage& image, uint64_t off, size_
     fuse_reply_buf(request.req(), buf.data(), length);
     replied = true;
   });
-  if (replied && !status.ok()) {
-    // The guest has its data; only the overlay's copy of it was lost.
-    spdlog::warn("image {}: keeping the clusters of a guest read of {} bytes at {} failed: {}", image.name(), length,
-                 off, status.message());
+  if (replied) {
+    if (!status.ok()) WarnNotKept(image, off, length, status);
     return Status::Ok();
   }
   return status;
@@ -378,15 +401,17 @@ void FlushImage(fuse_req_t req, fuse_ino_t ino) {
   if (image == nullptr) return (void)fuse_reply_err(req, ino == ImageTable::kRootInode ? 0 : ENOENT);
   if (image->config.read_only) return (void)fuse_reply_err(req, 0);
   GuestRequest(req, *image, mount::IoKind::kFlush, 0, 0).Run([&](GuestRequest& request) {
-    CORFS_RETURN_IF_ERROR(image->overlay->Flush());
+    CORFS_RETURN_IF_ERROR(image->overlay->FlushGuestWrites());
     request.Succeeded();
     fuse_reply_err(req, 0);
     return Status::Ok();
   });
 }
 
-// close() and fsync() both commit, as QEMU's FUSE export does: a guest that
-// closes its disk expects what it wrote to be there.
+// close() and fsync() both make the guest's writes durable, as QEMU's FUSE
+// export does: a guest that closes its disk expects what it wrote to be
+// there. A guest that wrote nothing since the last commit waits for nothing
+// (Overlay::FlushGuestWrites).
 void OnFlush(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) { FlushImage(req, ino); }
 void OnFsync(fuse_req_t req, fuse_ino_t ino, int, fuse_file_info*) { FlushImage(req, ino); }
 

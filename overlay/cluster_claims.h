@@ -14,11 +14,13 @@
 // Threading: every method of ClusterClaims may be called from several
 // threads at once; a shard's mutex is held only to look at its set (a leaf
 // of the overlay's lock order). A ClaimedRun belongs to the thread that made
-// it. A claim is held like a lock, across I/O, so claims cannot deadlock
-// only because every thread takes the claims of a run in ascending cluster
-// order and holds one run at a time (it releases a run before it claims
-// the next), and because no thread that holds a claim waits for anything
-// that waits for a claim: while holding one a thread may take the
+// it, or to the FillBehind queue it handed the run to (fill_behind.h), whose
+// thread copies it and releases it without waiting for anything else. A
+// claim is held like a lock, across I/O, so claims cannot deadlock only
+// because every thread takes the claims of a run in ascending cluster order
+// and holds one run at a time (it releases a run, or hands it over, before
+// it claims the next), and because no thread that holds a claim waits for
+// anything that waits for a claim: while holding one a thread may take the
 // overlay's header_mutex_ (its chain snapshot), the write threshold's
 // mutex and the drivers' own locks, all of which are leaves.
 
@@ -26,6 +28,7 @@
 #include <cstdint>
 #include <mutex>
 #include <unordered_set>
+#include <utility>
 
 #include "overlay/allocation_bitmap.h"
 
@@ -70,6 +73,11 @@ class ClaimedRun {
   }
   ClaimedRun(const ClaimedRun&) = delete;
   ClaimedRun& operator=(const ClaimedRun&) = delete;
+  // Hands the claims to another owner (FillBehind's queue), which releases
+  // them; `other` then holds none.
+  ClaimedRun(ClaimedRun&& other) noexcept
+      : claims_(other.claims_), first_(other.first_), count_(std::exchange(other.count_, 0)) {}
+  ClaimedRun& operator=(ClaimedRun&&) = delete;
   ~ClaimedRun() {
     for (uint64_t i = 0; i < count_; ++i) claims_.Release(first_ + i);
   }
@@ -78,7 +86,7 @@ class ClaimedRun {
 
  private:
   ClusterClaims& claims_;
-  const uint64_t first_;
+  uint64_t first_;
   uint64_t count_ = 0;
 };
 

@@ -15,8 +15,9 @@ namespace fs = std::filesystem;
 Overlay::~Overlay() { (void)Close(); }
 
 Status Overlay::Close() {
-  read_ahead_.reset();  // waits for a fill under way
-  committer_.reset();   // waits for a commit under way
+  read_ahead_.reset();   // waits for a fill under way
+  fill_behind_.reset();  // copies what it holds
+  committer_.reset();    // waits for a commit under way
   if (closed_) return Status::Ok();
   // An Open that failed half way leaves an overlay without files: nothing to commit.
   Status status = read_only_ || !meta_ ? Status::Ok() : Commit();
@@ -48,6 +49,16 @@ Status Overlay::Commit() {
   return CommitLocked({}, {});
 }
 
+Status Overlay::FlushGuestWrites() {
+  // A commit under way when the guest flushes may have read the count before
+  // the guest's last write; the count it publishes then stays below, and
+  // this commits again (after it: commit_mutex_).
+  if (guest_changes_.load(std::memory_order_acquire) == committed_guest_changes_.load(std::memory_order_acquire)) {
+    return Status::Ok();
+  }
+  return Commit();
+}
+
 Status Overlay::CommitLocked(const std::function<void()>& snapshot, const std::function<Status()>& write_more) {
   // After a failed sync of the data file the kernel may have dropped the
   // pages it could not write and marked them clean: a later sync succeeds
@@ -60,6 +71,7 @@ Status Overlay::CommitLocked(const std::function<void()>& snapshot, const std::f
   }
   // Take the dirty pages *before* syncing the data: every bit in them was set
   // after its cluster's data was written, so the sync below covers that data.
+  const uint64_t guest_changes = guest_changes_.load(std::memory_order_acquire);
   std::vector<AllocationBitmap::Page> pages = bitmap_.TakeDirtyPages();
   if (snapshot) snapshot();
   Status status = data_.Sync();
@@ -72,6 +84,7 @@ Status Overlay::CommitLocked(const std::function<void()>& snapshot, const std::f
   // it writes the same pages again from memory.
   if (status.ok() && (!pages.empty() || write_more)) status = meta_->Sync();
   if (!status.ok()) bitmap_.MarkDirty(pages);
+  if (status.ok()) committed_guest_changes_.store(guest_changes, std::memory_order_release);
   return status;
 }
 

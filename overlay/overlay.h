@@ -15,8 +15,9 @@
 // holes in NAME.
 //
 // Durability: a bitmap bit reaches NAME.cor only after the data of its
-// cluster was synced (Commit). Flush commits; a background thread commits
-// about once a second; closing commits. Once a sync of NAME has failed,
+// cluster was synced (Commit). Flush commits; a guest's flush commits when
+// the guest changed the disk since the last commit (FlushGuestWrites); a
+// background thread commits about once a second; closing commits. Once a sync of NAME has failed,
 // every later commit fails too, until the overlay is opened again: the
 // kernel reports a lost write once, and a later sync that succeeds says
 // nothing about it.
@@ -57,6 +58,7 @@
 #include "overlay/commit_thread.h"
 #include "overlay/data_file.h"
 #include "overlay/file_system.h"
+#include "overlay/fill_behind.h"
 #include "overlay/guest_activity.h"
 #include "overlay/image_identity.h"
 #include "overlay/image_opener.h"
@@ -176,6 +178,13 @@ class Overlay {
   // Commits: data synced, then the bitmap written and synced. EIO for good
   // once a sync of the data file failed (see Durability above).
   Status Flush() { return Commit(); }
+  // A guest's flush (fsync, or close): makes every guest write and discard
+  // that completed before it durable. It commits only when there was one
+  // since the last commit: copy-on-read alone needs no sync, since what a
+  // crash loses of it is fetched again from the chain. So a guest that only
+  // read (a cold `dd`, a boot's first reads, then close) does not wait for
+  // the sync of everything it faulted in.
+  Status FlushGuestWrites();
 
   // The data file's descriptor when the overlay holds every cluster of
   // [offset, offset + length), else -1. A read of such a range needs nothing
@@ -184,20 +193,32 @@ class Overlay {
   // by guest writes, which a concurrent read may see or not, as with pread.
   int LocalDataFd(uint64_t offset, uint64_t length) const;
 
-  // Copy-on-read without a buffer, for a guest read served from the data
-  // file: makes every cluster of [offset, offset + length) local, copying
-  // what the overlay lacks from the chain as Read would (inside the kernel
-  // where the layer is a raw file, so the bytes never cross this process;
-  // like a stream's copy, such a copy keeps only the layer's own holes
-  // sparse, not its blocks of zeros), and sets *fd to the data file's
-  // descriptor. *fd is -1, with nothing done, when the overlay does not copy
-  // on read (a thin clone, or read-only): the caller uses Read.
-  Status FaultIn(uint64_t offset, uint64_t length, int* fd);
+  // Copy-on-read without a buffer, for a guest read served from a file
+  // (splice): makes every cluster of [offset, offset + length) local,
+  // copying what the overlay lacks from the chain as Read would (inside the
+  // kernel where the layer is a raw file, so the bytes never cross this
+  // process; like a stream's copy, such a copy keeps only the layer's own
+  // holes sparse, not its blocks of zeros), and calls `ready(fd)` with a
+  // descriptor that holds the range's bytes at their own offsets, as early
+  // as it can. When the whole range lacks its clusters and one raw layer
+  // holds all of it as data, that is the layer's file, before the clusters
+  // are copied (under their claims, as ReadEarly's); else the data file,
+  // after. An error before `ready` is returned without calling it; one
+  // after it is returned once it was called (the guest had its bytes; those
+  // clusters stay the chain's). `ready` is not called, with nothing done,
+  // when the overlay does not copy on read (a thin clone, or read-only):
+  // the caller uses Read.
+  Status FaultIn(uint64_t offset, uint64_t length, const std::function<void(int fd)>& ready);
 
   // Waits until the read-ahead (read_ahead.h) of sequential cold reads has
   // nothing queued or under way.
   void WaitForReadAhead() {
     if (read_ahead_) read_ahead_->WaitIdle();
+  }
+  // Waits until the clusters of cold reads answered early (FaultIn) are
+  // copied into the overlay (fill_behind.h).
+  void WaitForFillBehind() {
+    if (fill_behind_) fill_behind_->WaitIdle();
   }
 
   // Allocation of the disk as a whole (overlay, then chain): kData, kZero, or
@@ -371,6 +392,14 @@ class Overlay {
   // claimed run at a time (Populate and FaultIn); `wait` as Populate's;
   // `count_faults` counts each run as a copy-on-read fault.
   Status FillMissing(uint64_t offset, uint64_t length, bool wait, bool count_faults);
+  // Bytes of answered cold reads that may wait for the fill-behind thread
+  // (fill_behind.h): enough for it to copy back to back behind a guest
+  // reading 1 MiB at a time, few enough claims to leave a guest write to
+  // wait on.
+  static constexpr uint64_t kFillBehindQueue = 16 << 20;
+  // The file of the raw layer that holds all of [offset, offset + length)
+  // as data, at the same offsets; -1 when no one such layer does.
+  static int RawLayerHolding(BackingChain& backing, uint64_t offset, uint64_t length);
   // Fills the claimed clusters from the chain and marks them allocated.
   // Runs no image holds, or that read as zeros, become holes without being
   // read. `out`, if not empty, has the run's length and receives its data.
@@ -455,6 +484,11 @@ class Overlay {
 
   bool closed_ = false;
   std::atomic<int64_t> guest_requests_in_flight_{0};
+  // Guest writes and discards completed (counted after their change is
+  // stored), and how many of them the last successful commit covered (read
+  // before its sync). Equal: a guest flush has nothing to make durable.
+  std::atomic<uint64_t> guest_changes_{0};
+  std::atomic<uint64_t> committed_guest_changes_{0};
   std::atomic<uint64_t> cor_faults_{0};
   std::atomic<uint64_t> cor_bytes_{0};
   std::shared_ptr<GuestActivity> guest_activity_ = std::make_shared<GuestActivity>();
@@ -473,6 +507,7 @@ class Overlay {
   // Copies ahead of sequential cold reads (Populate without waiting); null
   // when the overlay does not copy on read. Last member: stopped first.
   std::unique_ptr<ReadAhead> read_ahead_;
+  std::unique_ptr<FillBehind> fill_behind_;  // copy-on-read overlays only
 };
 
 }  // namespace corfs::overlay

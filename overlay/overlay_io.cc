@@ -176,7 +176,12 @@ Status Overlay::WriteOrDiscard(uint64_t offset, uint64_t length, std::span<const
     for (; passed < hooks->size() && status.ok(); ++passed) status = (*hooks)[passed]->BeforeWrite(offset, length);
     if (!status.ok()) --passed;
   }
-  if (status.ok()) status = StoreGuestChange(offset, length, data, disk_size);
+  if (status.ok()) {
+    status = StoreGuestChange(offset, length, data, disk_size);
+    // Counted even when it failed part way: what it stored must be synced
+    // by the guest's next flush all the same.
+    guest_changes_.fetch_add(1, std::memory_order_release);
+  }
   for (size_t i = 0; i < passed; ++i) {
     if (!status.ok()) {
       (*hooks)[i]->WriteFailed(offset, length);
@@ -260,15 +265,51 @@ Status Overlay::Populate(uint64_t offset, uint64_t length, bool wait) {
   return FillMissing(offset, length, wait, /*count_faults=*/false);
 }
 
-Status Overlay::FaultIn(uint64_t offset, uint64_t length, int* fd) {
-  *fd = -1;
+Status Overlay::FaultIn(uint64_t offset, uint64_t length, const std::function<void(int fd)>& ready) {
   if (!copy_on_read_) return Status::Ok();
   CORFS_RETURN_IF_ERROR(RangeCheck(offset, length, size(), "read"));
   InFlightGuestRequest request(guest_requests_in_flight_, *guest_activity_);
+  const uint64_t first = offset >> cluster_bits_;
+  const uint64_t clusters = length == 0 ? 0 : ClustersUpTo(offset, offset + length);
+  if (clusters > 0 && bitmap_.RunLength(first, clusters, false) == clusters) {
+    ClaimedRun run(claims_, first, clusters, /*wait=*/true);
+    if (run.count() == clusters) {
+      const uint64_t bytes = ClusterEnd(first + clusters - 1) - ClusterStart(first);
+      cor_faults_.fetch_add(1, std::memory_order_relaxed);
+      cor_bytes_.fetch_add(bytes, std::memory_order_relaxed);
+      // The whole request is the chain's. When one raw layer holds all of
+      // it, the guest is answered from that layer's file, and the clusters
+      // are copied after (by the fill-behind thread when it has room): the
+      // guest waits for one copy (to it), not two. The claims stay held
+      // until the bits are set.
+      const std::shared_ptr<BackingChain> backing = chain();
+      const int source = RawLayerHolding(*backing, offset, length);
+      if (source < 0) {
+        CORFS_RETURN_IF_ERROR(FillClaimed(run, {}));
+        ready(data_.fd());
+      } else {
+        ready(source);
+        if (!fill_behind_ || !fill_behind_->Offer(run, bytes)) CORFS_RETURN_IF_ERROR(FillClaimed(run, {}));
+      }
+      if (read_ahead_) read_ahead_->NoteRead(offset, length, /*cold=*/true);
+      // An earlier queued copy that failed is reported here, after a reply,
+      // as a failure of this one's own copy would be.
+      return fill_behind_ ? fill_behind_->TakeFailure() : Status::Ok();
+    }
+  }
+  // Partly local, or being filled by someone else: fill what is missing.
   CORFS_RETURN_IF_ERROR(FillMissing(offset, length, /*wait=*/true, /*count_faults=*/true));
+  ready(data_.fd());
   if (read_ahead_) read_ahead_->NoteRead(offset, length, /*cold=*/true);
-  *fd = data_.fd();
   return Status::Ok();
+}
+
+int Overlay::RawLayerHolding(BackingChain& backing, uint64_t offset, uint64_t length) {
+  BlockStatus status;
+  size_t layer = 0;
+  if (!backing.GetBlockStatus(offset, length, backing.depth(), &status, &layer).ok()) return -1;
+  if (status.allocation != Allocation::kData || status.length < length) return -1;
+  return backing.layer(layer).data_fd();
 }
 
 Status Overlay::FillMissing(uint64_t offset, uint64_t length, bool wait, bool count_faults) {

@@ -327,6 +327,12 @@ Status Overlay::Open(const std::string& path, const OpenOptions& options, std::u
       if (self->bitmap_.HasDirtyPages()) (void)self->Commit();
     });
   }
+  if (overlay->copy_on_read_) {
+    Overlay* self = overlay.get();
+    overlay->fill_behind_ = std::make_unique<FillBehind>(kFillBehindQueue, [self](const ClaimedRun& run) {
+      return self->FillClaimed(run, {});
+    });
+  }
   if (overlay->copy_on_read_ && options.read_ahead) {
     Overlay* self = overlay.get();
     overlay->read_ahead_ = std::make_unique<ReadAhead>(

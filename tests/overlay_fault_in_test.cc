@@ -1,12 +1,17 @@
 // Overlay::FaultIn: copy-on-read without a buffer, as the FUSE server uses
-// it for a read it then serves from the data file (splice). The clusters of
-// the range become local with the chain's bytes, and nothing else changes:
-// not the clusters around it, not clusters a guest wrote, not past the end.
+// it for a read it then serves from a file (splice). The clusters of the
+// range become local with the chain's bytes, and nothing else changes: not
+// the clusters around it, not clusters a guest wrote, not past the end. The
+// file handed over holds the range's bytes when it is handed over: a raw
+// layer's before the copy when that layer holds the whole range, else the
+// data file's after it.
 
 #include <gtest/gtest.h>
 
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <thread>
 
 #include "overlay/overlay.h"
 #include "tests/test_support.h"
@@ -24,13 +29,19 @@ constexpr uint64_t kBaseSize = 2 * 1024 * 1024 + 5000;
 
 class FaultInTest : public ::testing::Test {
  protected:
-  void SetUp() override {
+  void SetUp() override { MakeChain(/*top_density=*/0.8, "disk.img"); }
+
+  // A dense top (so the kernel copies real data; with explicit zeros unless
+  // it is whole) over a sparse base with explicit zeros, and an overlay
+  // named `name` over them.
+  void MakeChain(double top_density, const std::string& name) {
     std::mt19937_64 rng(testing::TestSeed());
-    // A dense top (so the kernel copies real data) over a sparse base with
-    // explicit zeros.
-    layers_.push_back(testing::MakeRandomSparseLayer(dir_.File("top.raw"), kTopSize, rng, 0.8, 0.1));
-    layers_.push_back(testing::MakeRandomSparseLayer(dir_.File("base.raw"), kBaseSize, rng, 0.5, 0.2));
+    layers_.clear();
+    const double top_zeros = top_density < 1 ? 0.1 : 0.0;
+    layers_.push_back(testing::MakeRandomSparseLayer(dir_.File("top-" + name), kTopSize, rng, top_density, top_zeros));
+    layers_.push_back(testing::MakeRandomSparseLayer(dir_.File("base-" + name), kBaseSize, rng, 0.5, 0.2));
     expected_ = testing::ExpectedChainContent(layers_, kDiskSize);
+    path_ = dir_.File(name);
     CreateOptions create;
     create.backing = {{layers_[0].path, "raw"}, {layers_[1].path, "raw"}};
     create.size = kDiskSize;
@@ -56,6 +67,21 @@ class FaultInTest : public ::testing::Test {
     return out;
   }
 
+  // What one FaultIn handed over: the file, the range's bytes read through
+  // it at that moment, and whether the range's first cluster was local then.
+  struct Handed {
+    int fd = -1;
+    std::string bytes;
+    bool local_then = false;
+  };
+  Status FaultIn(uint64_t offset, uint64_t length, Handed* handed) {
+    return image_->FaultIn(offset, length, [&](int fd) {
+      handed->fd = fd;
+      handed->bytes = ReadFd(fd, offset, length);
+      handed->local_then = Local(offset / kCluster);
+    });
+  }
+
   bool Local(uint64_t cluster) const {
     bool local = false;
     uint64_t run = 0;
@@ -64,7 +90,7 @@ class FaultInTest : public ::testing::Test {
   }
 
   TempDir dir_;
-  const std::string path_ = dir_.File("disk.img");
+  std::string path_;
   std::vector<testing::SparseLayer> layers_;
   std::string expected_;
   std::unique_ptr<Overlay> image_;
@@ -76,11 +102,12 @@ TEST_F(FaultInTest, MakesTheRangeLocalWithTheChainsBytesAndNothingElse) {
   // layer's end at 16 clusters and a bit).
   const uint64_t offset = 3 * kCluster + 1234;
   const uint64_t length = 17 * kCluster + 999;
-  int fd = -1;
-  Status status = image_->FaultIn(offset, length, &fd);
+  Handed handed;
+  Status status = FaultIn(offset, length, &handed);
   ASSERT_TRUE(status.ok()) << status.message();
-  ASSERT_GE(fd, 0);
-  EXPECT_EQ(testing::FirstDifference(ReadFd(fd, offset, length), expected_.substr(offset, length), offset), "");
+  ASSERT_GE(handed.fd, 0);
+  EXPECT_EQ(testing::FirstDifference(handed.bytes, expected_.substr(offset, length), offset), "");
+  const int fd = handed.fd;
   for (uint64_t cluster = 0; cluster < image_->cluster_count(); ++cluster) {
     EXPECT_EQ(Local(cluster), cluster >= 3 && cluster <= 20) << "cluster " << cluster;
   }
@@ -91,7 +118,8 @@ TEST_F(FaultInTest, MakesTheRangeLocalWithTheChainsBytesAndNothingElse) {
                                      expected_.substr(3 * kCluster, 18 * kCluster), 3 * kCluster),
             "");
   // Faulting in again copies nothing.
-  ASSERT_TRUE(image_->FaultIn(offset, length, &fd).ok());
+  ASSERT_TRUE(FaultIn(offset, length, &handed).ok());
+  EXPECT_EQ(handed.fd, fd);
   EXPECT_EQ(image_->copy_on_read_counts().bytes, 18 * kCluster);
   std::string all;
   ASSERT_TRUE(testing::ReadWholeDisk(*image_, &all).ok());
@@ -107,12 +135,10 @@ TEST_F(FaultInTest, NeverCopiesOverWhatAGuestWrote) {
   ASSERT_TRUE(image_->Write(7 * kCluster, whole).ok());
   expected_.replace(5 * kCluster + 100, part.size(), part);
   expected_.replace(7 * kCluster, whole.size(), whole);
-  int fd = -1;
-  ASSERT_TRUE(image_->FaultIn(4 * kCluster, 6 * kCluster, &fd).ok());
-  ASSERT_GE(fd, 0);
-  EXPECT_EQ(testing::FirstDifference(ReadFd(fd, 4 * kCluster, 6 * kCluster),
-                                     expected_.substr(4 * kCluster, 6 * kCluster), 4 * kCluster),
-            "");
+  Handed handed;
+  ASSERT_TRUE(FaultIn(4 * kCluster, 6 * kCluster, &handed).ok());
+  ASSERT_GE(handed.fd, 0);
+  EXPECT_EQ(testing::FirstDifference(handed.bytes, expected_.substr(4 * kCluster, 6 * kCluster), 4 * kCluster), "");
   // Only the clusters the guest did not write were copied.
   EXPECT_EQ(image_->copy_on_read_counts().bytes, 4 * kCluster);
 }
@@ -120,9 +146,10 @@ TEST_F(FaultInTest, NeverCopiesOverWhatAGuestWrote) {
 TEST_F(FaultInTest, TheLastPartialClusterStopsAtTheDisksEnd) {
   Open(/*copy_on_read=*/true);
   const uint64_t last = (kDiskSize - 1) / kCluster;
-  int fd = -1;
-  ASSERT_TRUE(image_->FaultIn(kDiskSize - 3000, 3000, &fd).ok());
-  ASSERT_GE(fd, 0);
+  Handed handed;
+  ASSERT_TRUE(FaultIn(kDiskSize - 3000, 3000, &handed).ok());
+  ASSERT_GE(handed.fd, 0);
+  const int fd = handed.fd;
   EXPECT_TRUE(Local(last));
   EXPECT_FALSE(Local(last - 1));
   EXPECT_EQ(image_->copy_on_read_counts().bytes, kDiskSize - last * kCluster);
@@ -137,9 +164,9 @@ TEST_F(FaultInTest, TheLastPartialClusterStopsAtTheDisksEnd) {
 TEST_F(FaultInTest, AThinCloneOrAReadOnlyOverlayKeepsNothing) {
   for (bool read_only : {false, true}) {
     Open(/*copy_on_read=*/read_only, read_only);  // a read-only overlay asked to copy on read
-    int fd = 123;
-    ASSERT_TRUE(image_->FaultIn(0, kDiskSize, &fd).ok());
-    EXPECT_EQ(fd, -1) << "read_only " << read_only;
+    bool called = false;
+    ASSERT_TRUE(image_->FaultIn(0, kDiskSize, [&](int) { called = true; }).ok());
+    EXPECT_FALSE(called) << "read_only " << read_only;
     EXPECT_EQ(image_->allocated_clusters(), 0u);
     EXPECT_EQ(image_->copy_on_read_counts().bytes, 0u);
   }
@@ -147,10 +174,62 @@ TEST_F(FaultInTest, AThinCloneOrAReadOnlyOverlayKeepsNothing) {
 
 TEST_F(FaultInTest, ARangePastTheEndIsRefused) {
   Open(/*copy_on_read=*/true);
-  int fd = -1;
-  EXPECT_FALSE(image_->FaultIn(kDiskSize - 10, 11, &fd).ok());
-  EXPECT_EQ(fd, -1);
+  bool called = false;
+  EXPECT_FALSE(image_->FaultIn(kDiskSize - 10, 11, [&](int) { called = true; }).ok());
+  EXPECT_FALSE(called);
   EXPECT_EQ(image_->allocated_clusters(), 0u);
+}
+
+TEST_F(FaultInTest, AReadWhollyInOneRawLayerIsHandedThatFileBeforeTheCopy) {
+  MakeChain(/*top_density=*/1.0, "dense.img");
+  Open(/*copy_on_read=*/true);
+  const uint64_t offset = 5 * kCluster + 100;
+  const uint64_t length = 3 * kCluster;  // clusters 5 to 8
+  Handed handed;
+  ASSERT_TRUE(FaultIn(offset, length, &handed).ok());
+  // Handed the top layer's file while the clusters were still the chain's ...
+  EXPECT_FALSE(handed.local_then);
+  EXPECT_EQ(testing::FirstDifference(handed.bytes, expected_.substr(offset, length), offset), "");
+  // ... and they are local, with the chain's bytes, once the fill-behind
+  // thread has copied them.
+  image_->WaitForFillBehind();
+  for (uint64_t cluster = 0; cluster < image_->cluster_count(); ++cluster) {
+    EXPECT_EQ(Local(cluster), cluster >= 5 && cluster <= 8) << "cluster " << cluster;
+  }
+  EXPECT_EQ(image_->copy_on_read_counts().bytes, 4 * kCluster);
+  std::string all;
+  ASSERT_TRUE(testing::ReadWholeDisk(*image_, &all).ok());
+  EXPECT_EQ(testing::FirstDifference(all, expected_), "");
+  // A read across the top layer's end (two layers) is handed the data file,
+  // after the copy.
+  const uint64_t across = (kTopSize / kCluster) * kCluster - kCluster;
+  ASSERT_TRUE(FaultIn(across, 3 * kCluster, &handed).ok());
+  EXPECT_TRUE(handed.local_then);
+  EXPECT_EQ(testing::FirstDifference(handed.bytes, expected_.substr(across, 3 * kCluster), across), "");
+}
+
+TEST_F(FaultInTest, AGuestWriteToAClusterHandedEarlyWaitsForItsCopy) {
+  MakeChain(/*top_density=*/1.0, "dense.img");
+  Open(/*copy_on_read=*/true);
+  // A guest write to cluster 2, started while its bytes are being handed
+  // over, lands after the copy and is not overwritten by it.
+  const std::string part(500, 'g');
+  std::thread writer;
+  bool local_then = true;
+  ASSERT_TRUE(image_
+                  ->FaultIn(2 * kCluster, kCluster,
+                            [&](int) {
+                              local_then = Local(2);
+                              writer = std::thread([&] { EXPECT_TRUE(image_->Write(2 * kCluster + 10, part).ok()); });
+                              std::this_thread::sleep_for(50ms);  // the writer waits for the claim by now
+                            })
+                  .ok());
+  writer.join();
+  EXPECT_FALSE(local_then);
+  expected_.replace(2 * kCluster + 10, part.size(), part);
+  std::string all;
+  ASSERT_TRUE(testing::ReadWholeDisk(*image_, &all).ok());
+  EXPECT_EQ(testing::FirstDifference(all, expected_), "");
 }
 
 }  // namespace

@@ -119,6 +119,31 @@ TEST_F(OverlayFaultsTest, CopiesInsideTheKernelAreUnsyncedWritesToo) {
   EXPECT_EQ(clusters_after_crash_, kDiskSize / kCluster);
 }
 
+TEST_F(OverlayFaultsTest, AGuestFlushSyncsOnlyWhenTheGuestChangedTheDisk) {
+  // Copy-on-read alone: nothing for a guest's flush to make durable.
+  std::string buf(3 * kCluster, '\0');
+  ASSERT_TRUE(image_->Read(2 * kCluster, buf).ok());
+  const uint64_t unsynced = fs_->UnsyncedBytes(FaultTarget::kDataFile);
+  EXPECT_GE(unsynced, 3 * kCluster);
+  ASSERT_TRUE(image_->FlushGuestWrites().ok());
+  EXPECT_EQ(fs_->UnsyncedBytes(FaultTarget::kDataFile), unsynced);
+  // A write, then the guest's flush: all of it is synced, and survives.
+  Write(9 * kCluster + 10, Bytes(100, 'w'));
+  ASSERT_TRUE(image_->FlushGuestWrites().ok());
+  flushed_ = written_;
+  EXPECT_EQ(fs_->UnsyncedBytes(FaultTarget::kDataFile), 0u);
+  // Reads and a discard: the discard is a change the next flush keeps.
+  ASSERT_TRUE(image_->Read(12 * kCluster, buf).ok());
+  ASSERT_TRUE(image_->Discard(5 * kCluster, kCluster).ok());
+  written_.replace(5 * kCluster, kCluster, std::string(kCluster, '\0'));
+  ASSERT_TRUE(image_->FlushGuestWrites().ok());
+  flushed_ = written_;
+  EXPECT_EQ(fs_->UnsyncedBytes(FaultTarget::kDataFile), 0u);
+  CrashAndVerify();
+  EXPECT_EQ(written_.substr(9 * kCluster + 10, 100), Bytes(100, 'w'));
+  EXPECT_EQ(written_.substr(5 * kCluster, kCluster), std::string(kCluster, '\0'));
+}
+
 TEST_F(OverlayFaultsTest, FailedDataSyncKeepsBitsOffTheDiskAndFailsEveryLaterCommit) {
   Write(0, Bytes(kCluster, 'a'));
   ASSERT_TRUE(Flush().ok());

@@ -166,11 +166,11 @@ class Overlay {
   Status Read(uint64_t offset, std::span<char> buf);
   // Like Read, but calls `ready` as soon as `buf` holds the data. When the
   // whole request lacks its clusters, that is before they are written into
-  // the overlay: they are filled after `ready` returns, under their claims
-  // (a guest write to them waits), and their bits set only once their data
-  // is written. An error before `ready` is returned without calling it; an
-  // error after it (the overlay could not keep the copy: those clusters stay
-  // the chain's) is returned once it was called.
+  // the overlay: they are filled after `ready` returns (by the fill-behind
+  // thread when it has room), under their claims (a guest write to them
+  // waits), and their bits set only once their data is written. An error before `ready` is returned without calling it;
+  // an error after it (the overlay could not keep the copy: those clusters stay the chain's) is returned once it was
+  // called.
   Status ReadEarly(uint64_t offset, std::span<char> buf, const std::function<void()>& ready);
   Status Write(uint64_t offset, std::span<const char> data);
   // Makes the range read as zeros (discard and write-zeroes alike).
@@ -397,6 +397,13 @@ class Overlay {
   // reading 1 MiB at a time, few enough claims to leave a guest write to
   // wait on.
   static constexpr uint64_t kFillBehindQueue = 16 << 20;
+  // The copy of a claimed run whose guest read was answered already: by the
+  // fill-behind thread when it has room, else here. A queued copy that
+  // failed earlier is reported here, as a failure of this one's would be
+  // (the guest has its bytes; those clusters stay the chain's).
+  Status FillAfterReply(ClaimedRun& run);
+  // Counts the run as one copy-on-read fault.
+  void CountFault(const ClaimedRun& run);
   // The file of the raw layer that holds all of [offset, offset + length)
   // as data, at the same offsets; -1 when no one such layer does.
   static int RawLayerHolding(BackingChain& backing, uint64_t offset, uint64_t length);
@@ -457,13 +464,15 @@ class Overlay {
   //                         bitmap's growth, header update included (which
   //                         takes header_mutex_); else it takes no other
   //                         lock of the overlay.
-  //   (cluster claims)      held across I/O by guest I/O and Populate, never
-  //                         by a thread in Commit or a header update; see
+  //   (cluster claims)      held across I/O by guest I/O, Populate and the
+  //                         fill-behind thread (runs handed to it), never by
+  //                         a thread in Commit or a header update; see
   //                         cluster_claims.h for why they cannot deadlock.
   //   header_mutex_         guards header_ and chain_; held only to copy or
   //                         swap them: a leaf.
-  //   leaves of the parts:  write_hooks_mutex_, the write threshold's, the commit thread's and
-  //                         the claim shards' mutexes, and the drivers' own
+  //   leaves of the parts:  write_hooks_mutex_, the write threshold's, the
+  //                         commit thread's, the fill-behind queue's and the
+  //                         claim shards' mutexes, and the drivers' own
   //                         locks, each held only inside its class.
   //
   // The bitmap takes no lock (atomic words; bits only go from 0 to 1, but

@@ -97,8 +97,7 @@ Status Overlay::Read(uint64_t offset, std::span<char> buf) {
       CORFS_RETURN_IF_ERROR(FillClaimed(run, scratch.span()));
       std::memcpy(rest.data(), scratch.span().data() + (pos - run_start), copy_end - pos);
     }
-    cor_faults_.fetch_add(1, std::memory_order_relaxed);
-    cor_bytes_.fetch_add(run_end - run_start, std::memory_order_relaxed);
+    CountFault(run);
     cold = true;
     pos = copy_end;
   }
@@ -136,17 +135,15 @@ Status Overlay::ReadEarly(uint64_t offset, std::span<char> buf, const std::funct
   if (copy_on_read_ && clusters > 0 && bitmap_.RunLength(first, clusters, false) == clusters) {
     // The whole request is the chain's: answer from the chain, then copy the
     // clusters (as a stream does: in the kernel from a raw layer) while the
-    // guest goes on. The claims stay held until the bits are set.
+    // guest goes on (FillAfterReply). The claims stay held until the bits
+    // are set.
     InFlightGuestRequest request(guest_requests_in_flight_, *guest_activity_);
     ClaimedRun run(claims_, first, clusters, /*wait=*/true);
     if (run.count() == clusters) {
       CORFS_RETURN_IF_ERROR(chain()->Read(offset, buf));
       ready();
       if (read_ahead_) read_ahead_->NoteRead(offset, buf.size(), /*cold=*/true);
-      CORFS_RETURN_IF_ERROR(FillClaimed(run, {}));
-      cor_faults_.fetch_add(1, std::memory_order_relaxed);
-      cor_bytes_.fetch_add(ClusterEnd(first + clusters - 1) - ClusterStart(first), std::memory_order_relaxed);
-      return Status::Ok();
+      return FillAfterReply(run);
     }
   }
   // Partly local, or filled by someone else meanwhile: an ordinary read.
@@ -274,27 +271,21 @@ Status Overlay::FaultIn(uint64_t offset, uint64_t length, const std::function<vo
   if (clusters > 0 && bitmap_.RunLength(first, clusters, false) == clusters) {
     ClaimedRun run(claims_, first, clusters, /*wait=*/true);
     if (run.count() == clusters) {
-      const uint64_t bytes = ClusterEnd(first + clusters - 1) - ClusterStart(first);
-      cor_faults_.fetch_add(1, std::memory_order_relaxed);
-      cor_bytes_.fetch_add(bytes, std::memory_order_relaxed);
       // The whole request is the chain's. When one raw layer holds all of
-      // it, the guest is answered from that layer's file, and the clusters
-      // are copied after (by the fill-behind thread when it has room): the
-      // guest waits for one copy (to it), not two. The claims stay held
-      // until the bits are set.
-      const std::shared_ptr<BackingChain> backing = chain();
-      const int source = RawLayerHolding(*backing, offset, length);
+      // it, the guest is answered from that layer's file and the clusters
+      // are copied after (FillAfterReply): the guest waits for one copy (to
+      // it), not two. The claims stay held until the bits are set.
+      const int source = RawLayerHolding(*chain(), offset, length);
       if (source < 0) {
         CORFS_RETURN_IF_ERROR(FillClaimed(run, {}));
+        CountFault(run);
         ready(data_.fd());
-      } else {
-        ready(source);
-        if (!fill_behind_ || !fill_behind_->Offer(run, bytes)) CORFS_RETURN_IF_ERROR(FillClaimed(run, {}));
+        if (read_ahead_) read_ahead_->NoteRead(offset, length, /*cold=*/true);
+        return Status::Ok();
       }
+      ready(source);
       if (read_ahead_) read_ahead_->NoteRead(offset, length, /*cold=*/true);
-      // An earlier queued copy that failed is reported here, after a reply,
-      // as a failure of this one's own copy would be.
-      return fill_behind_ ? fill_behind_->TakeFailure() : Status::Ok();
+      return FillAfterReply(run);
     }
   }
   // Partly local, or being filled by someone else: fill what is missing.
@@ -302,6 +293,19 @@ Status Overlay::FaultIn(uint64_t offset, uint64_t length, const std::function<vo
   ready(data_.fd());
   if (read_ahead_) read_ahead_->NoteRead(offset, length, /*cold=*/true);
   return Status::Ok();
+}
+
+Status Overlay::FillAfterReply(ClaimedRun& run) {
+  CountFault(run);
+  const uint64_t bytes = ClusterEnd(run.first() + run.count() - 1) - ClusterStart(run.first());
+  if (!fill_behind_ || !fill_behind_->Offer(run, bytes)) CORFS_RETURN_IF_ERROR(FillClaimed(run, {}));
+  return fill_behind_ ? fill_behind_->TakeFailure() : Status::Ok();
+}
+
+void Overlay::CountFault(const ClaimedRun& run) {
+  cor_faults_.fetch_add(1, std::memory_order_relaxed);
+  cor_bytes_.fetch_add(ClusterEnd(run.first() + run.count() - 1) - ClusterStart(run.first()),
+                       std::memory_order_relaxed);
 }
 
 int Overlay::RawLayerHolding(BackingChain& backing, uint64_t offset, uint64_t length) {
@@ -327,11 +331,7 @@ Status Overlay::FillMissing(uint64_t offset, uint64_t length, bool wait, bool co
       continue;
     }
     CORFS_RETURN_IF_ERROR(FillClaimed(run, {}));
-    if (count_faults) {
-      cor_faults_.fetch_add(1, std::memory_order_relaxed);
-      cor_bytes_.fetch_add(ClusterEnd(run.first() + run.count() - 1) - ClusterStart(run.first()),
-                           std::memory_order_relaxed);
-    }
+    if (count_faults) CountFault(run);
     cluster += run.count();
   }
   return Status::Ok();

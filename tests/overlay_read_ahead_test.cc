@@ -144,8 +144,10 @@ TEST_F(ReadAheadTest, ReadEarlyAnswersThenKeepsTheClusters) {
   ASSERT_TRUE(status.ok()) << status.message();
   EXPECT_TRUE(ready);
   EXPECT_EQ(buf, backing_.content.substr(7 * kCluster + 8192, 4096));
-  // Answered before the cluster was kept; kept when the call returns.
+  // Answered before the cluster was kept; kept once the fill-behind thread
+  // has copied it.
   EXPECT_FALSE(local_when_ready);
+  image->WaitForFillBehind();
   EXPECT_TRUE(Local(*image, 7 * kCluster, kCluster));
   EXPECT_EQ(image->copy_on_read_counts().faults, 1u);
   ASSERT_TRUE(image->Flush().ok());

@@ -61,6 +61,14 @@ Status BackingChain::ReadFrom(size_t layer, size_t end_layer, uint64_t offset, s
   return Status::Ok();
 }
 
+int BackingChain::FileHolding(uint64_t offset, uint64_t length) {
+  BlockStatus status;
+  size_t layer = 0;
+  if (!GetBlockStatus(offset, length, depth(), &status, &layer).ok()) return -1;
+  if (status.allocation != Allocation::kData || status.length < length) return -1;
+  return this->layer(layer).data_fd();
+}
+
 Status BackingChain::GetBlockStatus(uint64_t offset, uint64_t length, size_t end_layer, BlockStatus* out,
                                     size_t* layer) {
   end_layer = std::min(end_layer, depth());

@@ -70,6 +70,12 @@ class BackingChain {
   // holds the run.
   Status GetBlockStatus(uint64_t offset, uint64_t length, size_t end_layer, BlockStatus* out, size_t* layer);
 
+  // The file of the one raw layer (BlockDriver::data_fd) that holds all of
+  // [offset, offset + length) as data, at the same offsets; -1 when no
+  // such layer does (the range spans layers or holes, or its layer is not a
+  // raw file).
+  int FileHolding(uint64_t offset, uint64_t length);
+
   // Fails (EIO) if some layer's file changed since it was opened
   // (BlockDriver::CheckUnchanged).
   Status CheckUnchanged() const;

@@ -17,10 +17,10 @@
 // Durability: a bitmap bit reaches NAME.cor only after the data of its
 // cluster was synced (Commit). Flush commits; a guest's flush commits when
 // the guest changed the disk since the last commit (FlushGuestWrites); a
-// background thread commits about once a second; closing commits. Once a sync of NAME has failed,
-// every later commit fails too, until the overlay is opened again: the
-// kernel reports a lost write once, and a later sync that succeeds says
-// nothing about it.
+// background thread commits about once a second; closing commits. Once a
+// sync of NAME has failed, every later commit fails too, until the overlay
+// is opened again: the kernel reports a lost write once, and a later sync
+// that succeeds says nothing about it.
 //
 // Where the parts live:
 //   overlay_open.cc    Create and Open (the files themselves: overlay_files.h)
@@ -168,9 +168,10 @@ class Overlay {
   // whole request lacks its clusters, that is before they are written into
   // the overlay: they are filled after `ready` returns (by the fill-behind
   // thread when it has room), under their claims (a guest write to them
-  // waits), and their bits set only once their data is written. An error before `ready` is returned without calling it;
-  // an error after it (the overlay could not keep the copy: those clusters stay the chain's) is returned once it was
-  // called.
+  // waits), and their bits set only once their data is written. An error
+  // before `ready` is returned without calling it; an error after it (the
+  // overlay could not keep the copy: those clusters stay the chain's) is
+  // returned once it was called.
   Status ReadEarly(uint64_t offset, std::span<char> buf, const std::function<void()>& ready);
   Status Write(uint64_t offset, std::span<const char> data);
   // Makes the range read as zeros (discard and write-zeroes alike).
@@ -404,9 +405,6 @@ class Overlay {
   Status FillAfterReply(ClaimedRun& run);
   // Counts the run as one copy-on-read fault.
   void CountFault(const ClaimedRun& run);
-  // The file of the raw layer that holds all of [offset, offset + length)
-  // as data, at the same offsets; -1 when no one such layer does.
-  static int RawLayerHolding(BackingChain& backing, uint64_t offset, uint64_t length);
   // Fills the claimed clusters from the chain and marks them allocated.
   // Runs no image holds, or that read as zeros, become holes without being
   // read. `out`, if not empty, has the run's length and receives its data.

@@ -275,20 +275,18 @@ Status Overlay::FaultIn(uint64_t offset, uint64_t length, const std::function<vo
       // it, the guest is answered from that layer's file and the clusters
       // are copied after (FillAfterReply): the guest waits for one copy (to
       // it), not two. The claims stay held until the bits are set.
-      const int source = RawLayerHolding(*chain(), offset, length);
-      if (source < 0) {
-        CORFS_RETURN_IF_ERROR(FillClaimed(run, {}));
-        CountFault(run);
-        ready(data_.fd());
+      const int source = chain()->FileHolding(offset, length);
+      if (source >= 0) {
+        ready(source);
         if (read_ahead_) read_ahead_->NoteRead(offset, length, /*cold=*/true);
-        return Status::Ok();
+        return FillAfterReply(run);
       }
-      ready(source);
-      if (read_ahead_) read_ahead_->NoteRead(offset, length, /*cold=*/true);
-      return FillAfterReply(run);
+      CORFS_RETURN_IF_ERROR(FillClaimed(run, {}));
+      CountFault(run);
     }
   }
-  // Partly local, or being filled by someone else: fill what is missing.
+  // Partly local, or being filled by someone else (or just filled above):
+  // fill what is missing, then answer from the data file.
   CORFS_RETURN_IF_ERROR(FillMissing(offset, length, /*wait=*/true, /*count_faults=*/true));
   ready(data_.fd());
   if (read_ahead_) read_ahead_->NoteRead(offset, length, /*cold=*/true);
@@ -306,14 +304,6 @@ void Overlay::CountFault(const ClaimedRun& run) {
   cor_faults_.fetch_add(1, std::memory_order_relaxed);
   cor_bytes_.fetch_add(ClusterEnd(run.first() + run.count() - 1) - ClusterStart(run.first()),
                        std::memory_order_relaxed);
-}
-
-int Overlay::RawLayerHolding(BackingChain& backing, uint64_t offset, uint64_t length) {
-  BlockStatus status;
-  size_t layer = 0;
-  if (!backing.GetBlockStatus(offset, length, backing.depth(), &status, &layer).ok()) return -1;
-  if (status.allocation != Allocation::kData || status.length < length) return -1;
-  return backing.layer(layer).data_fd();
 }
 
 Status Overlay::FillMissing(uint64_t offset, uint64_t length, bool wait, bool count_faults) {

@@ -249,7 +249,7 @@ round_name() {  # round name
 }
 cold_keys() {  # who: the keys cold_figures records for who
   echo "$1_cold $1_cold_cat $1_rand_cold_qd1 $1_rand_warm_qd1 $1_rand_cold_qd16 $1_rand_warm_qd16"
-  echo "$1_parallel boot_$1 boot_$1_uptime"
+  echo "$1_parallel boot_$1 boot_$1_uptime $1_cold_busy $1_parallel_busy"
 }
 job_offset() {  # image: the offset of its job in the mount, or "none"
   "$corfs" jobs -m "$dir/mnt" --json |
@@ -309,6 +309,15 @@ rm -f /dev/shm/corfs-bench-$$
 # (rounds after the first were 2-4x slower, for qsd too). Each drops the
 # clean page cache after a sync and reads the template back into it.
 settle_cold() { settle; echo 1 > /proc/sys/vm/drop_caches; cat template.raw > /dev/null; }
+# How busy the cores were during a figure: busy_mark before, busy_since
+# after prints the busy share of all cores' time (0 to 1) from /proc/stat.
+busy_mark() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8, $5 + $6 }' /proc/stat; }
+busy_since() {  # mark
+  local b0 i0 b1 i1
+  read -r b0 i0 <<< "$1"
+  read -r b1 i1 < <(busy_mark)
+  awk -v b=$((b1 - b0)) -v i=$((i1 - i0)) 'BEGIN { printf "%.2f", b + i > 0 ? b / (b + i) : 0 }'
+}
 # The limit of the cold reads: a copy of the page-cached template into a new
 # file of the same disk, without sync. It reads what copy-on-read reads and
 # writes what it writes (into the page cache, as an overlay's writes go).
@@ -385,7 +394,7 @@ wait_mounted "$dir/mnt" "$corfs_pid"
 # printf format for the image's name); the images of skipped figures are
 # left alone.
 cold_figures() {  # who round format
-  local who=$1 r="@$2" t x qd name file
+  local who=$1 r="@$2" t m x qd name file
   local files=()
   for name in disk cat r1 r16 par boot; do
     # shellcheck disable=SC2059 # the format is the caller's
@@ -401,7 +410,9 @@ cold_figures() {  # who round format
   fi
   say "$who: cold sequential read, 1 MiB O_DIRECT (copy-on-read; round ${r#@} of $rounds)"
   settle_cold
-  t=$(now); dd if="$1" of=/dev/null bs=1M iflag=direct status=none; record "${who}_cold$r" "$(elapsed "$t")"
+  m=$(busy_mark); t=$(now)
+  dd if="$1" of=/dev/null bs=1M iflag=direct status=none
+  record "${who}_cold$r" "$(elapsed "$t")"; record "${who}_cold_busy$r" "$(busy_since "$m")"
   cmp template.raw "$1" || fail "$who: $1 differs from the template"
   say "$who: cold sequential read, buffered cat"
   settle_cold
@@ -419,7 +430,8 @@ cold_figures() {  # who round format
   if [ "$parallel" = 1 ]; then
     say "$who: cold read by 4 parallel readers"
     settle_cold
-    x=$(parallel_read "$5"); record "${who}_parallel$r" "$x"
+    m=$(busy_mark)
+    x=$(parallel_read "$5"); record "${who}_parallel$r" "$x"; record "${who}_parallel_busy$r" "$(busy_since "$m")"
     cmp template.raw "$5" || fail "$who: $5 differs from the template"
   fi
   if [ "$boot" = 1 ]; then
@@ -764,8 +776,23 @@ if have("corfs_parallel", "corfs_cold"):
     if have("qsd_parallel", "qsd_cold"):
         beside = "qsd %.0f MB/s, 1 reader %.0f (%.2fx)" % (
             mb(bytes_) / v("qsd_parallel"), mb(bytes_) / v("qsd_cold"), v("qsd_cold") / v("qsd_parallel"))
+    # What four readers can reach here: each byte is copied into the
+    # overlay's one data file, whose writes the file system takes one at a
+    # time (ext4's inode lock), so four readers take at least the time of
+    # one copy of the template, cp's; one reader already overlaps its
+    # copies with its replies on the other core.
+    note = ""
+    if have(cp_key):
+        note = "bound here: 4 readers >= cp's %.2fs, so <= %.2fx one reader" % (v(cp_key), v("corfs_cold") / v(cp_key))
+        if have("corfs_cold_busy", "corfs_parallel_busy"):
+            note += "; cores busy: 1 reader %.0f%%, 4 readers %.0f%%" % (
+                100 * v("corfs_cold_busy"), 100 * v("corfs_parallel_busy"))
     row("cold read, 4 readers vs 1 (MB/s)", "MB/s", four, one, "1 rdr", four / one,
-        ">= 1.3x", four / one >= 1.3, beside=beside)
+        ">= 1.3x", four / one >= 1.3, note=note, beside=beside)
+    if have(cp_key):
+        row("cold read, 4 readers, vs cp", "s", v("corfs_parallel"), v(cp_key), "cp",
+            v("corfs_parallel") / v(cp_key), "(reported)", None,
+            beside=qsd_time("qsd_parallel", "corfs_parallel"))
 if have("boot_corfs", "boot_raw"):
     beside = "qsd %.2fs (%.2fx raw)" % (v("boot_qsd"), v("boot_qsd") / v("boot_raw")) if have("boot_qsd") else ""
     row("guest boot (TCG) to marker, vs raw file", "s", v("boot_corfs"), v("boot_raw"), "raw",

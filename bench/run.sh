@@ -344,7 +344,7 @@ busy_since() {  # mark
   local b0 i0 b1 i1
   read -r b0 i0 <<< "$1"
   read -r b1 i1 < <(busy_mark)
-  awk -v b=$((b1 - b0)) -v i=$((i1 - i0)) 'BEGIN { printf "%.2f", b + i > 0 ? b / (b + i) : 0 }'
+  awk -v b=$((b1 - b0)) -v i=$((i1 - i0)) 'BEGIN { printf "%.2f", (b + i > 0) ? b / (b + i) : 0 }'
 }
 # The limit of the cold reads: a copy of the page-cached template into a new
 # file of the same disk, without sync. It reads what copy-on-read reads and

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -91,6 +92,17 @@ std::optional<CommitIntent> ReadCommitIntent(const std::string& base_path) {
     return std::nullopt;
   }
   return intent;
+}
+
+bool CoveredByUnfinishedCommit(const std::string& base_path, const std::string& overlay_path,
+                               const ImageIdentity& recorded, std::string* why) {
+  const std::optional<CommitIntent> intent = ReadCommitIntent(base_path);
+  if (!intent || !intent->Covers(std::filesystem::absolute(overlay_path).lexically_normal().string(), recorded)) {
+    return false;
+  }
+  *why = "backing image " + base_path + " was changed by a commit that did not finish (" + CommitIntentPath(base_path) +
+         "); this overlay holds every cluster it changed";
+  return true;
 }
 
 Status RemoveCommitIntent(const std::string& base_path) {

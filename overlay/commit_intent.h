@@ -58,6 +58,12 @@ Status WriteCommitIntent(const std::string& base_path, const CommitIntent& inten
 // The record beside `base_path`, or nullopt when there is none or it does
 // not parse (it is then no reason to accept anything).
 std::optional<CommitIntent> ReadCommitIntent(const std::string& base_path);
+// Whether the overlay NAME `overlay_path`, whose header records `recorded`
+// for the base at `base_path`, may use that base whatever it holds now: a
+// record beside the base covers it (a commit cut short prepared it). If so,
+// `*why` says so, for a warning (open) or a note (check).
+bool CoveredByUnfinishedCommit(const std::string& base_path, const std::string& overlay_path,
+                               const ImageIdentity& recorded, std::string* why);
 // Removes the record (and syncs the folder); no record is no error.
 Status RemoveCommitIntent(const std::string& base_path);
 

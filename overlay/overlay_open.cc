@@ -216,12 +216,7 @@ Status OpenVerifiedImages(const std::string& path, const std::vector<ImageSpec>&
       // A commit cut short between writing into this image and rewriting
       // the headers over it (commit_intent.h): an overlay it prepared holds
       // every cluster it changed, so the image's new bytes do not show.
-      std::optional<CommitIntent> intent = ReadCommitIntent(spec.path);
-      if (intent && intent->Covers(fs::absolute(path).lexically_normal().string(), recorded[i].identity)) {
-        verified = Status::Ok();
-        warning = "backing image " + spec.path + " was changed by a commit that did not finish (" +
-                  CommitIntentPath(spec.path) + "); this overlay holds every cluster it changed";
-      }
+      if (CoveredByUnfinishedCommit(spec.path, path, recorded[i].identity, &warning)) verified = Status::Ok();
     }
     CORFS_RETURN_IF_ERROR(verified);
     if (!warning.empty() && options.warn) options.warn("overlay " + path + ": " + warning);

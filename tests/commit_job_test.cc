@@ -9,6 +9,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <random>
@@ -18,6 +19,7 @@
 #include "jobs/job.h"
 #include "overlay/commit_intent.h"
 #include "overlay/overlay.h"
+#include "overlay/overlay_inspect.h"
 #include "overlay/shared_image_cache.h"
 #include "tests/test_support.h"
 
@@ -191,6 +193,16 @@ TEST_F(CommitJobTest, AnIntentLetsOnlyThePreparedOverlaysOpenOverAChangedBase) {
   EXPECT_NE(warnings_.back().find("commit that did not finish"), std::string::npos) << warnings_.back();
   auto elsewhere = Open("elsewhere.img", &status);
   EXPECT_FALSE(status.ok()) << "an overlay the commit did not prepare must be refused";
+  // `corfs check` judges them alike: the prepared one sound, with a note.
+  overlay::CheckReport report;
+  overlay::CheckOverlay(dir_.File("prepared.img"), overlay::OpenImage, &report, overlay::VerifyBacking::kSampled);
+  EXPECT_TRUE(report.sound()) << (report.problems.empty() ? "" : report.problems.front());
+  EXPECT_TRUE(std::any_of(report.notes.begin(), report.notes.end(), [](const std::string& note) {
+    return note.find("commit that did not finish") != std::string::npos;
+  }));
+  overlay::CheckReport refused;
+  overlay::CheckOverlay(dir_.File("elsewhere.img"), overlay::OpenImage, &refused, overlay::VerifyBacking::kSampled);
+  EXPECT_FALSE(refused.sound());
 
   // Without the intent, the prepared one is refused too.
   ASSERT_TRUE(overlay::RemoveCommitIntent(base()).ok());

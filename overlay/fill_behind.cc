@@ -1,5 +1,8 @@
 #include "overlay/fill_behind.h"
 
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include <utility>
 
 namespace corfs::overlay {
@@ -36,6 +39,9 @@ Status FillBehind::TakeFailure() {
 }
 
 void FillBehind::Run() {
+  // Asked, not required: refused without CAP_SYS_NICE, and the thread then
+  // runs at the process's priority.
+  if (nice_ != 0) (void)::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), nice_);
   std::unique_lock lock(mutex_);
   for (;;) {
     work_.wait(lock, [this] { return stopping_ || !queue_.empty(); });

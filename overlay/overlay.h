@@ -400,6 +400,9 @@ class Overlay {
   // reading 1 MiB at a time, few enough claims to leave a guest write to
   // wait on.
   static constexpr uint64_t kFillBehindQueue = 16 << 20;
+  // The fill-behind thread's nice value (fill_behind.h says why and what
+  // it measured).
+  static constexpr int kFillBehindNice = -10;
   // The copy of a claimed run whose guest read was answered already: by the
   // fill-behind thread when it has room, else here. A queued copy that
   // failed earlier is reported here, as a failure of this one's would be

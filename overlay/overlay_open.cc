@@ -324,9 +324,9 @@ Status Overlay::Open(const std::string& path, const OpenOptions& options, std::u
   }
   if (overlay->copy_on_read_) {
     Overlay* self = overlay.get();
-    overlay->fill_behind_ = std::make_unique<FillBehind>(kFillBehindQueue, [self](const ClaimedRun& run) {
-      return self->FillClaimed(run, {});
-    });
+    overlay->fill_behind_ =
+        std::make_unique<FillBehind>(kFillBehindQueue, kFillBehindNice,
+                                     [self](const ClaimedRun& run) { return self->FillClaimed(run, {}); });
   }
   if (overlay->copy_on_read_ && options.read_ahead) {
     Overlay* self = overlay.get();

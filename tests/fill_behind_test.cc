@@ -1,15 +1,20 @@
 // FillBehind: runs handed to it keep their claims until its thread has
 // copied them; a full queue refuses, so the caller copies; a failed copy is
-// reported once; the destructor copies what is still queued.
+// reported once; the destructor copies what is still queued; its thread runs
+// at the nice value asked for, where that is allowed.
 
 #include "overlay/fill_behind.h"
 
 #include <gtest/gtest.h>
 
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <chrono>
 #include <future>
 #include <mutex>
+#include <thread>
 #include <vector>
 
 namespace corfs::overlay {
@@ -40,7 +45,7 @@ class FillBehindTest : public ::testing::Test {
 TEST_F(FillBehindTest, AQueuedRunKeepsItsClaimsUntilItIsCopied) {
   std::promise<void> go;
   std::shared_future<void> gate = go.get_future().share();
-  FillBehind behind(1 << 20, [&](const ClaimedRun& run) {
+  FillBehind behind(1 << 20, 0, [&](const ClaimedRun& run) {
     gate.wait();
     std::lock_guard lock(mutex_);
     filled_.push_back(run.first());
@@ -62,7 +67,7 @@ TEST_F(FillBehindTest, AQueuedRunKeepsItsClaimsUntilItIsCopied) {
 TEST_F(FillBehindTest, AFullQueueRefusesAndTheCallerKeepsTheRun) {
   std::promise<void> go;
   std::shared_future<void> gate = go.get_future().share();
-  FillBehind behind(8192, [&](const ClaimedRun&) {
+  FillBehind behind(8192, 0, [&](const ClaimedRun&) {
     gate.wait();
     return Status::Ok();
   });
@@ -83,7 +88,7 @@ TEST_F(FillBehindTest, AFullQueueRefusesAndTheCallerKeepsTheRun) {
 }
 
 TEST_F(FillBehindTest, AFailedCopyIsReportedOnceAndItsClaimsReleased) {
-  FillBehind behind(1 << 20, [&](const ClaimedRun& run) {
+  FillBehind behind(1 << 20, 0, [&](const ClaimedRun& run) {
     return run.first() == 4 ? Status::Error(ENOSPC, "no space") : Status::Ok();
   });
   auto ok = Claim(0, 2);
@@ -100,7 +105,7 @@ TEST_F(FillBehindTest, AFailedCopyIsReportedOnceAndItsClaimsReleased) {
 TEST_F(FillBehindTest, TheDestructorCopiesWhatIsStillQueued) {
   std::atomic<int> copied{0};
   {
-    FillBehind behind(1 << 20, [&](const ClaimedRun&) {
+    FillBehind behind(1 << 20, 0, [&](const ClaimedRun&) {
       std::this_thread::sleep_for(5ms);
       ++copied;
       return Status::Ok();
@@ -113,6 +118,29 @@ TEST_F(FillBehindTest, TheDestructorCopiesWhatIsStillQueued) {
   }
   EXPECT_EQ(copied.load(), 10);
   for (uint64_t cluster = 0; cluster < 20; ++cluster) EXPECT_FALSE(Claimed(cluster)) << cluster;
+}
+
+TEST_F(FillBehindTest, ItsThreadRunsAtTheNiceValueAskedForWhenAllowed) {
+  // Allowed when a lower nice value can be set at all here (CAP_SYS_NICE);
+  // asked of a throwaway thread, so this one keeps its own.
+  int allowed = 0;
+  std::thread probe([&] { allowed = ::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), -10) == 0 ? 1 : 0; });
+  probe.join();
+  std::atomic<int> seen{100};
+  {
+    FillBehind behind(1 << 20, -10, [&](const ClaimedRun&) {
+      errno = 0;
+      seen = ::getpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()));
+      return Status::Ok();
+    });
+    auto run = Claim(0, 1);
+    ASSERT_TRUE(behind.Offer(*run, 4096));
+    behind.WaitIdle();
+  }
+  const int own = ::getpriority(PRIO_PROCESS, 0);
+  EXPECT_EQ(seen.load(), allowed ? -10 : own);
+  // The offering thread's own priority is untouched.
+  EXPECT_EQ(::getpriority(PRIO_PROCESS, static_cast<id_t>(::gettid())), own);
 }
 
 }  // namespace

@@ -205,7 +205,8 @@ class Overlay {
   // descriptor that holds the range's bytes at their own offsets, as early
   // as it can. When the whole range lacks its clusters and one raw layer
   // holds all of it as data, that is the layer's file, before the clusters
-  // are copied (under their claims, as ReadEarly's); else the data file,
+  // are copied (under their claims, as ReadEarly's; clusters someone else
+  // holds are then left to them, not waited for); else the data file,
   // after. An error before `ready` is returned without calling it; one
   // after it is returned once it was called (the guest had its bytes; those
   // clusters stay the chain's). `ready` is not called, with nothing done,

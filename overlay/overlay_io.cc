@@ -280,18 +280,22 @@ Status Overlay::FaultIn(uint64_t offset, uint64_t length, const std::function<vo
   const uint64_t first = offset >> cluster_bits_;
   const uint64_t clusters = length == 0 ? 0 : ClustersUpTo(offset, offset + length);
   if (clusters > 0 && bitmap_.RunLength(first, clusters, false) == clusters) {
-    ClaimedRun run(claims_, first, clusters, /*wait=*/true);
+    // The whole request is the chain's. When one raw layer holds all of it,
+    // the guest is answered from that layer's file and the clusters are
+    // copied after (FillAfterReply): the guest waits for one copy (to it),
+    // not two. The claims stay held until the bits are set. As in
+    // ReadEarly, clusters someone else holds are then not waited for (the
+    // file answers; their claimant fills them). `backing` keeps the layer's
+    // file open while the reply is spliced from it.
+    const std::shared_ptr<BackingChain> backing = chain();
+    const int source = backing ? backing->FileHolding(offset, length) : -1;
+    ClaimedRun run(claims_, first, clusters, /*wait=*/source < 0);
+    if (source >= 0) {
+      ready(source);
+      if (read_ahead_) read_ahead_->NoteRead(offset, length, /*cold=*/true);
+      return run.count() > 0 ? FillAfterReply(run) : Status::Ok();
+    }
     if (run.count() == clusters) {
-      // The whole request is the chain's. When one raw layer holds all of
-      // it, the guest is answered from that layer's file and the clusters
-      // are copied after (FillAfterReply): the guest waits for one copy (to
-      // it), not two. The claims stay held until the bits are set.
-      const int source = chain()->FileHolding(offset, length);
-      if (source >= 0) {
-        ready(source);
-        if (read_ahead_) read_ahead_->NoteRead(offset, length, /*cold=*/true);
-        return FillAfterReply(run);
-      }
       CORFS_RETURN_IF_ERROR(FillClaimed(run, {}));
       CountFault(run);
     }

@@ -4,13 +4,15 @@
 // the clusters around it, not clusters a guest wrote, not past the end. The
 // file handed over holds the range's bytes when it is handed over: a raw
 // layer's before the copy when that layer holds the whole range, else the
-// data file's after it.
+// data file's after it; then without waiting for clusters another read is
+// filling.
 
 #include <gtest/gtest.h>
 
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <future>
 #include <thread>
 
 #include "overlay/overlay.h"
@@ -230,6 +232,33 @@ TEST_F(FaultInTest, AGuestWriteToAClusterHandedEarlyWaitsForItsCopy) {
   std::string all;
   ASSERT_TRUE(testing::ReadWholeDisk(*image_, &all).ok());
   EXPECT_EQ(testing::FirstDifference(all, expected_), "");
+}
+
+TEST_F(FaultInTest, AReadOfClustersBeingFilledIsHandedTheFileWithoutWaiting) {
+  MakeChain(/*top_density=*/1.0, "dense.img");
+  Open(/*copy_on_read=*/true);
+  // While one read of clusters 2 and 3 holds their claims (inside its
+  // `ready`), a second read of cluster 2 is handed the top layer's file at
+  // once and leaves the cluster to the first.
+  Handed second;
+  std::future<Status> done;
+  bool answered_meanwhile = false;
+  ASSERT_TRUE(image_
+                  ->FaultIn(2 * kCluster, 2 * kCluster,
+                            [&](int) {
+                              done = std::async(std::launch::async,
+                                                [&] { return FaultIn(2 * kCluster + 4096, 8192, &second); });
+                              answered_meanwhile = done.wait_for(5s) == std::future_status::ready;
+                            })
+                  .ok());
+  EXPECT_TRUE(answered_meanwhile) << "the second read waited for the first one's claims";
+  ASSERT_TRUE(done.get().ok());
+  EXPECT_FALSE(second.local_then);
+  EXPECT_EQ(testing::FirstDifference(second.bytes, expected_.substr(2 * kCluster + 4096, 8192), 2 * kCluster + 4096),
+            "");
+  image_->WaitForFillBehind();
+  EXPECT_TRUE(Local(2) && Local(3));
+  EXPECT_EQ(image_->copy_on_read_counts().faults, 1u);  // the first read's; the second kept nothing
 }
 
 }  // namespace

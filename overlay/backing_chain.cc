@@ -69,6 +69,10 @@ int BackingChain::FileHolding(uint64_t offset, uint64_t length) {
   return this->layer(layer).data_fd();
 }
 
+bool BackingChain::AllRawFiles() const {
+  return std::all_of(layers_.begin(), layers_.end(), [](const Layer& layer) { return layer.driver->data_fd() >= 0; });
+}
+
 Status BackingChain::GetBlockStatus(uint64_t offset, uint64_t length, size_t end_layer, BlockStatus* out,
                                     size_t* layer) {
   end_layer = std::min(end_layer, depth());

@@ -75,6 +75,10 @@ class BackingChain {
   // such layer does (the range spans layers or holes, or its layer is not a
   // raw file).
   int FileHolding(uint64_t offset, uint64_t length);
+  // Whether every layer is a raw file (BlockDriver::data_fd): a read of the
+  // chain then costs a read of local files, not a server's round trip or a
+  // decompression.
+  bool AllRawFiles() const;
 
   // Fails (EIO) if some layer's file changed since it was opened
   // (BlockDriver::CheckUnchanged).

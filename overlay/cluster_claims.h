@@ -6,9 +6,9 @@
 // yet, it claims the cluster. While a cluster is claimed, other claimants
 // wait; when the claim ends they look at the bitmap again and, finding the
 // cluster allocated, use the overlay's copy instead of copying twice. So a
-// backing copy can never land on top of newer guest data. (A buffered cold
-// read, Overlay::ReadEarly, claims without waiting and answers from the
-// chain what it could not claim.)
+// backing copy can never land on top of newer guest data. (A cold read
+// over raw files, Overlay::ReadEarly and FaultIn, claims without waiting
+// and answers from the chain what it could not claim.)
 //
 // Claims are few at any time (in-flight requests), so they live in a small
 // hash set per shard rather than in a per-cluster array.

@@ -168,9 +168,10 @@ class Overlay {
   // whole request lacks its clusters, that is before they are written into
   // the overlay: they are filled after `ready` returns (by the fill-behind
   // thread when it has room), under their claims (a guest write to them
-  // waits), and their bits set only once their data is written. Clusters
-  // claimed by someone else are not waited for: the chain's bytes answer,
-  // and the claimant fills them (overlay_io.cc says why). An error
+  // waits), and their bits set only once their data is written. Over raw
+  // files, clusters claimed by someone else are not waited for: the
+  // chain's bytes answer, and the claimant fills them (overlay_io.cc says
+  // why). An error
   // before `ready` is returned without calling it; an error after it (the
   // overlay could not keep the copy: those clusters stay the chain's) is
   // returned once it was called.

@@ -138,19 +138,26 @@ Status Overlay::ReadEarly(uint64_t offset, std::span<char> buf, const std::funct
     // guest goes on (FillAfterReply). The claims stay held until the bits
     // are set.
     //
-    // Clusters someone else has claimed meanwhile are not waited for: they
-    // are being filled from the chain (most often by a cold read answered
-    // moments ago, whose copy waits in the fill-behind queue) or changed by
-    // a guest write still in flight, which this read may see or not, as
-    // any read that overlaps a write. All were the chain's when this read
-    // came, so it is answered from the chain and those clusters are left to
-    // their claimant. Waiting put a random read that met a queued cluster
-    // behind the whole queue: at QD16 the 99th percentile of cold 4 KiB
-    // reads was 11-13 ms, without the wait 2-5 ms, the mean the same.
+    // Over raw files, clusters someone else has claimed meanwhile are not
+    // waited for: they are being filled from the chain (most often by a
+    // cold read answered moments ago, whose copy waits in the fill-behind
+    // queue) or changed by a guest write still in flight, which this read
+    // may see or not, as any read that overlaps a write. All were the
+    // chain's when this read came, so it is answered from the chain and
+    // those clusters are left to their claimant. Waiting put a random read
+    // that met a queued cluster behind the whole queue: at QD16 the 99th
+    // percentile of cold 4 KiB reads was 11-13 ms, without the wait 2-5 ms,
+    // the mean the same. Over a server or a compressed image the read waits
+    // as before: a second fetch of what the claimant is fetching costs more
+    // than the wait.
     InFlightGuestRequest request(guest_requests_in_flight_, *guest_activity_);
-    ClaimedRun run(claims_, first, clusters, /*wait=*/false);
     const std::shared_ptr<BackingChain> backing = chain();
-    if (backing) {  // none once every cluster is local (filled meanwhile): an ordinary read
+    const bool wait = !backing || !backing->AllRawFiles();
+    ClaimedRun run(claims_, first, clusters, wait);
+    // No chain once every cluster is local (filled meanwhile); after a
+    // wait, clusters filled meanwhile are read from the overlay: an
+    // ordinary read, below.
+    if (backing && (!wait || run.count() == clusters)) {
       CORFS_RETURN_IF_ERROR(backing->Read(offset, buf));
       ready();
       if (read_ahead_) read_ahead_->NoteRead(offset, buf.size(), /*cold=*/true);

@@ -5,7 +5,7 @@
 // file handed over holds the range's bytes when it is handed over: a raw
 // layer's before the copy when that layer holds the whole range, else the
 // data file's after it; then without waiting for clusters another read is
-// filling.
+// filling, as ReadEarly does over raw files.
 
 #include <gtest/gtest.h>
 
@@ -259,6 +259,32 @@ TEST_F(FaultInTest, AReadOfClustersBeingFilledIsHandedTheFileWithoutWaiting) {
   image_->WaitForFillBehind();
   EXPECT_TRUE(Local(2) && Local(3));
   EXPECT_EQ(image_->copy_on_read_counts().faults, 1u);  // the first read's; the second kept nothing
+}
+
+TEST_F(FaultInTest, AReadEarlyOfClustersBeingFilledOverRawFilesDoesNotWait) {
+  MakeChain(/*top_density=*/1.0, "dense.img");
+  Open(/*copy_on_read=*/true);
+  // While one read of clusters 2 and 3 holds their claims (inside its
+  // `ready`), a small read of cluster 2 (ReadEarly) is answered from the
+  // chain at once and leaves the cluster to the first.
+  std::string buf(4096, '\0');
+  std::future<Status> done;
+  bool answered_meanwhile = false;
+  ASSERT_TRUE(image_
+                  ->FaultIn(2 * kCluster, 2 * kCluster,
+                            [&](int) {
+                              done = std::async(std::launch::async, [&] {
+                                return image_->ReadEarly(2 * kCluster + 4096, std::span(buf.data(), buf.size()), [] {});
+                              });
+                              answered_meanwhile = done.wait_for(5s) == std::future_status::ready;
+                            })
+                  .ok());
+  EXPECT_TRUE(answered_meanwhile) << "the small read waited for the first one's claims";
+  ASSERT_TRUE(done.get().ok());
+  EXPECT_EQ(testing::FirstDifference(buf, expected_.substr(2 * kCluster + 4096, 4096), 2 * kCluster + 4096), "");
+  image_->WaitForFillBehind();
+  EXPECT_TRUE(Local(2) && Local(3));
+  EXPECT_EQ(image_->copy_on_read_counts().faults, 1u);
 }
 
 }  // namespace

@@ -816,15 +816,15 @@ if have("corfs_parallel", "corfs_cold"):
     # one (copy4_round: the file system writes one file one call at a
     # time), while one reader already copies on one core as it is answered
     # on the other.
-    note = ""
+    notes = []
     if have("copy4_round"):
-        note = "bound here: 4 readers >= 4 copiers into one file, %.2fs: <= %.2fx one reader" % (
-            v("copy4_round"), v("corfs_cold") / v("copy4_round"))
+        notes.append("bound here: 4 readers >= 4 copiers into one file, %.2fs: <= %.2fx one reader" % (
+            v("copy4_round"), v("corfs_cold") / v("copy4_round")))
     if have("corfs_cold_busy", "corfs_parallel_busy"):
-        note += "; cores busy: 1 reader %.0f%%, 4 readers %.0f%%" % (
-            100 * v("corfs_cold_busy"), 100 * v("corfs_parallel_busy"))
+        notes.append("cores busy: 1 reader %.0f%%, 4 readers %.0f%%" % (
+            100 * v("corfs_cold_busy"), 100 * v("corfs_parallel_busy")))
     row("cold read, 4 readers vs 1 (MB/s)", "MB/s", four, one, "1 rdr", four / one,
-        ">= 1.3x", four / one >= 1.3, note=note.lstrip("; "), beside=beside)
+        ">= 1.3x", four / one >= 1.3, note="; ".join(notes), beside=beside)
     if have("copy4_round"):
         row("cold read, 4 readers, vs 4 copiers", "s", v("corfs_parallel"), v("copy4_round"), "cp4",
             v("corfs_parallel") / v("copy4_round"), "(reported)", None,

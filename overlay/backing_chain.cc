@@ -15,6 +15,7 @@ BackingChain::BackingChain(std::vector<std::shared_ptr<BlockDriver>> layers, uin
   uint64_t visible = disk_size;
   for (auto& driver : layers) {
     visible = std::min(visible, driver->size());
+    all_raw_files_ = all_raw_files_ && driver->data_fd() >= 0;
     layers_.push_back({std::move(driver), visible});
   }
 }
@@ -67,10 +68,6 @@ int BackingChain::FileHolding(uint64_t offset, uint64_t length) {
   if (!GetBlockStatus(offset, length, depth(), &status, &layer).ok()) return -1;
   if (status.allocation != Allocation::kData || status.length < length) return -1;
   return this->layer(layer).data_fd();
-}
-
-bool BackingChain::AllRawFiles() const {
-  return std::all_of(layers_.begin(), layers_.end(), [](const Layer& layer) { return layer.driver->data_fd() >= 0; });
 }
 
 Status BackingChain::GetBlockStatus(uint64_t offset, uint64_t length, size_t end_layer, BlockStatus* out,

@@ -78,7 +78,7 @@ class BackingChain {
   // Whether every layer is a raw file (BlockDriver::data_fd): a read of the
   // chain then costs a read of local files, not a server's round trip or a
   // decompression.
-  bool AllRawFiles() const;
+  bool AllRawFiles() const { return all_raw_files_; }
 
   // Fails (EIO) if some layer's file changed since it was opened
   // (BlockDriver::CheckUnchanged).
@@ -99,6 +99,7 @@ class BackingChain {
 
   uint64_t disk_size_ = 0;
   std::vector<Layer> layers_;
+  bool all_raw_files_ = true;  // AllRawFiles: a chain's layers do not change
 };
 
 }  // namespace corfs::overlay

@@ -406,7 +406,8 @@ class Overlay {
   // it measured).
   static constexpr int kFillBehindNice = -10;
   // The copy of a claimed run whose guest read was answered already: by the
-  // fill-behind thread when it has room, else here. A queued copy that
+  // fill-behind thread when it has room, else here (nothing for an empty
+  // run). A queued copy that
   // failed earlier is reported here, as a failure of this one's would be
   // (the guest has its bytes; those clusters stay the chain's).
   Status FillAfterReply(ClaimedRun& run);

@@ -161,7 +161,7 @@ Status Overlay::ReadEarly(uint64_t offset, std::span<char> buf, const std::funct
       CORFS_RETURN_IF_ERROR(backing->Read(offset, buf));
       ready();
       if (read_ahead_) read_ahead_->NoteRead(offset, buf.size(), /*cold=*/true);
-      return run.count() > 0 ? FillAfterReply(run) : Status::Ok();
+      return FillAfterReply(run);
     }
   }
   // Partly local, or filled by someone else meanwhile: an ordinary read.
@@ -300,7 +300,7 @@ Status Overlay::FaultIn(uint64_t offset, uint64_t length, const std::function<vo
     if (source >= 0) {
       ready(source);
       if (read_ahead_) read_ahead_->NoteRead(offset, length, /*cold=*/true);
-      return run.count() > 0 ? FillAfterReply(run) : Status::Ok();
+      return FillAfterReply(run);
     }
     if (run.count() == clusters) {
       CORFS_RETURN_IF_ERROR(FillClaimed(run, {}));
@@ -316,9 +316,11 @@ Status Overlay::FaultIn(uint64_t offset, uint64_t length, const std::function<vo
 }
 
 Status Overlay::FillAfterReply(ClaimedRun& run) {
-  CountFault(run);
-  const uint64_t bytes = ClusterEnd(run.first() + run.count() - 1) - ClusterStart(run.first());
-  if (!fill_behind_ || !fill_behind_->Offer(run, bytes)) CORFS_RETURN_IF_ERROR(FillClaimed(run, {}));
+  if (run.count() > 0) {  // none when the reply's clusters were all someone else's to fill
+    CountFault(run);
+    const uint64_t bytes = ClusterEnd(run.first() + run.count() - 1) - ClusterStart(run.first());
+    if (!fill_behind_ || !fill_behind_->Offer(run, bytes)) CORFS_RETURN_IF_ERROR(FillClaimed(run, {}));
+  }
   return fill_behind_ ? fill_behind_->TakeFailure() : Status::Ok();
 }
 

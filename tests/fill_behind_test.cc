@@ -129,7 +129,6 @@ TEST_F(FillBehindTest, ItsThreadRunsAtTheNiceValueAskedForWhenAllowed) {
   std::atomic<int> seen{100};
   {
     FillBehind behind(1 << 20, -10, [&](const ClaimedRun&) {
-      errno = 0;
       seen = ::getpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()));
       return Status::Ok();
     });

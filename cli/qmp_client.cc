@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "cli/socket_path.h"
+#include "common/json_text.h"
 
 namespace corfs::cli {
 
@@ -55,8 +56,10 @@ Status QmpClient::ReadMessage(std::chrono::milliseconds timeout, std::optional<n
     if (newline != std::string::npos) {
       std::string line = buffer_.substr(0, newline);
       buffer_.erase(0, newline + 1);
-      nlohmann::json parsed = nlohmann::json::parse(line, nullptr, false);
-      if (parsed.is_discarded()) return Status::Error(EPROTO, "unreadable reply from " + socket_path_);
+      nlohmann::json parsed;
+      if (ParseJsonText(line, &parsed) != JsonText::kOk) {
+        return Status::Error(EPROTO, "unreadable reply from " + socket_path_);
+      }
       *message = std::move(parsed);
       return Status::Ok();
     }

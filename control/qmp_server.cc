@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstring>
 
+#include "common/json_text.h"
 #include "control/version.h"
 
 namespace corfs::control {
@@ -229,10 +230,13 @@ bool QmpServer::Receive(Client& client) {
 
 void QmpServer::HandleLine(Client& client, const std::string& line) {
   if (line.find_first_not_of(" \t\r") == std::string::npos) return;
-  nlohmann::json request = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-  if (request.is_discarded()) {
-    client.out += Line(ErrorMessage({"GenericError", "JSON parse error"}, nullptr));
-    return;
+  nlohmann::json request;
+  switch (ParseJsonText(line, &request)) {
+    case JsonText::kOk: break;
+    case JsonText::kInvalid: client.out += Line(ErrorMessage({"GenericError", "JSON parse error"}, nullptr)); return;
+    case JsonText::kTooDeep:
+      client.out += Line(ErrorMessage({"GenericError", "JSON nesting depth limit exceeded"}, nullptr));
+      return;
   }
   if (!request.is_object()) {
     client.out += Line(ErrorMessage({"GenericError", "QMP input must be a JSON object"}, nullptr));

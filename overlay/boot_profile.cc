@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/file_io.h"
+#include "common/json_text.h"
 #include "common/unique_fd.h"
 
 namespace corfs::overlay {
@@ -134,8 +135,8 @@ std::string FormatBootProfile(const BootProfile& profile) {
 }
 
 Status ParseBootProfile(const std::string& text, const std::string& path, BootProfile* out) {
-  nlohmann::json file = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (file.is_discarded() || !file.is_object()) return Damaged(path, "not JSON");
+  nlohmann::json file;
+  if (ParseJsonText(text, &file) != JsonText::kOk || !file.is_object()) return Damaged(path, "not JSON");
   try {
     if (file.value("format", "") != kFormat) return Damaged(path, "no \"format\": \"corfs-boot-profile\"");
     const uint32_t version = file.at("version").get<uint32_t>();

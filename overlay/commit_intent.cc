@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "common/file_io.h"
+#include "common/json_text.h"
 
 namespace corfs::overlay {
 
@@ -74,11 +75,13 @@ std::optional<CommitIntent> ReadCommitIntent(const std::string& base_path) {
   if (!in) return std::nullopt;
   std::stringstream text;
   text << in.rdbuf();
-  const nlohmann::json outer = nlohmann::json::parse(text.str(), nullptr, /*allow_exceptions=*/false);
+  nlohmann::json outer;
+  if (ParseJsonText(text.str(), &outer) != JsonText::kOk) return std::nullopt;
   if (!outer.is_object() || !outer.contains("body") || !outer["body"].is_string()) return std::nullopt;
   const std::string body = outer["body"].get<std::string>();
   if (outer.value("checksum", std::string()) != Checksum(body)) return std::nullopt;
-  const nlohmann::json j = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
+  nlohmann::json j;
+  if (ParseJsonText(body, &j) != JsonText::kOk) return std::nullopt;
   if (!j.is_object() || j.value("format", std::string()) != kFormat || j.value("version", 0) != kVersion) {
     return std::nullopt;
   }

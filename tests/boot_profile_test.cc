@@ -108,6 +108,8 @@ TEST(BootProfileFile, RoundTripsAtomicallyAndRefusesDamage) {
   EXPECT_NE(damaged.message().find("checksum"), std::string::npos) << damaged.message();
   EXPECT_FALSE(ParseBootProfile("{\"hello\": 1}", path, &loaded).ok());
   EXPECT_FALSE(ParseBootProfile("not json", path, &loaded).ok());
+  const std::string deep = "{\"ranges\": " + std::string(100000, '[') + std::string(100000, ']') + "}";
+  EXPECT_FALSE(ParseBootProfile(deep, path, &loaded).ok()) << "refused, not a stack overflow";
 }
 
 TEST(BootProfileFile, RefusedOverAnotherTemplate) {

@@ -102,6 +102,19 @@ for bad in ['{"execute": "query-version"', '{"execute": query-version}', "not js
     r = c.reply()
     assert r.get("error", {}).get("class") == "GenericError" and "id" not in r, (bad, r)
     assert c.cmd("query-version", id="after")["id"] == "after"
+# JSON nested deeper than any command needs is refused before it is parsed
+# (20 KB nested 10 000 deep overflowed the control thread's stack while
+# the value was copied), in the arguments or in the id alike.
+for member in ("arguments", "id"):
+    deep = '{"execute": "query-version", "%s": %s1%s}\n' % (member, "[" * 10000, "]" * 10000)
+    c.send_raw(deep)
+    r = c.reply()
+    assert r.get("error", {}).get("desc") == "JSON nesting depth limit exceeded" and "id" not in r, str(r)[:200]
+    assert c.cmd("query-version", id="after deep")["id"] == "after deep"
+# Nesting a command can use is parsed as before: brackets inside strings do
+# not count.
+c.send_raw('{"execute": "query-version", "id": ["%s", [[[[1]]]]]}\n' % ("[" * 100))
+assert c.reply()["id"] == ["[" * 100, [[[[1]]]]]
 # Object input that breaks the rules: the id is echoed on the error.
 for bad, ident in [('{"arguments": {}, "id": 5}', 5),                               # no 'execute'
                    ('{"execute": "query-version", "bogus": 1, "id": "x"}', "x"),    # unexpected member

@@ -4,13 +4,12 @@
 #include <memory>
 #include <string>
 
+#include "control/job_arguments.h"
 #include "jobs/backup_driver.h"
 
 namespace corfs::control {
 
 namespace {
-
-QmpResult Failed(const QmpError& error) { return QmpResult::Error(error.error_class, error.desc); }
 
 QmpResult NoSuchImage(const std::string& name) {
   return QmpResult::Error("DeviceNotFound", "Image '" + name + "' not found");
@@ -33,17 +32,8 @@ QmpResult DriveBackup(ControlContext& context, const nlohmann::json& args) {
                               "' (expected full, top or incremental)");
   }
   if (a.Has("bitmap") && !a.String("bitmap", &options.bitmap, &error)) return Failed(error);
-  if (a.Has("job-id")) {
-    if (!a.String("job-id", &job.job_id, &error)) return Failed(error);
-    if (job.job_id.empty()) return QmpResult::Generic("Parameter 'job-id' must not be empty");
-  }
-  if (a.Has("speed")) {
-    if (!a.Unsigned("speed", &job.speed, &error)) return Failed(error);
-    bool force = false;
-    if (a.Has("force") && !a.Bool("force", &force, &error)) return Failed(error);
-    Status status = jobs::CheckSpeed(job.speed, force);
-    if (!status.ok()) return QmpResult::Generic(status.message());
-  }
+  if (auto refused = ParseJobId(a, &job.job_id)) return *refused;
+  if (auto refused = ParseSpeed(a, &job.speed)) return *refused;
   if (a.Has("mode")) {
     if (!a.String("mode", &text, &error)) return Failed(error);
     if (text != "existing" && text != "absolute-paths") {

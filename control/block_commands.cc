@@ -8,6 +8,7 @@
 #include "control/commit_commands.h"
 #include "control/export_commands.h"
 #include "control/image_commands.h"
+#include "control/job_arguments.h"
 #include "control/mirror_commands.h"
 #include "control/observability_commands.h"
 #include "control/version.h"
@@ -23,8 +24,6 @@ QmpResult NoSuchImage(const std::string& name) {
 QmpResult NoSuchJob(const std::string& id) {
   return QmpResult::Error("DeviceNotActive", "No active block job with id '" + id + "'");
 }
-
-QmpResult Failed(const QmpError& error) { return QmpResult::Error(error.error_class, error.desc); }
 
 // QEMU's reply to a job command naming no job (query-jobs' id space), also
 // what a job that concluded gets: corfs dismisses a job once it concludes,
@@ -139,6 +138,11 @@ QmpResult PauseJob(jobs::Job& job) {
   return QmpResult::Ok();
 }
 
+QmpResult ResumeJob(jobs::Job& job) {
+  if (!job.Resume()) return QmpResult::Generic("Can't resume a job that was not paused");
+  return QmpResult::Ok();
+}
+
 // Tells a READY job (a mirror, an active commit) to finish; QEMU refuses
 // any other state the same way.
 QmpResult CompleteJob(jobs::Job& job) {
@@ -149,15 +153,6 @@ QmpResult CompleteJob(jobs::Job& job) {
 
 // The optional "force" argument of the commands that set a speed: a speed
 // under jobs::kMinSpeed is refused without it. The refusal, if any.
-std::optional<QmpResult> RefuseSpeed(const Arguments& a, uint64_t speed) {
-  QmpError error;
-  bool force = false;
-  if (a.Has("force") && !a.Bool("force", &force, &error)) return Failed(error);
-  Status status = jobs::CheckSpeed(speed, force);
-  if (!status.ok()) return QmpResult::Generic(status.message());
-  return std::nullopt;
-}
-
 QmpResult BlockStream(ControlContext& context, const nlohmann::json& args) {
   Arguments a(args);
   QmpError error;
@@ -173,18 +168,12 @@ QmpResult BlockStream(ControlContext& context, const nlohmann::json& args) {
   options.base.reset();
   std::string text;
   uint64_t number = 0;
-  if (a.Has("job-id")) {
-    if (!a.String("job-id", &options.job_id, &error)) return Failed(error);
-    if (options.job_id.empty()) return QmpResult::Generic("Parameter 'job-id' must not be empty");
-  }
+  if (auto refused = ParseJobId(a, &options.job_id)) return *refused;
   if (a.Has("base")) {
     if (!a.String("base", &text, &error)) return Failed(error);
     options.base = text;
   }
-  if (a.Has("speed")) {
-    if (!a.Unsigned("speed", &options.speed, &error)) return Failed(error);
-    if (std::optional<QmpResult> refused = RefuseSpeed(a, options.speed)) return *refused;
-  }
+  if (auto refused = ParseSpeed(a, &options.speed)) return *refused;
   if (a.Has("on-error")) {
     if (!a.String("on-error", &text, &error)) return Failed(error);
     if (!jobs::ParseOnError(text, &options.on_error)) {
@@ -261,12 +250,7 @@ void AddGenericJobCommands(CommandTable& table, ControlContext* ctx) {
     });
   });
   table.Add("job-pause", [ctx](const nlohmann::json& args) { return WithGenericJob(*ctx, args, PauseJob); });
-  table.Add("job-resume", [ctx](const nlohmann::json& args) {
-    return WithGenericJob(*ctx, args, [](jobs::Job& job) {
-      job.Resume();
-      return QmpResult::Ok();
-    });
-  });
+  table.Add("job-resume", [ctx](const nlohmann::json& args) { return WithGenericJob(*ctx, args, ResumeJob); });
   table.Add("job-cancel", [ctx](const nlohmann::json& args) {
     return WithGenericJob(*ctx, args, [](jobs::Job& job) {
       job.Cancel(/*force=*/true);  // QEMU's job-cancel always forces
@@ -387,18 +371,14 @@ CommandTable MakeBlockCommands(ControlContext& context) {
       uint64_t speed = 0;
       Arguments a(args);
       if (!a.Unsigned("speed", &speed, &error)) return Failed(error);
-      if (std::optional<QmpResult> refused = RefuseSpeed(a, speed)) return *refused;
+      if (auto refused = ParseSpeed(a, &speed)) return *refused;
       job.SetSpeed(speed);
       return QmpResult::Ok();
     });
   });
   table.Add("block-job-pause", [ctx](const nlohmann::json& args) { return WithJob(*ctx, args, {"device"}, PauseJob); });
-  table.Add("block-job-resume", [ctx](const nlohmann::json& args) {
-    return WithJob(*ctx, args, {"device"}, [](jobs::Job& job) {
-      job.Resume();
-      return QmpResult::Ok();
-    });
-  });
+  table.Add("block-job-resume",
+            [ctx](const nlohmann::json& args) { return WithJob(*ctx, args, {"device"}, ResumeJob); });
   table.Add("block-job-cancel", [ctx](const nlohmann::json& args) {
     return WithJob(*ctx, args, {"device", "force"}, [&](jobs::Job& job) {
       // QEMU's: without force a READY mirror completes (Job::Cancel).

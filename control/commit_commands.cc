@@ -3,6 +3,7 @@
 #include <string>
 #include <vector>
 
+#include "control/job_arguments.h"
 #include "jobs/commit_driver.h"
 
 namespace corfs::control {
@@ -14,44 +15,35 @@ QmpResult BlockCommit(ControlContext& context, const nlohmann::json& args) {
   QmpError error;
   // x-exit-after-step is a test hook (jobs::CommitOptions), not for users.
   if (!a.OnlyKnown({"device", "job-id", "top", "base", "speed", "force", "on-error", "x-exit-after-step"}, &error)) {
-    return QmpResult::Error(error.error_class, error.desc);
+    return Failed(error);
   }
   std::string image_name;
-  if (!a.String("device", &image_name, &error)) return QmpResult::Error(error.error_class, error.desc);
+  if (!a.String("device", &image_name, &error)) return Failed(error);
   std::shared_ptr<mount::MountedImage> image = context.images->Find(image_name);
   if (image == nullptr) return QmpResult::Error("DeviceNotFound", "Image '" + image_name + "' not found");
   jobs::JobOptions job;
   jobs::CommitOptions options;
   std::string text;
   uint64_t number = 0;
-  if (a.Has("job-id")) {
-    if (!a.String("job-id", &job.job_id, &error)) return QmpResult::Error(error.error_class, error.desc);
-    if (job.job_id.empty()) return QmpResult::Generic("Parameter 'job-id' must not be empty");
-  }
+  if (auto refused = ParseJobId(a, &job.job_id)) return *refused;
   if (a.Has("top")) {
-    if (!a.String("top", &text, &error)) return QmpResult::Error(error.error_class, error.desc);
+    if (!a.String("top", &text, &error)) return Failed(error);
     options.top = text;
   }
   if (a.Has("base")) {
-    if (!a.String("base", &text, &error)) return QmpResult::Error(error.error_class, error.desc);
+    if (!a.String("base", &text, &error)) return Failed(error);
     options.base = text;
   }
-  if (a.Has("speed")) {
-    if (!a.Unsigned("speed", &job.speed, &error)) return QmpResult::Error(error.error_class, error.desc);
-    bool force = false;
-    if (a.Has("force") && !a.Bool("force", &force, &error)) return QmpResult::Error(error.error_class, error.desc);
-    Status status = jobs::CheckSpeed(job.speed, force);
-    if (!status.ok()) return QmpResult::Generic(status.message());
-  }
+  if (auto refused = ParseSpeed(a, &job.speed)) return *refused;
   if (a.Has("on-error")) {
-    if (!a.String("on-error", &text, &error)) return QmpResult::Error(error.error_class, error.desc);
+    if (!a.String("on-error", &text, &error)) return Failed(error);
     if (!jobs::ParseOnError(text, &job.on_error)) {
       return QmpResult::Generic("Parameter 'on-error' does not accept value '" + text +
                                 "' (expected report, ignore or stop)");
     }
   }
   if (a.Has("x-exit-after-step")) {
-    if (!a.Unsigned("x-exit-after-step", &number, &error)) return QmpResult::Error(error.error_class, error.desc);
+    if (!a.Unsigned("x-exit-after-step", &number, &error)) return Failed(error);
     options.exit_after_step = static_cast<int>(number);
   }
   std::vector<jobs::CommitSibling> others;

@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 
+#include "control/job_arguments.h"
 #include "jobs/mirror_driver.h"
 #include "overlay/image_location.h"
 #include "overlay/target_image.h"
@@ -14,8 +15,6 @@
 namespace corfs::control {
 
 namespace {
-
-QmpResult Failed(const QmpError& error) { return QmpResult::Error(error.error_class, error.desc); }
 
 // An on-error policy argument; the refusal, if any.
 std::optional<QmpResult> ParsePolicy(const Arguments& a, const char* name, jobs::OnError* out) {
@@ -72,24 +71,6 @@ std::optional<QmpResult> ParseModes(const Arguments& a, jobs::MirrorOptions* out
   return std::nullopt;
 }
 
-// job-id, speed and force. The refusal, if any.
-std::optional<QmpResult> ParseJobOptions(const Arguments& a, jobs::JobOptions* out) {
-  QmpError error;
-  jobs::JobOptions& job_options = *out;
-  if (a.Has("job-id")) {
-    if (!a.String("job-id", &job_options.job_id, &error)) return Failed(error);
-    if (job_options.job_id.empty()) return QmpResult::Generic("Parameter 'job-id' must not be empty");
-  }
-  if (a.Has("speed")) {
-    if (!a.Unsigned("speed", &job_options.speed, &error)) return Failed(error);
-    bool force = false;
-    if (a.Has("force") && !a.Bool("force", &force, &error)) return Failed(error);
-    Status status = jobs::CheckSpeed(job_options.speed, force);
-    if (!status.ok()) return QmpResult::Generic(status.message());
-  }
-  return std::nullopt;
-}
-
 QmpResult DriveMirror(ControlContext& context, const nlohmann::json& args) {
   Arguments a(args);
   QmpError error;
@@ -109,7 +90,8 @@ QmpResult DriveMirror(ControlContext& context, const nlohmann::json& args) {
   jobs::MirrorOptions options;
   bool existing = overlay::IsUri(target_name);  // an export is never made
   if (auto refused = ParseModes(a, &options, &existing)) return *refused;
-  if (auto refused = ParseJobOptions(a, &job_options)) return *refused;
+  if (auto refused = ParseJobId(a, &job_options.job_id)) return *refused;
+  if (auto refused = ParseSpeed(a, &job_options.speed)) return *refused;
   if (auto refused = ParsePolicy(a, "on-source-error", &options.on_source_error)) return *refused;
   if (auto refused = ParsePolicy(a, "on-target-error", &options.on_target_error)) return *refused;
   job_options.on_error = options.on_target_error;

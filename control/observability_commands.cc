@@ -1,5 +1,6 @@
 #include "control/observability_commands.h"
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -8,8 +9,6 @@
 namespace corfs::control {
 
 namespace {
-
-QmpResult Failed(const QmpError& error) { return QmpResult::Error(error.error_class, error.desc); }
 
 // QEMU's BlockDeviceStats for what corfs serves (no zone appends, merges or
 // invalid requests: the FUSE server sees none), with corfs' copy-on-read.
@@ -80,13 +79,21 @@ QmpResult QueryBlockMap(ControlContext& context, const nlohmann::json& args) {
   return QmpResult::Ok(list);
 }
 
-// The names a command's arguments give to what it acts on, for its log line.
+// The names a command's arguments give to what it acts on, for its log line:
+// as given, or as a JSON string (escaped) when one holds a control
+// character, so that no name a client sends can end the line and forge the
+// next.
 std::string NamedTargets(const nlohmann::json& args) {
   std::string out;
   if (!args.is_object()) return out;
   for (const char* key : {"device", "node-name", "id", "job-id"}) {
     auto it = args.find(key);
-    if (it != args.end() && it->is_string()) out += std::string(" ") + key + "=" + it->get<std::string>();
+    if (it == args.end() || !it->is_string()) continue;
+    const std::string& name = it->get_ref<const std::string&>();
+    const bool plain = std::none_of(name.begin(), name.end(),
+                                    [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; });
+    out += std::string(" ") + key + "=" +
+           (plain ? name : it->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
   }
   return out;
 }

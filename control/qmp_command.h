@@ -28,6 +28,9 @@ struct QmpResult {
   static QmpResult Generic(std::string desc) { return Error("GenericError", std::move(desc)); }
 };
 
+// An argument that Arguments (below) refused, as the command's reply.
+inline QmpResult Failed(const QmpError& error) { return QmpResult::Error(error.error_class, error.desc); }
+
 using QmpHandler = std::function<QmpResult(const nlohmann::json& arguments)>;
 
 // Name -> handler.

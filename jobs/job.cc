@@ -76,10 +76,12 @@ bool Job::Pause() {
   return true;
 }
 
-void Job::Resume() {
+bool Job::Resume() {
   std::lock_guard lock(mutex_);
+  if (!pause_requested_) return false;
   pause_requested_ = false;
   changed_.notify_all();
+  return true;
 }
 
 void Job::Cancel(bool force) {

@@ -43,7 +43,9 @@ class Job final : private JobContext {
   void Start();
   // False if a pause was already asked for (the job stays paused).
   bool Pause();
-  void Resume();
+  // False if no pause was asked for (by Pause, or by a stop on an error):
+  // nothing to resume, as QEMU refuses it.
+  bool Resume();
   // Cancels the job. A READY job (a mirror) cancelled without `force`
   // finishes instead, as in QEMU: its driver is told to complete (a paused
   // one is resumed for it), and it ends COMPLETED, its outcome consistent

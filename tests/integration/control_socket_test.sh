@@ -137,6 +137,11 @@ c.err("block-stream", {"device": "plain.img", "speed": 1.5}, "GenericError")
 c.err("block-stream", {"device": "plain.img", "on-error": "explode"}, "GenericError")
 c.err("block-stream", {"device": "plain.img", "colour": "red"}, "GenericError")  # unknown argument
 c.err("block-stream", {"device": "plain.img", "job-id": ""}, "GenericError")
+# A job id is well formed as QEMU's (a letter, then letters, digits, - . _):
+# one with a line break would split the mount's log line in two.
+for bad_id in ["j\nforged line", "1job", "-x", "a b", "tab\t", "\u00e9t\u00e9"]:
+    r = c.err("block-stream", {"device": "plain.img", "job-id": bad_id}, "GenericError")
+    assert r["error"]["desc"].startswith("Invalid job ID"), r
 c.err("block-stream", {"device": "layered.img", "base": "/nonexistent.raw"}, "GenericError")
 r = c.err("block-stream", {"device": "nosuch.img"}, "DeviceNotFound", id=9)
 assert r["id"] == 9 and "nosuch.img" in r["error"]["desc"], r
@@ -307,6 +312,9 @@ time.sleep(1.2)
 assert job("slowjob")["offset"] == at, "a paused job went on"
 assert c.ok("block-job-resume", {"device": "slowjob"}) == {}
 wait_until(lambda: job("slowjob")["offset"] > at, 10, "progress after resume")
+# A job that is not paused has nothing to resume: refused, as by QEMU.
+r = c.err("block-job-resume", {"device": "slowjob"}, "GenericError")
+assert r["error"]["desc"] == "Can't resume a job that was not paused", r
 assert job("slowjob")["status"] == "running"
 
 # Cancel: both monitors get BLOCK_JOB_CANCELLED; the job is gone.

@@ -67,6 +67,8 @@ for key in ("rd_bytes", "wr_bytes", "rd_operations", "wr_operations", "flush_ope
             "rd_total_time_ns", "wr_total_time_ns", "flush_total_time_ns"):
     assert isinstance(stats[0]["stats"][key], int), key
 c.err("query-blockstats", {"bogus": 1}, "GenericError")
+# A name with a line break is logged escaped: a client cannot forge a line.
+c.err("block-stream", {"device": "no\nforged line"}, "DeviceNotFound")
 PY
 
 step "a guest's EIO: counted, and logged with image, offset and length"
@@ -91,6 +93,9 @@ grep -Eq " debug control: query-blockstats: ok$" corfs.log || { cat corfs.log; f
 grep -Eq " info control: block-set-write-threshold node-name=disk.img: ok$" corfs.log \
   || { cat corfs.log; fail "the threshold command was not logged"; }
 grep -q "control: query-blockstats: error GenericError" corfs.log || fail "a failed command was not logged"
+grep -Fq ' control: block-stream device="no\nforged line": error DeviceNotFound' corfs.log \
+  || { cat corfs.log; fail "a name with a line break was not logged escaped"; }
+grep -q "^forged line" corfs.log && fail "a client's name split a log line"
 grep -q " info unmounted " corfs.log || fail "no unmount line"
 
 step "--log-level warn hides commands and the start, keeps warnings"

@@ -48,6 +48,7 @@ Status MountSession::Start(const config::MountConfig& cfg, const SessionOptions&
   context.events = &session->events_;
   context.images = session->table_.get();
   context.remote = cfg.remote;
+  context.mountpoint = session->mountpoint_;
   context.quit = [s = session.get()] { return s->RequestQuit(); };
   context.size_changed = [s = session.get()](const std::string& image) { s->NotifySizeChanged(image); };
   session->log_ = options.log ? options.log : spdlog::default_logger();

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "control/job_arguments.h"
+#include "control/job_target.h"
 #include "jobs/backup_driver.h"
 
 namespace corfs::control {
@@ -54,8 +55,11 @@ QmpResult DriveBackup(ControlContext& context, const nlohmann::json& args) {
   }
   std::shared_ptr<const mount::MountedImage> image = context.images->Find(image_name);
   if (image == nullptr) return NoSuchImage(image_name);
+  if (Status refused = CheckJobTarget(context, options.target); !refused.ok()) {
+    return QmpResult::Generic(refused.message());
+  }
   std::unique_ptr<jobs::BackupDriver> driver;
-  Status status = jobs::BackupDriver::Make(*image->overlay, image->bitmaps, image_name, options, &driver);
+  Status status = jobs::BackupDriver::Make(*image->overlay, image->bitmaps, options, &driver);
   if (!status.ok()) return QmpResult::Generic(status.message());
   std::string job_id;
   status = context.jobs->StartJob(image_name, job, std::move(driver), &job_id);

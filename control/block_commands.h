@@ -43,6 +43,9 @@ struct ControlContext {
   std::function<void(const std::string& image)> size_changed;
   // How a job reaches a target on a server (drive-mirror to an NBD URI).
   overlay::RemoteOptions remote;
+  // The folder the images are mounted at: no job writes to a file in it
+  // (job_target.h).
+  std::string mountpoint;
 };
 
 // `context` must outlive the table.

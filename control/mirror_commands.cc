@@ -8,6 +8,7 @@
 #include <string>
 
 #include "control/job_arguments.h"
+#include "control/job_target.h"
 #include "jobs/mirror_driver.h"
 #include "overlay/image_location.h"
 #include "overlay/target_image.h"
@@ -105,6 +106,9 @@ QmpResult DriveMirror(ControlContext& context, const nlohmann::json& args) {
     return QmpResult::Generic("a job with id '" + job_options.IdFor(image_name) + "' exists already");
   }
 
+  if (Status refused = CheckJobTarget(context, target_name); !refused.ok()) {
+    return QmpResult::Generic(refused.message());
+  }
   overlay::TargetOptions target_options;
   target_options.size = image->overlay->size();
   target_options.existing = existing;

@@ -280,7 +280,7 @@ Status OpenIncrementalTarget(overlay::Overlay& source, const BackupOptions& opti
 }  // namespace
 
 Status BackupDriver::Make(overlay::Overlay& overlay, std::shared_ptr<overlay::PersistentBitmaps> bitmaps,
-                          const std::string& image, const BackupOptions& options, std::unique_ptr<BackupDriver>* out) {
+                          const BackupOptions& options, std::unique_ptr<BackupDriver>* out) {
   const bool incremental = options.sync == BackupSync::kIncremental;
   if (options.target.empty()) return Status::Invalid("a backup needs a target");
   if (incremental && options.bitmap.empty()) return Status::Invalid("sync 'incremental' needs a bitmap");
@@ -294,11 +294,6 @@ Status BackupDriver::Make(overlay::Overlay& overlay, std::shared_ptr<overlay::Pe
     CORFS_RETURN_IF_ERROR(bitmaps->Check(options.bitmap, incremental));
     const uint64_t granularity = GranularityOf(*bitmaps, options.bitmap, &previous);
     if (incremental) chunk = granularity;
-  }
-  for (const std::string& own : {overlay.data_path(), overlay::MetadataPath(overlay.path())}) {
-    if (!overlay::IsUri(options.target) && SameFile(own, options.target)) {
-      return Status::Invalid("target " + options.target + " is a file of image '" + image + "' itself");
-    }
   }
   std::unique_ptr<BackupTarget> target;
   if (incremental) {

@@ -82,11 +82,12 @@ class BackupDriver final : public JobDriver {
  public:
   // Checks the options, opens (or makes) the target and takes the point in
   // time, before any job exists; a refusal changes nothing on disk.
-  // `bitmaps` may be null (an image without bitmaps). `image` names the
-  // image in errors. A driver that never runs (StartJob refused it) undoes
-  // all that when it goes.
+  // `bitmaps` may be null (an image without bitmaps). Whether the target is
+  // a file the mount uses is the caller's to check (control/job_target.h).
+  // A driver that never runs (StartJob refused it) undoes all that when it
+  // goes.
   static Status Make(overlay::Overlay& overlay, std::shared_ptr<overlay::PersistentBitmaps> bitmaps,
-                     const std::string& image, const BackupOptions& options, std::unique_ptr<BackupDriver>* out);
+                     const BackupOptions& options, std::unique_ptr<BackupDriver>* out);
   ~BackupDriver() override;
 
   std::string_view type() const override { return "backup"; }

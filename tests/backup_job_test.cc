@@ -68,7 +68,7 @@ class BackupJobTest : public ::testing::Test {
   // Starts a backup; returns the job (null and the error when refused).
   std::shared_ptr<Job> Start(const BackupOptions& options, uint64_t speed, Status* refused = nullptr) {
     std::unique_ptr<BackupDriver> driver;
-    Status status = BackupDriver::Make(*image_, bitmaps_, "disk", options, &driver);
+    Status status = BackupDriver::Make(*image_, bitmaps_, options, &driver);
     if (refused != nullptr) *refused = status;
     if (!status.ok()) return nullptr;
     JobOptions job;

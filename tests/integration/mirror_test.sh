@@ -60,6 +60,31 @@ cp full.raw before.raw
 grep -q "exists already" refused.log || fail "no clear message: $(cat refused.log)"
 cmp before.raw full.raw || fail "the refused target changed"
 
+step "a target the mount uses is refused (its template, its overlay, a file in the mount), and stays as it was"
+cp template.raw template-before.raw
+ln -sf template.raw template-link.raw
+data=$(info_field overlays/disk.img data-file)
+cp "$data" data-before.raw
+# refused TARGET MESSAGE [CLI...]: the job is refused with MESSAGE.
+refused() {
+  local target=$1 message=$2
+  shift 2
+  "$@" disk.img "$target" --mode existing -m mnt 2> refused.log && fail "$* into $target was accepted"
+  grep -qF "$message" refused.log || fail "no clear message for $target: $(cat refused.log)"
+}
+refused template.raw "is a backing image of image 'disk.img'" "$CORFS" mirror
+refused template-link.raw "is a backing image of image 'disk.img'" "$CORFS" mirror
+refused "$data" "is the data file of image 'disk.img'" "$CORFS" mirror
+refused overlays/disk.img.cor "is the metadata file of image 'disk.img'" "$CORFS" mirror
+refused mnt/disk.img "is inside the mount" "$CORFS" mirror
+# A backup into its own disk, through the mount, waited for itself for good.
+refused mnt/disk.img "is inside the mount" "$CORFS" backup
+refused template.raw "is a backing image of image 'disk.img'" "$CORFS" backup
+cmp template-before.raw template.raw || fail "a refused job changed the template"
+cmp data-before.raw "$data" || fail "a refused job changed the overlay's data"
+"$CORFS" jobs -m mnt | grep -q disk.img && fail "a refused job is listed"
+rm template-before.raw template-link.raw data-before.raw
+
 step "sync full to an NBD export (qemu-nbd -t -e 4 on a Unix socket: multi-conn, writes on 4 connections)"
 truncate -s 64M nbd.raw
 start_qemu_nbd nbd -e 4 -f raw -k "$WORK/nbd.sock" nbd.raw

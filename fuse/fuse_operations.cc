@@ -35,8 +35,17 @@ ImageTable& Table(fuse_req_t req) { return *static_cast<ImageTable*>(fuse_req_us
 
 int Errno(const Status& status) { return status.code() > 0 ? status.code() : EIO; }
 
+// A time before 1970 has a negative tv_sec and still a tv_nsec in
+// [0, 1e9): division rounded down, not toward zero.
 struct timespec ToTimespec(int64_t ns) {
-  return {static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)};
+  constexpr int64_t kNsPerSecond = 1000000000;
+  int64_t seconds = ns / kNsPerSecond;
+  int64_t rest = ns % kNsPerSecond;
+  if (rest < 0) {
+    rest += kNsPerSecond;
+    --seconds;
+  }
+  return {static_cast<time_t>(seconds), static_cast<long>(rest)};
 }
 
 void ImageAttr(const MountedImage& image, struct stat* st) {
@@ -234,6 +243,14 @@ void OnOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     table.Release(*image);
     return (void)fuse_reply_err(req, EROFS);
   }
+  // A disk never shrinks, so O_TRUNC is refused as a truncate to 0 is (the
+  // kernel hands it to the open, since libfuse asks for atomic O_TRUNC).
+  // Ignoring it let `cp --sparse=auto` and `dd conv=sparse` onto an image
+  // succeed while the old disk showed through the holes they skipped.
+  if ((fi->flags & O_TRUNC) != 0 && image->overlay->size() > 0) {
+    table.Release(*image);
+    return (void)fuse_reply_err(req, EPERM);
+  }
   // All changes pass through this mount, so cached pages stay valid across
   // opens. O_DIRECT opens bypass the page cache in the kernel anyway.
   fi->keep_cache = 1;
@@ -375,7 +392,7 @@ void OnRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset, fuse_file
   });
 }
 
-void OnWrite(fuse_req_t req, fuse_ino_t ino, const char* data, size_t size, off_t offset, fuse_file_info*) {
+void OnWrite(fuse_req_t req, fuse_ino_t ino, const char* data, size_t size, off_t offset, fuse_file_info* fi) {
   MountedImage* image = Table(req).ByInode(ino);
   if (image == nullptr) return (void)fuse_reply_err(req, ENOENT);
   if (image->config.read_only) return (void)fuse_reply_err(req, EROFS);
@@ -384,8 +401,13 @@ void OnWrite(fuse_req_t req, fuse_ino_t ino, const char* data, size_t size, off_
   const uint64_t disk = image->overlay->size();
   const uint64_t off = static_cast<uint64_t>(offset);
   // Like a block device: a write reaching past the end is cut short there,
-  // and one starting at the end has no space.
-  if (off >= disk) return (void)fuse_reply_err(req, ENOSPC);
+  // and one starting at the end has no space. A direct write reaching past
+  // the end has no space either, and changes nothing: the kernel reports a
+  // short asynchronous direct write as EIO (the mount asks for async direct
+  // I/O), and an error must leave the disk as it was.
+  if (off >= disk || ((fi->flags & O_DIRECT) != 0 && size > disk - off)) {
+    return (void)fuse_reply_err(req, ENOSPC);
+  }
   const size_t length = static_cast<size_t>(std::min<uint64_t>(size, disk - off));
   GuestRequest(req, *image, mount::IoKind::kWrite, off, length).Run([&](GuestRequest& request) {
     CORFS_RETURN_IF_ERROR(image->overlay->Write(off, std::span(data, length)));

@@ -46,6 +46,37 @@ rm -f mnt/rw.img 2>/dev/null && fail "unlink worked"
 truncate -s 1M mnt/rw.img 2>/dev/null && fail "shrinking worked"
 [ -e mnt/rw.img ] || fail "rw.img vanished"
 
+step "O_TRUNC is refused; a direct write past the end fails and changes nothing; times before 1970"
+cp mnt/rw.img rw-before.raw
+# cp onto an image opens it with O_TRUNC, then skips the holes of its source.
+truncate -s 16M holes.raw
+cp --sparse=always holes.raw mnt/rw.img 2>/dev/null && fail "cp onto an image (O_TRUNC) worked"
+python3 - mnt/rw.img <<'PY'
+import errno, mmap, os, sys
+path = sys.argv[1]
+size = os.stat(path).st_size
+try:
+    os.close(os.open(path, os.O_WRONLY | os.O_TRUNC))
+    raise SystemExit("O_TRUNC was accepted")
+except PermissionError:
+    pass
+# 8 KiB from 4 KiB before the end: refused whole, as no space.
+fd = os.open(path, os.O_RDWR | os.O_DIRECT)
+buf = mmap.mmap(-1, 8192)
+buf.write(b"ab" * 4096)
+try:
+    os.pwritev(fd, [buf], size - 4096)
+    raise SystemExit("a direct write past the end was accepted")
+except OSError as e:
+    assert e.errno == errno.ENOSPC, e
+os.close(fd)
+assert os.stat(path).st_size == size
+os.utime(path, ns=(0, -1500000000))
+assert os.stat(path).st_mtime_ns == -1500000000, os.stat(path).st_mtime_ns
+PY
+cmp rw-before.raw mnt/rw.img || fail "a refused write changed the disk"
+rm rw-before.raw holes.raw
+
 step "read-only image: reads work, writes get EROFS"
 cmp template.raw mnt/ro.img
 out=$(dd if=/dev/zero of=mnt/ro.img bs=4k count=1 conv=notrunc 2>&1) && fail "write to a read-only image worked"

@@ -1,5 +1,6 @@
 #include "cli/image_changes.h"
 
+#include <algorithm>
 #include <map>
 #include <vector>
 
@@ -58,7 +59,8 @@ Status ImageChanges::Add(const config::ImageConfig& image) {
 
 std::string ImageChanges::JobOn(const std::string& name) {
   for (const jobs::JobInfo& job : context_.jobs->List()) {
-    if (job.image == name) {
+    if (job.image == name ||
+        std::find(job.other_images.begin(), job.other_images.end(), name) != job.other_images.end()) {
       return "job '" + job.id + "' (" + jobs::ToString(job.state) +
              ") works on it; cancel the job or wait for it to end";
     }

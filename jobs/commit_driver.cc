@@ -403,7 +403,9 @@ Status CommitDriver::RecordIdentities(bool drop_layers) {
   CORFS_RETURN_IF_ERROR(BaseIdentity(&identity));
   for (const CommitSibling& sibling : siblings_) {
     size_t index = 0;
-    CORFS_RETURN_IF_ERROR(sibling.overlay->FindBackingLayer(base_path_, &index));
+    // A sibling streamed meanwhile (standalone, or its chain shortened) no
+    // longer reads the base: nothing of it to follow the base's change.
+    if (!sibling.overlay->FindBackingLayer(base_path_, &index).ok()) continue;
     Status status = sibling.overlay->RecordBackingIdentity(index, identity);
     if (!status.ok()) return status.WithContext("image '" + sibling.name + "'");
   }
@@ -418,6 +420,10 @@ Status CommitDriver::RecordIdentities(bool drop_layers) {
   }
   MaybeExit(6);
   return overlay::RemoveCommitIntent(base_path_);
+}
+
+void CommitDriver::Describe(JobInfo& info) const {
+  for (const CommitSibling& sibling : siblings_) info.other_images.push_back(sibling.name);
 }
 
 Status CommitDriver::Prepare(JobContext&) { return RecordIdentities(/*drop_layers=*/true); }

@@ -88,6 +88,8 @@ class CommitDriver final : public JobDriver {
   void Abort(JobContext& job) override;
   void Clean(JobContext& job) override;
   void Complete() override { complete_requested_.store(true); }
+  // The siblings, as JobInfo::other_images.
+  void Describe(JobInfo& info) const override;
 
  private:
   struct Run_ {

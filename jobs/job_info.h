@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace corfs::jobs {
 
@@ -22,6 +23,9 @@ struct JobInfo {
   std::string id;
   std::string type;   // the driver's: "stream"
   std::string image;  // the name of the image the job works on
+  // Other images of the mount the job keeps in use (a commit's siblings):
+  // none of them may leave the mount while it runs.
+  std::vector<std::string> other_images;
   JobState state = JobState::kCreated;
   uint64_t offset = 0;  // bytes of the job's range processed (QMP "offset")
   uint64_t len = 0;     // bytes of the job's range (QMP "len")

@@ -211,6 +211,26 @@ TEST_F(CommitJobTest, AnIntentLetsOnlyThePreparedOverlaysOpenOverAChangedBase) {
   EXPECT_FALSE(status.ok());
 }
 
+TEST_F(CommitJobTest, ASiblingStreamedStandaloneMeanwhileIsLeftAlone) {
+  auto vm = Make("vm.img", {{mid_.path, "raw"}, {base(), "raw"}});
+  auto sib = Make("sib.img", {{base(), "raw"}});
+  CommitOptions options;
+  options.top = mid_.path;
+  std::unique_ptr<CommitDriver> driver;
+  Status status = CommitDriver::Make(*vm, "vm", options, {{"sib", sib.get(), nullptr}}, &driver);
+  ASSERT_TRUE(status.ok()) << status.message();
+  // After the commit took it in, the sibling stops reading the base.
+  ASSERT_TRUE(sib->Populate(0, kSize, /*wait=*/true).ok());
+  ASSERT_TRUE(sib->DropBacking().ok());
+  EXPECT_EQ(RunJob(std::move(driver)), "");
+  EXPECT_FALSE(testing::FileExists(overlay::CommitIntentPath(base())));
+  EXPECT_EQ(testing::FirstDifference(Disk(*sib), base_content_), "");
+  sib.reset();
+  auto again = Open("sib.img");
+  ASSERT_NE(again, nullptr);
+  EXPECT_EQ(testing::FirstDifference(Disk(*again), base_content_), "");
+}
+
 TEST_F(CommitJobTest, RefusesWhatItCannotDoAndChangesNothing) {
   auto vm = Make("vm.img", {{mid_.path, "raw"}, {base(), "raw"}});
   const overlay::OverlayHeader before = vm->header();

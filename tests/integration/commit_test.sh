@@ -75,11 +75,19 @@ wait_for 60 job_is mnt vm.img ready
 random_file late.bin 64K
 dd if=late.bin of=mnt/vm.img bs=64K seek=100 conv=notrunc,fsync status=none  # while READY
 dd if=late.bin of=before/vm.img bs=64K seek=100 conv=notrunc status=none
+# A sibling the commit keeps reading as before cannot leave the mount
+# meanwhile; streamed standalone, it no longer reads the base, and the
+# commit leaves it alone.
+"$CORFS" image-remove sib2.img -m mnt 2> remove.log && fail "a sibling of a running commit was removed"
+grep -q "busy" remove.log || fail "unclear message: $(cat remove.log)"
+"$CORFS" stream sib2.img --wait -m mnt > /dev/null || fail "stream of a sibling while the commit is READY"
 "$CORFS" complete vm.img -m mnt > /dev/null
 wait_for 60 job_gone mnt vm.img
 same_as_before "after the active commit"
 [ "$(chain_length vm.img)" = 1 ] || fail "the chain of vm.img is not shorter after the active commit"
 [ "$(info_field overlays/vm.img allocated-bytes)" = 0 ] || fail "the overlay still holds clusters after the active commit"
+[ "$(info_field overlays/sib2.img state)" = standalone ] || fail "sib2.img is not standalone"
+[ ! -e base.raw.corfs-commit ] || fail "the commit intent stayed"
 stop_mount mnt
 start_mount three.yaml mnt
 same_as_before "after the active commit and a remount"

@@ -1,6 +1,7 @@
 #include "common/file_io.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -102,6 +103,28 @@ bool IsAllZero(std::span<const char> data) {
   }
   if (data.size() <= 16) return true;
   return std::memcmp(data.data(), data.data() + 16, data.size() - 16) == 0;
+}
+
+Status OpenDiskFile(const std::string& path, int flags, UniqueFd* out, mode_t mode) {
+  UniqueFd fd(::open(path.c_str(), flags | O_CLOEXEC | O_NONBLOCK, mode));
+  const bool creating = (flags & O_CREAT) != 0;
+  if (!fd.valid()) return Status::FromErrno((creating ? "create " : "open ") + path);
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) return Status::FromErrno("stat " + path);
+  if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
+    const char* what = S_ISDIR(st.st_mode)    ? "a folder"
+                       : S_ISFIFO(st.st_mode) ? "a FIFO"
+                       : S_ISCHR(st.st_mode)  ? "a character device"
+                       : S_ISSOCK(st.st_mode) ? "a socket"
+                                              : "not a file";
+    return Status::Invalid(path + " is " + what + ", not a regular file or a block device");
+  }
+  const int status_flags = ::fcntl(fd.get(), F_GETFL);
+  if (status_flags < 0 || ::fcntl(fd.get(), F_SETFL, status_flags & ~O_NONBLOCK) != 0) {
+    return Status::FromErrno("fcntl " + path);
+  }
+  *out = std::move(fd);
+  return Status::Ok();
 }
 
 }  // namespace corfs

@@ -2,11 +2,14 @@
 // Whole-buffer positional I/O on a file descriptor, retrying short transfers
 // and EINTR, so callers never see a partial read or write.
 
+#include <sys/types.h>
+
 #include <cstdint>
 #include <span>
 #include <string>
 
 #include "common/status.h"
+#include "common/unique_fd.h"
 
 namespace corfs {
 
@@ -35,6 +38,14 @@ Status SyncParentDirectory(const std::string& path);
 // fsync of the folder. Readers see the old file or the new one, never a part;
 // on failure the temporary file is removed and `path` is as it was.
 Status ReplaceFileAtomically(const std::string& path, const std::string& text);
+
+// Opens `path` with `flags` (O_CLOEXEC added), `mode` for a file it makes,
+// and keeps it only if it is a regular file or a block device: what images
+// and an overlay's files are. A FIFO or a terminal would block the open (a
+// FIFO waits for a writer) or every read for good, so the open does not
+// wait (O_NONBLOCK), the type is checked, and the descriptor is then made
+// blocking again. The error names the path and what it is.
+Status OpenDiskFile(const std::string& path, int flags, UniqueFd* out, mode_t mode = 0644);
 
 // True when every byte of `data` is zero.
 bool IsAllZero(std::span<const char> data);

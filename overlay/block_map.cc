@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
+#include "common/file_io.h"
 #include "common/unique_fd.h"
 #include "overlay/image_identity.h"
 #include "overlay/overlay.h"
@@ -107,8 +108,8 @@ Status MapDisk(const MapSources& sources, std::vector<MapRun>* out) {
 Status MapOverlayFile(const std::string& path, const ImageOpener& opener,
                       const std::function<void(const std::string&)>& warn, std::vector<MapRun>* out) {
   const std::string meta_path = MetadataPath(path);
-  UniqueFd meta(::open(meta_path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!meta.valid()) return Status::FromErrno("open " + meta_path);
+  UniqueFd meta;
+  CORFS_RETURN_IF_ERROR(OpenDiskFile(meta_path, O_RDONLY, &meta));
   OverlayHeader header;
   CORFS_RETURN_IF_ERROR(ReadMetadataHeader(meta.get(), meta_path, &header));
   AllocationBitmap bitmap(header.cluster_count());
@@ -116,8 +117,8 @@ Status MapOverlayFile(const std::string& path, const ImageOpener& opener,
   // NAME.part while the overlay is unfinished (overlay_files.h).
   DataFileLocation where;
   CORFS_RETURN_IF_ERROR(LocateDataFile(path, header, &where));
-  UniqueFd data(::open(where.path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!data.valid()) return Status::FromErrno("open " + where.path);
+  UniqueFd data;
+  CORFS_RETURN_IF_ERROR(OpenDiskFile(where.path, O_RDONLY, &data));
   struct stat st {};
   if (::fstat(data.get(), &st) != 0) return Status::FromErrno("stat " + where.path);
   // Longer is what an interrupted grow leaves (the next mount cuts it back).

@@ -154,8 +154,8 @@ Status ParseBootProfile(const std::string& text, const std::string& path, BootPr
 }
 
 Status LoadBootProfile(const std::string& path, BootProfile* out) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd.valid()) return Status::FromErrno("open boot profile " + path);
+  UniqueFd fd;
+  if (Status opened = OpenDiskFile(path, O_RDONLY, &fd); !opened.ok()) return opened.WithContext("boot profile");
   std::string text;
   char buf[65536];
   for (;;) {

@@ -72,15 +72,15 @@ class PosixFile final : public File {
 class PosixFileSystem final : public FileSystem {
  public:
   Status Open(const std::string& path, OpenMode mode, std::unique_ptr<File>* out) override {
-    int flags = O_CLOEXEC;
+    int flags = 0;
     switch (mode) {
       case OpenMode::kRead: flags |= O_RDONLY; break;
       case OpenMode::kReadWrite: flags |= O_RDWR; break;
       case OpenMode::kCreate: flags |= O_RDWR | O_CREAT | O_EXCL; break;
       case OpenMode::kReplace: flags |= O_RDWR | O_CREAT | O_TRUNC; break;
     }
-    UniqueFd fd(::open(path.c_str(), flags, 0644));
-    if (!fd.valid()) return Status::FromErrno((mode >= OpenMode::kCreate ? "create " : "open ") + path);
+    UniqueFd fd;
+    CORFS_RETURN_IF_ERROR(OpenDiskFile(path, flags, &fd));
     *out = std::make_unique<PosixFile>(std::move(fd), path);
     return Status::Ok();
   }

@@ -42,8 +42,8 @@ Status DetectFormat(const std::string& path, const ProtocolOpener& protocol, std
     CORFS_RETURN_IF_ERROR(protocol(path, &bytes));
     return DetectFormat(*bytes, format);
   }
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd.valid()) return Status::FromErrno("open " + path);
+  UniqueFd fd;
+  CORFS_RETURN_IF_ERROR(OpenDiskFile(path, O_RDONLY, &fd));
   std::array<char, 8> magic{};
   CORFS_RETURN_IF_ERROR(PreadFull(fd.get(), magic, 0, path));
   *format = FormatOfMagic(magic);

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include "common/file_io.h"
 #include "common/unique_fd.h"
 #include "overlay/allocation_bitmap.h"
 #include "overlay/commit_intent.h"
@@ -108,10 +109,12 @@ void CheckChain(const std::string& path, const OverlayHeader& header, const Imag
 
 Status InspectOverlay(const std::string& path, OverlayInfo* out) {
   const std::string meta_path = MetadataPath(path);
-  UniqueFd meta(::open(meta_path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!meta.valid()) {
-    if (errno == ENOENT) return Status::NotFound(meta_path + " does not exist: " + path + " is not a corfs overlay");
-    return Status::FromErrno("open " + meta_path);
+  UniqueFd meta;
+  if (Status opened = OpenDiskFile(meta_path, O_RDONLY, &meta); !opened.ok()) {
+    if (opened.code() == ENOENT) {
+      return Status::NotFound(meta_path + " does not exist: " + path + " is not a corfs overlay");
+    }
+    return opened;
   }
   OverlayInfo info;
   info.path = path;
@@ -133,9 +136,9 @@ Status InspectOverlay(const std::string& path, OverlayInfo* out) {
 
 void CheckOverlay(const std::string& path, const ImageOpener& opener, CheckReport* report, VerifyBacking verify) {
   const std::string meta_path = MetadataPath(path);
-  UniqueFd meta(::open(meta_path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!meta.valid()) {
-    report->problems.push_back(Status::FromErrno("open " + meta_path).message());
+  UniqueFd meta;
+  if (Status opened = OpenDiskFile(meta_path, O_RDONLY, &meta); !opened.ok()) {
+    report->problems.push_back(opened.message());
     return;
   }
   HeaderSlots slots;

@@ -15,8 +15,8 @@
 namespace corfs::overlay {
 
 Status RawDriver::Open(const std::string& path, bool writable, std::unique_ptr<RawDriver>* out) {
-  UniqueFd fd(::open(path.c_str(), (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC));
-  if (!fd.valid()) return Status::FromErrno("open " + path);
+  UniqueFd fd;
+  CORFS_RETURN_IF_ERROR(OpenDiskFile(path, writable ? O_RDWR : O_RDONLY, &fd));
   return Adopt(std::move(fd), path, writable, out);
 }
 

@@ -484,8 +484,8 @@ void Loader::FinishImage(ImageDraft* draft) {
         } else {
           std::string chain;
           for (const ResolvedImage& l : draft->chain) chain += (chain.empty() ? "" : ", ") + l.spec.path;
-          diag_.Error(field.mark,
-                      what + ": " + *image.stream.base + " is not in the chain of " + quoted + " (" + chain + ")");
+          diag_.Error(field.mark, what + ": " + overlay::RedactCredentials(*image.stream.base) +
+                                      " is not in the chain of " + quoted + " (" + chain + ")");
         }
       }
     }

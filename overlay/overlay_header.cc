@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "common/file_io.h"
+#include "overlay/image_location.h"
 
 namespace corfs::overlay {
 
@@ -268,6 +269,9 @@ Status DecodeHeaderSlot(std::string_view slot, OverlayHeader* out) {
       if (!fields.ok()) return fields.WithContext("backing image " + std::to_string(i + 1));
     }
     if (ok && version >= kVersionTagVersion) ok = payload.String(&image.identity.version_tag);
+    // corfs records a URI without its user information; one a hand-edited
+    // header holds is dropped here, so no message or `info` shows it.
+    image.spec.path = RedactCredentials(image.spec.path);
     header.chain.push_back(std::move(image));
   }
   if (ok && version >= kFileAttributesVersion) CORFS_RETURN_IF_ERROR(DecodeVersion3Fields(payload, &header));

@@ -85,6 +85,16 @@ TEST(OverlayHeader, RoundTrip) {
   EXPECT_EQ(decoded.cluster_count(), ((uint64_t{10} << 30) + 12345 + 65535) / 65536);
 }
 
+TEST(OverlayHeader, AUriIsReadWithoutItsUserInformation) {
+  OverlayHeader header = SampleHeader();
+  header.chain[0].spec.path = "http://user:secret@127.0.0.1/t.raw";  // as a hand-edited header might hold
+  std::string slot;
+  ASSERT_TRUE(EncodeHeaderSlot(header, &slot).ok());
+  OverlayHeader decoded;
+  ASSERT_TRUE(DecodeHeaderSlot(slot, &decoded).ok());
+  EXPECT_EQ(decoded.chain[0].spec.path, "http://127.0.0.1/t.raw");
+}
+
 TEST(OverlayHeader, RoundTripStandaloneAndClusterSizeLimits) {
   for (uint32_t bits : {kMinClusterBits, kMaxClusterBits}) {
     OverlayHeader header;

@@ -78,3 +78,12 @@ grep -q secret "$WORK/corfs.log" 2>/dev/null && fail "the log holds the password
 [ -z "$(ls -A overlays)" ] || fail "mount made $(ls overlays)"
 is_mounted mnt && fail "mounted"
 echo "ok: $(head -1 <<<"$out")"
+# A stream base that is not in the chain is named without its password too.
+printf 'images:\n  vm1:\n    overlay: overlays/vm1.img\n    backing: [template.raw]\n    stream: {base: "http://user:secret@127.0.0.1:1/y.raw"}\n' > base.yaml
+set +e
+out=$("$CORFS" mount base.yaml mnt 2>&1)
+status=$?
+set -e
+[ $status -ne 0 ] || fail "a stream base outside the chain was accepted"
+grep -q secret <<<"$out" && fail "the stream base's password was printed: $out"
+grep -q 'http://127.0.0.1:1/y.raw' <<<"$out" || fail "the message does not name the stream base: $out"

@@ -34,9 +34,16 @@ const OverlayHeader* CheckHeaderSlots(const HeaderSlots& slots, CheckReport* rep
 }
 
 void CheckBitmap(int meta_fd, const std::string& meta_path, const OverlayHeader& header, CheckReport* report) {
+  // The length first: a header that claims an enormous disk over a short
+  // file must not size the bitmap in memory (an EiB of 64 KiB clusters
+  // would be 2 TiB of bits).
   Status status = CheckBitmapLength(meta_fd, meta_path, header);
+  if (!status.ok()) {
+    report->problems.push_back(status.message());
+    return;
+  }
   AllocationBitmap bitmap(header.cluster_count());
-  if (status.ok()) status = LoadBitmap(meta_fd, meta_path, header, &bitmap);
+  status = LoadBitmap(meta_fd, meta_path, header, &bitmap);
   if (!status.ok()) {
     report->problems.push_back(status.message());
     return;

@@ -264,6 +264,27 @@ TEST_F(BadInputTest, TruncatedBitmapIsRefused) {
   ExpectOpenRefused(EUCLEAN);
 }
 
+// A header (checksums right) that claims a 1 EiB disk over a metadata file
+// with a bitmap for a few MiB: refused at once, without sizing the bitmap
+// in memory (check grew to 10 GB before it ran out).
+TEST_F(BadInputTest, AnEnormousDiskOverAShortBitmapIsRefusedAtOnce) {
+  OverlayInfo info;
+  ASSERT_TRUE(InspectOverlay(path_, &info).ok());
+  OverlayHeader forged = info.header;
+  forged.virtual_size = uint64_t{1} << 60;
+  for (int i = 0; i < 2; ++i) {
+    forged.sequence += 1;
+    std::string slot;
+    ASSERT_TRUE(EncodeHeaderSlot(forged, &slot).ok());
+    testing::PatchFile(meta_path_, (forged.sequence % 2) * kHeaderSlotSize, slot);
+  }
+  std::string message = ExpectOpenRefused(EUCLEAN);
+  EXPECT_TRUE(Contains(message, "bitmap is shorter than the disk")) << message;
+  CheckReport report = Check();
+  EXPECT_FALSE(report.sound());
+  EXPECT_TRUE(Contains(Joined(report.problems), "bitmap is shorter than the disk")) << Joined(report.problems);
+}
+
 // What a grow interrupted before its header update leaves (overlay_resize.cc):
 // the bits are ignored, and `corfs check` says so.
 TEST_F(BadInputTest, BitmapBitsPastTheLastClusterAreIgnored) {

@@ -9,6 +9,7 @@
 #include "cli/image_start.h"
 #include "cli/service_notify.h"
 #include "cli/socket_path.h"
+#include "config/config_loader.h"
 #include "control/observability_commands.h"
 
 namespace corfs::cli {
@@ -30,6 +31,13 @@ Status MountSession::Start(const config::MountConfig& cfg, const SessionOptions&
   session->socket_path_ = cfg.control_socket.value_or(DefaultSocketPath(session->mountpoint_));
   // A busy or stale mountpoint is refused before any overlay is created.
   CORFS_RETURN_IF_ERROR(fuse::CheckMountpoint(session->mountpoint_));
+  // The file's own `mountpoint:` was checked as it was read; the one the
+  // command line names instead must not hide an image's files either.
+  if (!options.mountpoint.empty()) {
+    for (const config::ImageConfig& image : cfg.images) {
+      CORFS_RETURN_IF_ERROR(config::CheckJoiningImage(image, {}, session->mountpoint_));
+    }
+  }
 
   // allow_other from the command line too: it decides the images' default mode.
   config::MountConfig mounted = cfg;

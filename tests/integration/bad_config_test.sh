@@ -102,3 +102,15 @@ start_mount dirs.yaml mnt
 cmp template.raw mnt/vm1 || fail "the image in the made folder does not read the template"
 stop_mount mnt
 [ -f nodir/sub/vm1.img.cor ] || fail "create_dirs did not make the folder's overlay"
+
+step "a mountpoint on the command line that would hide an image's files is refused"
+mkdir -p hidden
+printf 'images:\n  vm1:\n    overlay: hidden/vm1.img\n    backing: [template.raw]\n' > hide.yaml
+set +e
+out=$(timeout 60 "$CORFS" mount hide.yaml hidden 2>&1); status=$?
+set -e
+[ $status -ne 0 ] || fail "a mountpoint over an overlay's folder was accepted"
+grep -q "inside the mountpoint" <<<"$out" || fail "message: $out"
+is_mounted hidden && fail "mounted over the overlay's folder"
+[ -z "$(ls -A hidden)" ] || fail "the refused mount made $(ls hidden)"
+echo "ok: mountpoint over the overlays -> $out"

@@ -78,17 +78,27 @@ Status RemoveReplacedOverlay(const std::string& path, const std::string& keep, F
 
 // Writes the two files of a new overlay. The metadata file appears last and
 // whole (write, sync, rename), so an interrupted create leaves no overlay.
+//
+// Without `force`, the data file is made first, and only if it does not
+// exist (O_EXCL): of two creates of one overlay at once (two mounts of one
+// new image), exactly one gets it and goes on; the other stops there and
+// touches nothing of the winner's, not even the temporary metadata file
+// they would both name. A failure after it removes the data file it made.
 Status WriteNewOverlay(const std::string& path, OverlayHeader header, bool force, FileSystem& fs) {
   const std::string meta_path = MetadataPath(path);
   const std::string tmp_path = meta_path + ".tmp";
   const std::string data_path = DataFilePath(path, header);
+  std::unique_ptr<File> data;
+  if (!force) CORFS_RETURN_IF_ERROR(fs.Open(data_path, OpenMode::kCreate, &data));
   std::unique_ptr<File> meta;
-  CORFS_RETURN_IF_ERROR(fs.Open(tmp_path, OpenMode::kReplace, &meta));
-  auto fail = [&](Status status) {
-    (void)fs.Remove(tmp_path);
-    return status;
+  Status status = fs.Open(tmp_path, OpenMode::kReplace, &meta);
+  auto fail = [&](Status failed) {
+    if (meta) (void)fs.Remove(tmp_path);
+    if (data) (void)fs.Remove(data_path);
+    return failed;
   };
-  Status status = meta->Truncate(header.metadata_file_size());
+  if (!status.ok()) return fail(status);
+  status = meta->Truncate(header.metadata_file_size());
   for (uint64_t seq : {0, 1}) {  // both slots valid from the start
     header.sequence = seq;
     std::string slot;
@@ -97,18 +107,10 @@ Status WriteNewOverlay(const std::string& path, OverlayHeader header, bool force
   }
   if (status.ok()) status = meta->Sync();
   if (status.ok() && force) status = RemoveReplacedOverlay(path, data_path, fs);
-  if (!status.ok()) return fail(status);
-
-  std::unique_ptr<File> data;
-  status = fs.Open(data_path, force ? OpenMode::kReplace : OpenMode::kCreate, &data);
-  if (!status.ok()) return fail(status);
-  status = data->Truncate(header.virtual_size);
+  if (status.ok() && force) status = fs.Open(data_path, OpenMode::kReplace, &data);
+  if (status.ok()) status = data->Truncate(header.virtual_size);
   if (status.ok()) status = data->Sync();
-  if (!status.ok()) {
-    (void)fs.Remove(data_path);
-    return fail(status);
-  }
-  status = fs.Rename(tmp_path, meta_path);
+  if (status.ok()) status = fs.Rename(tmp_path, meta_path);
   if (!status.ok()) return fail(status);
   return fs.SyncParentDirectory(path);
 }

@@ -6,6 +6,7 @@
 #include <xxhash.h>
 
 #include <cstring>
+#include <thread>
 
 #include "overlay/overlay.h"
 #include "overlay/overlay_inspect.h"
@@ -321,6 +322,31 @@ TEST_F(BadInputTest, DataFileOfTheWrongSizeIsRefused) {
   ASSERT_EQ(::unlink(data_path.c_str()), 0);
   ExpectOpenRefused(ENOENT);
   EXPECT_FALSE(Check().sound());
+}
+
+// Two creates of one new overlay at once (two mounts of one new image):
+// one makes it, the other is refused and leaves the winner's files alone.
+// Before, both could fail, leaving a data file that refused every later
+// create.
+TEST_F(BadInputTest, TwoCreatesOfOneOverlayAtOnceMakeOneSoundOverlay) {
+  CreateOptions create;
+  create.backing = {{backing_.path, ""}};
+  create.cluster_size = kCluster;
+  for (int round = 0; round < 40; ++round) {
+    SCOPED_TRACE("round " + std::to_string(round));
+    const std::string path = dir_.File("race" + std::to_string(round) + ".img");
+    Status first, second;
+    std::thread a([&] { first = Overlay::Create(path, create); });
+    std::thread b([&] { second = Overlay::Create(path, create); });
+    a.join();
+    b.join();
+    ASSERT_NE(first.ok(), second.ok()) << first.message() << " / " << second.message();
+    EXPECT_EQ((first.ok() ? second : first).code(), EEXIST) << (first.ok() ? second : first).message();
+    std::unique_ptr<Overlay> image;
+    Status opened = Overlay::Open(path, Options(), &image);
+    ASSERT_TRUE(opened.ok()) << opened.message();
+    EXPECT_FALSE(testing::FileExists(MetadataPath(path) + ".tmp"));
+  }
 }
 
 TEST_F(BadInputTest, CreateOverAnOverlayInUseIsRefusedNamingTheHolder) {

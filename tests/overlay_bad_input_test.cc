@@ -438,6 +438,13 @@ TEST_F(BadInputTest, CreateWithoutSizeOrBackingCreatesNothing) {
   EXPECT_FALSE(Overlay::Create(path_, create).ok());
   EXPECT_EQ(before.Differences(), "");
   EXPECT_EQ(testing::ListDir(dir_.path()), names);
+  // One file twice in the chain, under two names.
+  CreateOptions twice;
+  twice.backing = {{backing_.path, ""}, {dir_.path() + "/./template.raw", ""}};
+  Status status = Overlay::Create(dir_.File("twice.img"), twice);
+  EXPECT_EQ(status.code(), EINVAL) << status.message();
+  EXPECT_NE(status.message().find("again"), std::string::npos) << status.message();
+  EXPECT_EQ(testing::ListDir(dir_.path()), names);
 }
 
 TEST_F(BadInputTest, CreateOverAnExistingOverlayNeedsForce) {

@@ -228,6 +228,24 @@ bool QmpServer::Receive(Client& client) {
   return true;
 }
 
+namespace {
+
+// qmp_capabilities: the greeting offers no capability (QEMU's `oob` is not
+// spoken here), so `enable` may only name none, as QEMU answers a client
+// that asks for one it did not offer.
+QmpResult NegotiateCapabilities(const nlohmann::json& arguments) {
+  QmpError error;
+  if (!Arguments(arguments).OnlyKnown({"enable"}, &error)) return Failed(error);
+  if (!arguments.contains("enable")) return QmpResult::Ok();
+  const nlohmann::json& enable = arguments["enable"];
+  if (!enable.is_array()) return QmpResult::Generic("Invalid parameter type for 'enable', expected: array");
+  if (enable.empty()) return QmpResult::Ok();
+  if (!enable[0].is_string()) return QmpResult::Generic("Invalid parameter type for 'enable[0]', expected: string");
+  return QmpResult::Generic("Capability '" + enable[0].get<std::string>() + "' not available");
+}
+
+}  // namespace
+
 void QmpServer::HandleLine(Client& client, const std::string& line) {
   if (line.find_first_not_of(" \t\r") == std::string::npos) return;
   nlohmann::json request;
@@ -261,8 +279,8 @@ void QmpServer::HandleLine(Client& client, const std::string& line) {
     if (client.negotiated) {
       result = QmpResult::Error("CommandNotFound", "Capabilities negotiation is already complete, command ignored");
     } else {
-      client.negotiated = true;
-      result = QmpResult::Ok();
+      result = NegotiateCapabilities(arguments);
+      client.negotiated = !result.error.has_value();
     }
   } else if (!client.negotiated) {
     result = QmpResult::Error("CommandNotFound", "Expecting capabilities negotiation with 'qmp_capabilities'");

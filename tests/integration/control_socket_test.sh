@@ -61,7 +61,14 @@ assert set(g["QMP"]["version"]["corfs"]) == {"major", "minor", "micro"}, g
 c.err("query-version", None, "CommandNotFound")
 r = c.err("query-images", None, "CommandNotFound", id="early")
 assert r["id"] == "early", r
-assert c.cmd("qmp_capabilities", id=1) == {"return": {}, "id": 1}
+# No capability is offered: asking for one, or an argument QEMU's command
+# does not take, is refused and negotiates nothing.
+r = c.err("qmp_capabilities", {"enable": ["oob"]}, "GenericError")
+assert r["error"]["desc"] == "Capability 'oob' not available", r
+c.err("qmp_capabilities", {"bogus": 1}, "GenericError")
+c.err("qmp_capabilities", {"enable": "oob"}, "GenericError")
+c.err("query-version", None, "CommandNotFound")
+assert c.cmd("qmp_capabilities", {"enable": []}, id=1) == {"return": {}, "id": 1}
 r = c.err("qmp_capabilities", None, "CommandNotFound", id=2)
 assert r["id"] == 2, r
 

@@ -121,7 +121,7 @@ Status Job::Complete() {
     std::lock_guard lock(mutex_);
     if (state_ != JobState::kReady || cancel_requested_) {
       return Status::Error(EBUSY, "job '" + id_ + "' is not ready to complete (it is " +
-                                      (cancel_requested_ ? "cancelled" : ToString(state_)) + ")");
+                                      (cancel_requested_ ? "aborting" : ToString(state_)) + ")");
     }
   }
   driver_->Complete();

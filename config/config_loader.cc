@@ -20,6 +20,7 @@
 #include "config/remote_config.h"
 #include "config/yaml_reader.h"
 #include "overlay/image_location.h"
+#include "overlay/overlay_header.h"
 
 namespace corfs::config {
 
@@ -336,6 +337,10 @@ void Loader::ApplyImageKey(const MapEntry& entry, ImageDraft* draft) {
     if (!ReadSize(value, diag_, &size)) return;
     if (size == 0) {
       diag_.Error(value.mark, value.what + ": size 0; leave `size:` out to take the size of the top backing image");
+      return;
+    }
+    if (size > overlay::kMaxVirtualSize) {
+      diag_.Error(value.mark, value.what + ": " + FormatSize(size) + " is larger than a disk may be (1 EiB)");
       return;
     }
     image.size = size;

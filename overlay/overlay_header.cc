@@ -157,7 +157,7 @@ Status OverlayHeader::Validate() const {
     return Status::Invalid("cluster size 2^" + std::to_string(cluster_bits) + " is outside 4 KiB .. 2 MiB");
   }
   if (virtual_size == 0) return Status::Invalid("virtual size is zero");
-  if (virtual_size > (uint64_t{1} << 60)) return Status::Invalid("virtual size is larger than 1 EiB");
+  if (virtual_size > kMaxVirtualSize) return Status::Invalid("virtual size is larger than 1 EiB");
   if (chain.size() > kMaxChainLength) {
     return Status::Invalid("backing chain has " + std::to_string(chain.size()) + " images (at most " +
                            std::to_string(kMaxChainLength) + ")");

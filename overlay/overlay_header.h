@@ -60,9 +60,10 @@ namespace corfs::overlay {
 inline constexpr uint64_t kHeaderSlotSize = 64 * 1024;
 inline constexpr uint64_t kBitmapOffset = 2 * kHeaderSlotSize;
 inline constexpr uint64_t kBitmapPageSize = 4096;
-inline constexpr uint32_t kMinClusterBits = 12;      // 4 KiB
-inline constexpr uint32_t kMaxClusterBits = 21;      // 2 MiB
-inline constexpr uint32_t kDefaultClusterBits = 16;  // 64 KiB
+inline constexpr uint64_t kMaxVirtualSize = uint64_t{1} << 60;  // 1 EiB
+inline constexpr uint32_t kMinClusterBits = 12;                 // 4 KiB
+inline constexpr uint32_t kMaxClusterBits = 21;                 // 2 MiB
+inline constexpr uint32_t kDefaultClusterBits = 16;             // 64 KiB
 inline constexpr uint64_t kDefaultClusterSize = uint64_t{1} << kDefaultClusterBits;
 inline constexpr uint32_t kOldestHeaderVersion = 1;
 inline constexpr uint32_t kLatestHeaderVersion = 4;

@@ -639,6 +639,8 @@ TEST_F(ConfigTest, BadChainShapes) {
               {"either `template:` or `path:`"});
   ExpectError("images:\n  vm1: {overlay: a.img, backing: [{path: base.raw, format: QCOW 2}]}\n", 2, "QCOW",
               {"not a format name"});
+  ExpectError("images:\n  vm1: {overlay: a.img, backing: [{path: base.raw, format: vmdk}]}\n", 2, "vmdk",
+              {"image format 'vmdk' is not supported"});
   ExpectError("templates:\n  empty: []\n", 2, "[]", {"template 'empty' names no image"});
   ExpectError("templates:\n  a/b: base.raw\n", 2, 3, {"must not contain '/'"});
 }
@@ -661,6 +663,7 @@ TEST_F(ConfigTest, BadSizes) {
   ExpectError("images:\n  vm1: {overlay: a.img, size: -1}\n", 2, "-1", {"negative"});
   ExpectError("images:\n  vm1: {overlay: a.img, size: lots}\n", 2, "lots", {"not a number"});
   ExpectError("images:\n  vm1: {overlay: a.img, size: 0}\n", 2, "0}", {"size 0"});
+  ExpectError("images:\n  vm1: {overlay: a.img, size: 8E}\n", 2, "8E", {"larger than a disk may be (1 EiB)"});
   ExpectError("images:\n  vm1: {overlay: a.img, size: 1G, stream: {speed: fast}}\n", 2, "fast",
               {"images.vm1.stream.speed"});
   ExpectError("images:\n  vm1: {overlay: a.img, size: 1G, stream: {chunk_size: 0}}\n", 2, "0}", {"more than 0"});

@@ -9,6 +9,7 @@
 
 #include "config/remote_config.h"
 #include "overlay/image_location.h"
+#include "overlay/image_opener.h"
 
 namespace corfs::config {
 
@@ -161,7 +162,7 @@ bool ChainResolver::ResolveEntry(const Field& entry, std::vector<std::string>& s
       diag_.Error(format->value.mark, format->value.what + ": '" + format_name +
                                           "' is not a format name (such as raw or qcow2; auto = detect)");
       ok = false;
-    } else if (!format_name.empty() && format_name != "auto" && format_name != "raw" && format_name != "qcow2") {
+    } else if (!overlay::KnownImageFormat(format_name)) {
       // Said here, with the line, rather than when the mount opens it.
       diag_.Error(format->value.mark, format->value.what + ": image format '" + format_name +
                                           "' is not supported (raw, qcow2, or auto to detect)");

@@ -121,6 +121,10 @@ ImageOpener ImageOpenerOver(ProtocolOpener protocol) {
   };
 }
 
+bool KnownImageFormat(std::string_view format) {
+  return format.empty() || format == "auto" || format == "raw" || format == "qcow2" || format == "blkdebug";
+}
+
 namespace {
 
 Status OpenImageWith(const std::string& path, const std::string& format, const ProtocolOpener& protocol,

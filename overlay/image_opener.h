@@ -8,6 +8,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "overlay/block_driver.h"
@@ -41,6 +42,10 @@ ProtocolOpener RemoteProtocolOpener(RemoteOptions remote);
 // The real opener with the URIs' bytes from `protocol` (local files are
 // opened as files); RemoteImageOpener(r) is ImageOpenerOver(RemoteProtocolOpener(r)).
 ImageOpener ImageOpenerOver(ProtocolOpener protocol);
+
+// Whether OpenImage reads images of `format`: raw, qcow2 and blkdebug (a
+// fault-injecting wrapper, fault_injection_driver.h); "" and "auto" detect.
+bool KnownImageFormat(std::string_view format);
 
 // Reads the first bytes of `path` and names its format ("raw", "qcow2", "corfs").
 Status DetectFormat(const std::string& path, std::string* format);

@@ -151,8 +151,6 @@ QmpResult CompleteJob(jobs::Job& job) {
   return QmpResult::Ok();
 }
 
-// The optional "force" argument of the commands that set a speed: a speed
-// under jobs::kMinSpeed is refused without it. The refusal, if any.
 QmpResult BlockStream(ControlContext& context, const nlohmann::json& args) {
   Arguments a(args);
   QmpError error;

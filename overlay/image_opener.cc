@@ -268,7 +268,16 @@ Status ExpandImageList(const std::vector<ImageSpec>& listed, const ProtocolOpene
   result.insert(result.end(), tail.begin(), tail.end());
 
   for (size_t j = 0; j < result.size(); ++j) {
-    if (result[j].listed || !result[j].id) continue;
+    if (!result[j].id) continue;
+    if (result[j].listed) {  // listed twice under two names (`-b a -b ./a`)
+      for (size_t i = 0; i < j; ++i) {
+        if (result[i].listed && result[i].id == result[j].id) {
+          return Status::Invalid("backing image '" + result[j].image.path + "' is '" + result[i].image.path +
+                                 "' again; an image may appear once in a chain");
+        }
+      }
+      continue;
+    }
     for (size_t i = 0; i < result.size(); ++i) {
       if (i == j || result[i].id != result[j].id) continue;
       return Status::Invalid(result[j].image.path + ", the backing file of " + result[j].added_by + ", is also " +

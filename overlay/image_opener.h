@@ -77,7 +77,8 @@ Status ExpandImageChain(const std::string& path, const std::string& format, cons
 // user lists them there (then the list is followed as written from that
 // image on). Images whose format is not qcow2, and files that cannot be
 // read (their opener reports that), are kept as listed. A file that would
-// appear twice because of an added backing file is refused.
+// appear twice is refused: listed twice under two names, or because of an
+// added backing file.
 Status ExpandImageList(const std::vector<ImageSpec>& listed, std::vector<ImageSpec>* out);
 Status ExpandImageList(const std::vector<ImageSpec>& listed, const ProtocolOpener& protocol,
                        std::vector<ImageSpec>* out);

@@ -6,16 +6,12 @@
 #include <bit>
 #include <cstdio>
 #include <filesystem>
-#include <utility>
-#include <vector>
 
-#include "common/file_id.h"
 #include "common/file_io.h"
 #include "common/size.h"
 #include "overlay/commit_intent.h"
 #include "overlay/content_hash.h"
 #include "overlay/image_identity.h"
-#include "overlay/image_location.h"
 #include "overlay/overlay.h"
 
 namespace corfs::overlay {
@@ -33,15 +29,7 @@ Status NewHeader(const std::string& path, const CreateOptions& options, OverlayH
   std::error_code ec;
   std::vector<ImageSpec> backing;
   CORFS_RETURN_IF_ERROR(ExpandImageList(options.backing, options.protocol, &backing));
-  std::vector<std::pair<FileId, std::string>> seen;  // a file twice in a chain is a mistake (`-b a -b ./a`)
   for (const ImageSpec& spec : backing) {
-    FileId id;
-    if (!IsUri(spec.path) && IdentifyFile(spec.path, &id).ok()) {
-      for (const auto& [other, name] : seen) {
-        if (other == id) return Status::Invalid("backing image '" + spec.path + "' is '" + name + "' again");
-      }
-      seen.emplace_back(id, spec.path);
-    }
     for (const std::string& data_path : {path, PartialDataPath(path)}) {
       if (fs::exists(data_path) && fs::equivalent(spec.path, data_path, ec)) {
         return Status::Invalid("backing image '" + spec.path + "' is the overlay itself");
